@@ -1,0 +1,287 @@
+//! The core's domain types: what a delivery is, what the store remembers, and
+//! the explicit outcomes of storing. Protobuf types stay at the gRPC edge
+//! (`convert`), these are what the store and the services speak.
+
+use sha2::{Digest, Sha256};
+
+use crate::status::MessageStatus;
+
+/// Which way a message travelled, seen from the business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    Unknown,
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "",
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+        }
+    }
+
+    pub fn parse(name: &str) -> Direction {
+        match name {
+            "inbound" => Self::Inbound,
+            "outbound" => Self::Outbound,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// One of Meta's error objects (`errors[]` of a failed status, or an API error).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct MetaError {
+    pub code: i64,
+    pub title: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub details: String,
+}
+
+/// A status a webhook reports for a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUpdate {
+    pub status: MessageStatus,
+    /// Unix seconds; 0 when Kapso did not say.
+    pub timestamp: i64,
+    pub errors: Vec<MetaError>,
+}
+
+/// One webhook event as the adapter parsed it. Every field may be empty.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub message_id: String,
+    pub conversation_id: String,
+    pub phone_number_id: String,
+    pub contact_phone: String,
+    pub direction: Direction,
+    pub message_type: String,
+    pub text: String,
+    pub reply_to_message_id: String,
+    /// Oldest first. Empty for received messages.
+    pub statuses: Vec<StatusUpdate>,
+    /// WhatsApp's timestamp, unix seconds; 0 when absent.
+    pub timestamp: i64,
+    /// The event exactly as Kapso sent it.
+    pub payload_json: String,
+}
+
+impl NewEvent {
+    /// The status this event is about, from its type (`whatsapp.message.read` is `Read`).
+    /// `None` for received messages and non-message events.
+    pub fn reported_status(&self) -> Option<MessageStatus> {
+        let suffix = self.event_type.rsplit('.').next()?;
+        match MessageStatus::parse(suffix)? {
+            s @ (MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read | MessageStatus::Failed) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Identity of the event itself, independent of the delivery that carried it.
+    ///
+    /// Kapso re-sends a batch message by message under new delivery keys once its
+    /// retries run out, so the event must de-duplicate on its own: status events by
+    /// message id and status, other message events by message id and type, events
+    /// without a message id by a digest of their exact payload.
+    pub fn dedup_key(&self) -> String {
+        if self.message_id.is_empty() {
+            let digest = Sha256::digest(self.payload_json.as_bytes());
+            return format!("p|{}|{}", self.event_type, hex::encode(digest));
+        }
+        match self.reported_status() {
+            Some(status) => format!("s|{}|{}", self.message_id, status.as_str()),
+            None => format!("e|{}|{}", self.event_type, self.message_id),
+        }
+    }
+}
+
+/// A webhook delivery: the unit Kapso retries, stored all-or-nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Delivery {
+    /// `X-Idempotency-Key`; `None` when the sender gave none.
+    pub key: Option<String>,
+    pub events: Vec<NewEvent>,
+}
+
+/// What storing one event amounted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// First sighting: appended to the log at this sequence.
+    New { sequence: u64 },
+    /// Seen before under this or another delivery: nothing appended.
+    Duplicate,
+}
+
+/// What storing a delivery amounted to. Returned only after the commit is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receipt {
+    /// The delivery key was new; one claim per event, in order.
+    Stored(Vec<Claim>),
+    /// The delivery key had been stored before: nothing was written.
+    DuplicateDelivery,
+}
+
+/// A status reached, with WhatsApp's time for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRecord {
+    pub status: MessageStatus,
+    pub timestamp: i64,
+}
+
+/// A message as the store knows it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// wamid when known, else the gateway's own id.
+    pub id: String,
+    pub direction: Direction,
+    pub conversation_id: String,
+    pub phone_number_id: String,
+    pub contact_phone: String,
+    pub message_type: String,
+    pub text: String,
+    pub status: MessageStatus,
+    pub errors: Vec<MetaError>,
+    /// Oldest first.
+    pub status_history: Vec<StatusRecord>,
+    /// Outbound only.
+    pub gateway_id: String,
+    /// Outbound only, when the client gave one.
+    pub idempotency_key: String,
+    /// Unix seconds.
+    pub timestamp: i64,
+    pub reply_to_message_id: String,
+}
+
+/// An entry of the durable event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub sequence: u64,
+    pub received_at_ms: i64,
+    pub event: NewEvent,
+}
+
+/// Which log entries a reader wants. Empty fields match everything.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventFilter {
+    pub event_types: Vec<String>,
+    pub conversation_id: String,
+    pub phone_number_id: String,
+}
+
+impl EventFilter {
+    pub fn matches(&self, event: &NewEvent) -> bool {
+        (self.event_types.is_empty() || self.event_types.iter().any(|t| *t == event.event_type))
+            && (self.conversation_id.is_empty() || self.conversation_id == event.conversation_id)
+            && (self.phone_number_id.is_empty() || self.phone_number_id == event.phone_number_id)
+    }
+}
+
+/// A conversation the gateway has seen, remembered to address replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    pub id: String,
+    pub phone_number_id: String,
+    /// Phone digits or business-scoped user id.
+    pub contact_phone: String,
+    /// Unix seconds of the last inbound message; `None` if none seen.
+    pub last_inbound_at: Option<i64>,
+}
+
+/// A page of a conversation's messages, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    /// Opaque cursor for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// An outbound text send as the client asked for it, recorded before any upstream call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendIntent {
+    /// The gateway's own id for this send.
+    pub gateway_id: String,
+    pub idempotency_key: Option<String>,
+    /// Digest of the request, to refuse the same key with a different request.
+    pub fingerprint: String,
+    pub phone_number_id: String,
+    pub to: String,
+    pub conversation_id: String,
+    pub text: String,
+    pub reply_to_message_id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// What recording a send intent found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendClaim {
+    /// New: this caller owns the upstream call. The message is stored as `Accepted`.
+    Started(Message),
+    /// The key was used before with the same request; here is that send's current state
+    /// (possibly still `Accepted` while another caller's upstream call is in flight).
+    Existing(Message),
+    /// The key was used before with a different request.
+    KeyReused,
+}
+
+/// How an upstream send ended, to be recorded on the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendResult {
+    /// Kapso accepted it: this is the wamid later status webhooks carry.
+    Sent { wamid: String },
+    /// Kapso refused it; nothing was sent.
+    Failed { errors: Vec<MetaError> },
+    /// The request may have reached WhatsApp; a status webhook will settle it.
+    Unknown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(event_type: &str, message_id: &str) -> NewEvent {
+        NewEvent { event_type: event_type.into(), message_id: message_id.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn status_events_dedup_by_message_and_status() {
+        assert_eq!(event("whatsapp.message.read", "wamid.1").dedup_key(), "s|wamid.1|read");
+        assert_ne!(
+            event("whatsapp.message.read", "wamid.1").dedup_key(),
+            event("whatsapp.message.delivered", "wamid.1").dedup_key()
+        );
+    }
+
+    #[test]
+    fn received_events_dedup_by_type_and_message() {
+        assert_eq!(event("whatsapp.message.received", "wamid.1").dedup_key(), "e|whatsapp.message.received|wamid.1");
+    }
+
+    #[test]
+    fn events_without_message_id_dedup_by_exact_payload() {
+        let mut a = event("whatsapp.conversation.created", "");
+        a.payload_json = r#"{"conversation":{"id":"c1"}}"#.into();
+        let mut b = a.clone();
+        assert_eq!(a.dedup_key(), b.dedup_key());
+        b.payload_json.push(' ');
+        assert_ne!(a.dedup_key(), b.dedup_key());
+    }
+
+    #[test]
+    fn filter_matches_on_every_given_field() {
+        let mut e = event("whatsapp.message.received", "m");
+        e.conversation_id = "c1".into();
+        e.phone_number_id = "p1".into();
+        assert!(EventFilter::default().matches(&e));
+        let f = EventFilter { event_types: vec!["whatsapp.message.read".into()], ..Default::default() };
+        assert!(!f.matches(&e));
+        let f = EventFilter { conversation_id: "c1".into(), phone_number_id: "p2".into(), ..Default::default() };
+        assert!(!f.matches(&e));
+    }
+}

@@ -1,0 +1,83 @@
+//! Durable storage behind one small trait, so SQLite (the embedded default) and
+//! PostgreSQL (to scale out) are interchangeable and pass one test suite.
+//!
+//! Every write method returns only once its effect is durable (committed and
+//! fsynced): callers may acknowledge upstream as soon as it returns.
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::model::{
+    Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent, SendResult,
+    StoredEvent,
+};
+
+pub mod sqlite;
+
+/// Failure of the storage backend. Maps to gRPC `UNAVAILABLE` (retryable) or `INTERNAL`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot take requests now (writer gone, database locked, disk full): retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or corrupted data: retrying will not help.
+    #[error("store failure: {0}")]
+    Internal(String),
+    /// The caller's arguments cannot be applied (e.g. an unknown gateway id).
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// The gateway's storage. Held as `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores a delivery all-or-nothing, de-duplicated by delivery key and by each
+    /// event's [`dedup_key`](crate::model::NewEvent::dedup_key), atomically under
+    /// concurrency (unique constraints, not check-then-insert). New events are
+    /// appended to the log; message rows, status history and conversations are
+    /// updated in the same transaction. Statuses only move forward.
+    async fn ingest(&self, delivery: Delivery) -> Result<Receipt, StoreError>;
+
+    /// A message by wamid, gateway id or idempotency key.
+    async fn message(&self, lookup: &str) -> Result<Option<Message>, StoreError>;
+
+    /// A conversation's messages, oldest first. `cursor` is a previous page's `next_cursor`.
+    async fn conversation_messages(
+        &self,
+        conversation_id: &str,
+        page_size: usize,
+        cursor: Option<&str>,
+    ) -> Result<MessagePage, StoreError>;
+
+    /// Up to `limit` log entries with sequence greater than `after` that match `filter`,
+    /// in sequence order. Every entry a later call could return has a higher sequence
+    /// than every entry returned now (no late-committing gaps).
+    async fn events_after(&self, after: u64, filter: &EventFilter, limit: usize)
+    -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Highest sequence committed so far, updated after every commit that appended.
+    /// Readers wait on it instead of polling.
+    fn committed(&self) -> watch::Receiver<u64>;
+
+    /// A remembered conversation.
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
+
+    /// Unix seconds of the last inbound message from `contact` to `phone_number_id`.
+    async fn last_inbound_at(&self, phone_number_id: &str, contact: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Records an outbound send before any upstream call, claiming its idempotency key.
+    async fn begin_send(&self, intent: SendIntent) -> Result<SendClaim, StoreError>;
+
+    /// Records how the upstream call of a started send ended and returns the message.
+    /// A status webhook that arrived before this (same wamid) is merged, not lost.
+    async fn finish_send(&self, gateway_id: &str, result: SendResult) -> Result<Message, StoreError>;
+
+    /// Moves a named consumer's position forward (never back); returns the position.
+    async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError>;
+
+    /// A named consumer's acknowledged position, if it ever acknowledged.
+    async fn consumer_position(&self, consumer: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Succeeds when the store accepts writes.
+    async fn check_writable(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,30 @@
+//! Compiles `kapso/gateway/v1/*.proto` with protox (pure Rust, no `protoc` binary),
+//! then generates prost messages and tonic clients/servers from the descriptor set.
+
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+const PROTOS: &[&str] = &[
+    "kapso/gateway/v1/types.proto",
+    "kapso/gateway/v1/ingest.proto",
+    "kapso/gateway/v1/messaging.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let descriptors = protox::compile(PROTOS, ["."])?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    // Served by the core's reflection service so grpcurl works without the .proto files.
+    fs::write(
+        out_dir.join("kapso_gateway_v1_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    Ok(())
+}
