@@ -78,7 +78,10 @@ impl NewEvent {
     pub fn reported_status(&self) -> Option<MessageStatus> {
         let suffix = self.event_type.rsplit('.').next()?;
         match MessageStatus::parse(suffix)? {
-            s @ (MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read | MessageStatus::Failed) => Some(s),
+            s @ (MessageStatus::Sent
+            | MessageStatus::Delivered
+            | MessageStatus::Read
+            | MessageStatus::Failed) => Some(s),
             _ => None,
         }
     }
@@ -246,12 +249,19 @@ mod tests {
     use super::*;
 
     fn event(event_type: &str, message_id: &str) -> NewEvent {
-        NewEvent { event_type: event_type.into(), message_id: message_id.into(), ..Default::default() }
+        NewEvent {
+            event_type: event_type.into(),
+            message_id: message_id.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn status_events_dedup_by_message_and_status() {
-        assert_eq!(event("whatsapp.message.read", "wamid.1").dedup_key(), "s|wamid.1|read");
+        assert_eq!(
+            event("whatsapp.message.read", "wamid.1").dedup_key(),
+            "s|wamid.1|read"
+        );
         assert_ne!(
             event("whatsapp.message.read", "wamid.1").dedup_key(),
             event("whatsapp.message.delivered", "wamid.1").dedup_key()
@@ -260,7 +270,10 @@ mod tests {
 
     #[test]
     fn received_events_dedup_by_type_and_message() {
-        assert_eq!(event("whatsapp.message.received", "wamid.1").dedup_key(), "e|whatsapp.message.received|wamid.1");
+        assert_eq!(
+            event("whatsapp.message.received", "wamid.1").dedup_key(),
+            "e|whatsapp.message.received|wamid.1"
+        );
     }
 
     #[test]
@@ -279,9 +292,16 @@ mod tests {
         e.conversation_id = "c1".into();
         e.phone_number_id = "p1".into();
         assert!(EventFilter::default().matches(&e));
-        let f = EventFilter { event_types: vec!["whatsapp.message.read".into()], ..Default::default() };
+        let f = EventFilter {
+            event_types: vec!["whatsapp.message.read".into()],
+            ..Default::default()
+        };
         assert!(!f.matches(&e));
-        let f = EventFilter { conversation_id: "c1".into(), phone_number_id: "p2".into(), ..Default::default() };
+        let f = EventFilter {
+            conversation_id: "c1".into(),
+            phone_number_id: "p2".into(),
+            ..Default::default()
+        };
         assert!(!f.matches(&e));
     }
 }

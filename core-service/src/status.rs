@@ -38,7 +38,11 @@ impl MessageStatus {
 
     /// The status after `update` is applied to `self`: never backwards, `Failed` final.
     pub fn advance(self, update: MessageStatus) -> MessageStatus {
-        if update.rank() > self.rank() { update } else { self }
+        if update.rank() > self.rank() {
+            update
+        } else {
+            self
+        }
     }
 
     /// Stable lowercase name, used in the store and in logs.
@@ -80,7 +84,15 @@ mod tests {
     use super::MessageStatus::*;
     use super::*;
 
-    const ALL: [MessageStatus; 7] = [Received, Accepted, OutcomeUnknown, Sent, Delivered, Read, Failed];
+    const ALL: [MessageStatus; 7] = [
+        Received,
+        Accepted,
+        OutcomeUnknown,
+        Sent,
+        Delivered,
+        Read,
+        Failed,
+    ];
 
     #[test]
     fn late_delivered_never_undoes_read() {

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::model::{
-    Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent, SendResult,
-    StoredEvent,
+    Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
+    SendResult, StoredEvent,
 };
 
 pub mod sqlite;
@@ -52,8 +52,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Up to `limit` log entries with sequence greater than `after` that match `filter`,
     /// in sequence order. Every entry a later call could return has a higher sequence
     /// than every entry returned now (no late-committing gaps).
-    async fn events_after(&self, after: u64, filter: &EventFilter, limit: usize)
-    -> Result<Vec<StoredEvent>, StoreError>;
+    async fn events_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// Highest sequence committed so far, updated after every commit that appended.
     /// Readers wait on it instead of polling.
@@ -63,14 +67,22 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
 
     /// Unix seconds of the last inbound message from `contact` to `phone_number_id`.
-    async fn last_inbound_at(&self, phone_number_id: &str, contact: &str) -> Result<Option<i64>, StoreError>;
+    async fn last_inbound_at(
+        &self,
+        phone_number_id: &str,
+        contact: &str,
+    ) -> Result<Option<i64>, StoreError>;
 
     /// Records an outbound send before any upstream call, claiming its idempotency key.
     async fn begin_send(&self, intent: SendIntent) -> Result<SendClaim, StoreError>;
 
     /// Records how the upstream call of a started send ended and returns the message.
     /// A status webhook that arrived before this (same wamid) is merged, not lost.
-    async fn finish_send(&self, gateway_id: &str, result: SendResult) -> Result<Message, StoreError>;
+    async fn finish_send(
+        &self,
+        gateway_id: &str,
+        result: SendResult,
+    ) -> Result<Message, StoreError>;
 
     /// Moves a named consumer's position forward (never back); returns the position.
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError>;
