@@ -179,7 +179,7 @@ pub struct EventFilter {
 
 impl EventFilter {
     pub fn matches(&self, event: &NewEvent) -> bool {
-        (self.event_types.is_empty() || self.event_types.iter().any(|t| *t == event.event_type))
+        (self.event_types.is_empty() || self.event_types.contains(&event.event_type))
             && (self.conversation_id.is_empty() || self.conversation_id == event.conversation_id)
             && (self.phone_number_id.is_empty() || self.phone_number_id == event.phone_number_id)
     }

@@ -1,0 +1,283 @@
+//! Conversions between the wire contract (`kapso.gateway.v1`) and the domain
+//! model. This is the only module that knows both; everything behind it speaks
+//! domain types.
+
+use kapso_gateway_proto::v1 as pb;
+
+use crate::model::{
+    Claim, Direction, Message, MetaError, NewEvent, Receipt, StatusRecord, StatusUpdate,
+    StoredEvent,
+};
+use crate::status::MessageStatus;
+
+pub fn status_from_pb(value: i32) -> Option<MessageStatus> {
+    Some(match pb::MessageStatus::try_from(value).ok()? {
+        pb::MessageStatus::Unspecified => return None,
+        pb::MessageStatus::Received => MessageStatus::Received,
+        pb::MessageStatus::Accepted => MessageStatus::Accepted,
+        pb::MessageStatus::Sent => MessageStatus::Sent,
+        pb::MessageStatus::Delivered => MessageStatus::Delivered,
+        pb::MessageStatus::Read => MessageStatus::Read,
+        pb::MessageStatus::Failed => MessageStatus::Failed,
+        pb::MessageStatus::OutcomeUnknown => MessageStatus::OutcomeUnknown,
+    })
+}
+
+pub fn status_to_pb(status: MessageStatus) -> pb::MessageStatus {
+    match status {
+        MessageStatus::Received => pb::MessageStatus::Received,
+        MessageStatus::Accepted => pb::MessageStatus::Accepted,
+        MessageStatus::OutcomeUnknown => pb::MessageStatus::OutcomeUnknown,
+        MessageStatus::Sent => pb::MessageStatus::Sent,
+        MessageStatus::Delivered => pb::MessageStatus::Delivered,
+        MessageStatus::Read => pb::MessageStatus::Read,
+        MessageStatus::Failed => pb::MessageStatus::Failed,
+    }
+}
+
+fn direction_from_pb(value: i32) -> Direction {
+    match pb::Direction::try_from(value) {
+        Ok(pb::Direction::Inbound) => Direction::Inbound,
+        Ok(pb::Direction::Outbound) => Direction::Outbound,
+        _ => Direction::Unknown,
+    }
+}
+
+fn direction_to_pb(direction: Direction) -> pb::Direction {
+    match direction {
+        Direction::Unknown => pb::Direction::Unspecified,
+        Direction::Inbound => pb::Direction::Inbound,
+        Direction::Outbound => pb::Direction::Outbound,
+    }
+}
+
+fn meta_error_from_pb(e: pb::MetaError) -> MetaError {
+    MetaError {
+        code: e.code,
+        title: e.title,
+        message: e.message,
+        details: e.details,
+    }
+}
+
+pub fn meta_error_to_pb(e: &MetaError) -> pb::MetaError {
+    pb::MetaError {
+        code: e.code,
+        title: e.title.clone(),
+        message: e.message.clone(),
+        details: e.details.clone(),
+    }
+}
+
+/// An event as the adapter parsed it. Statuses the contract does not know are
+/// dropped (the raw payload keeps them).
+pub fn event_from_pb(e: pb::InboundEvent) -> NewEvent {
+    let statuses = e
+        .statuses
+        .into_iter()
+        .filter_map(|s| {
+            Some(StatusUpdate {
+                status: status_from_pb(s.status)?,
+                timestamp: s.timestamp,
+                errors: s.errors.into_iter().map(meta_error_from_pb).collect(),
+            })
+        })
+        .collect();
+    NewEvent {
+        event_type: e.event_type,
+        message_id: e.message_id,
+        conversation_id: e.conversation_id,
+        phone_number_id: e.phone_number_id,
+        contact_phone: e.contact_phone,
+        direction: direction_from_pb(e.direction),
+        message_type: e.message_type,
+        text: e.text,
+        reply_to_message_id: e.reply_to_message_id,
+        statuses,
+        timestamp: e.timestamp,
+        payload_json: e.payload_json,
+    }
+}
+
+pub fn receipt_to_pb(receipt: Receipt, event_count: usize) -> pb::IngestEventsResponse {
+    match receipt {
+        Receipt::DuplicateDelivery => pb::IngestEventsResponse {
+            outcomes: vec![
+                pb::EventOutcome {
+                    disposition: pb::Disposition::Duplicate.into(),
+                    sequence: 0
+                };
+                event_count
+            ],
+            duplicate_delivery: true,
+        },
+        Receipt::Stored(claims) => pb::IngestEventsResponse {
+            outcomes: claims
+                .into_iter()
+                .map(|claim| match claim {
+                    Claim::New { sequence } => pb::EventOutcome {
+                        disposition: pb::Disposition::New.into(),
+                        sequence,
+                    },
+                    Claim::Duplicate => pb::EventOutcome {
+                        disposition: pb::Disposition::Duplicate.into(),
+                        sequence: 0,
+                    },
+                })
+                .collect(),
+            duplicate_delivery: false,
+        },
+    }
+}
+
+pub fn message_to_pb(m: Message) -> pb::Message {
+    pb::Message {
+        id: m.id,
+        direction: direction_to_pb(m.direction).into(),
+        conversation_id: m.conversation_id,
+        phone_number_id: m.phone_number_id,
+        contact_phone: m.contact_phone,
+        r#type: m.message_type,
+        text: m.text,
+        status: status_to_pb(m.status).into(),
+        errors: m.errors.iter().map(meta_error_to_pb).collect(),
+        status_history: m.status_history.iter().map(status_record_to_pb).collect(),
+        gateway_id: m.gateway_id,
+        idempotency_key: m.idempotency_key,
+        timestamp: m.timestamp,
+        reply_to_message_id: m.reply_to_message_id,
+    }
+}
+
+fn status_record_to_pb(r: &StatusRecord) -> pb::StatusRecord {
+    pb::StatusRecord {
+        status: status_to_pb(r.status).into(),
+        timestamp: r.timestamp,
+    }
+}
+
+/// A log entry for consumers. Its `message` is what this event says about the
+/// message, not the message's current state (that is `GetMessage`).
+pub fn stored_event_to_pb(stored: StoredEvent) -> pb::Event {
+    let e = stored.event;
+    let message = if e.message_id.is_empty() {
+        None
+    } else {
+        let history: Vec<StatusRecord> = e
+            .statuses
+            .iter()
+            .map(|s| StatusRecord {
+                status: s.status,
+                timestamp: s.timestamp,
+            })
+            .collect();
+        let status = e
+            .reported_status()
+            .or_else(|| {
+                history
+                    .iter()
+                    .map(|r| r.status)
+                    .reduce(MessageStatus::advance)
+            })
+            .unwrap_or(MessageStatus::Received);
+        let errors = e
+            .statuses
+            .iter()
+            .flat_map(|s| s.errors.iter().map(meta_error_to_pb))
+            .collect();
+        Some(pb::Message {
+            id: e.message_id.clone(),
+            direction: direction_to_pb(e.direction).into(),
+            conversation_id: e.conversation_id.clone(),
+            phone_number_id: e.phone_number_id.clone(),
+            contact_phone: e.contact_phone,
+            r#type: e.message_type,
+            text: e.text,
+            status: status_to_pb(status).into(),
+            errors,
+            status_history: history.iter().map(status_record_to_pb).collect(),
+            timestamp: e.timestamp,
+            reply_to_message_id: e.reply_to_message_id,
+            ..Default::default()
+        })
+    };
+    pb::Event {
+        sequence: stored.sequence,
+        event_type: e.event_type,
+        conversation_id: e.conversation_id,
+        message,
+        payload_json: e.payload_json,
+        phone_number_id: e.phone_number_id,
+        received_at_ms: stored.received_at_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_domain_status_round_trips_through_the_wire() {
+        use MessageStatus::*;
+        for s in [
+            Received,
+            Accepted,
+            OutcomeUnknown,
+            Sent,
+            Delivered,
+            Read,
+            Failed,
+        ] {
+            assert_eq!(status_from_pb(status_to_pb(s).into()), Some(s));
+        }
+        assert_eq!(status_from_pb(0), None);
+        assert_eq!(status_from_pb(99), None);
+    }
+
+    #[test]
+    fn duplicate_delivery_reports_every_event_as_duplicate() {
+        let response = receipt_to_pb(Receipt::DuplicateDelivery, 3);
+        assert!(response.duplicate_delivery);
+        assert_eq!(response.outcomes.len(), 3);
+        assert!(
+            response
+                .outcomes
+                .iter()
+                .all(|o| o.disposition == pb::Disposition::Duplicate as i32)
+        );
+    }
+
+    #[test]
+    fn status_event_carries_its_reported_status_and_errors() {
+        let event = NewEvent {
+            event_type: "whatsapp.message.failed".into(),
+            message_id: "wamid.1".into(),
+            statuses: vec![
+                StatusUpdate {
+                    status: MessageStatus::Sent,
+                    timestamp: 10,
+                    errors: vec![],
+                },
+                StatusUpdate {
+                    status: MessageStatus::Failed,
+                    timestamp: 20,
+                    errors: vec![MetaError {
+                        code: 131047,
+                        title: "Re-engagement message".into(),
+                        ..Default::default()
+                    }],
+                },
+            ],
+            ..Default::default()
+        };
+        let pb = stored_event_to_pb(StoredEvent {
+            sequence: 7,
+            received_at_ms: 1,
+            event,
+        });
+        let message = pb.message.unwrap();
+        assert_eq!(message.status, pb::MessageStatus::Failed as i32);
+        assert_eq!(message.status_history.len(), 2);
+        assert_eq!(message.errors[0].code, 131047);
+    }
+}

@@ -1,0 +1,92 @@
+//! The gRPC server: the core's services, health and reflection on one port,
+//! with a bounded graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kapso_gateway_proto::v1::{ingest_server::IngestServer, messaging_server::MessagingServer};
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::ingest::IngestService;
+use crate::messaging::MessagingService;
+use crate::store::Store;
+
+/// How long in-flight calls get to finish after shutdown starts. Watch streams
+/// never finish on their own, so the drain must be bounded.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often the health status is refreshed from a real write-path round trip.
+const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Serves the core's gRPC API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let probe = tokio::spawn(report_health(store.clone(), reporter));
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(kapso_gateway_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    // Small request/response messages on long-lived HTTP/2 connections:
+    // Nagle's algorithm would only add latency.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new calls, draining in-flight ones");
+        let _ = draining_tx.send(());
+    };
+    let server = Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(IngestServer::new(IngestService::new(store.clone())))
+        .add_service(MessagingServer::new(MessagingService::new(store)))
+        .serve_with_incoming_shutdown(incoming, signal);
+
+    let grace_over = async {
+        if draining_rx.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = tokio::select! {
+        result = server => result.map_err(anyhow::Error::from),
+        () = grace_over => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "calls still open after the grace period; closing them");
+            Ok(())
+        }
+    };
+    probe.abort();
+    result
+}
+
+/// Keeps `grpc.health.v1` truthful: SERVING only while the store accepts writes.
+async fn report_health(store: Arc<dyn Store>, reporter: HealthReporter) {
+    let services = ["", "kapso.gateway.v1.Ingest", "kapso.gateway.v1.Messaging"];
+    let mut last = None;
+    loop {
+        let status = match store.check_writable().await {
+            Ok(()) => ServingStatus::Serving,
+            Err(error) => {
+                tracing::error!(%error, "store does not accept writes");
+                ServingStatus::NotServing
+            }
+        };
+        if last != Some(status) {
+            for service in services {
+                reporter.set_service_status(service, status).await;
+            }
+            last = Some(status);
+        }
+        tokio::time::sleep(HEALTH_PROBE_INTERVAL).await;
+    }
+}
