@@ -1,0 +1,237 @@
+//! [`KapsoApi`] over HTTPS with reqwest: one shared client (connection pool,
+//! connect and request timeouts), the optional client-side rate limit, and one
+//! log line and one counter increment per upstream call. The API key is only
+//! ever put in the `X-API-Key` header.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::rate_limit::{Admission, RateLimiter};
+use super::{
+    ApiKey, ApiStats, CallOutcome, Counters, KapsoApi, ReadOutcome, ReadReceipt, Rejection, Retry,
+    RetryCause, SendOutcome, TextMessage, classify, wire,
+};
+
+/// How to reach Kapso.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// e.g. `https://api.kapso.ai/meta/whatsapp/v24.0`; requests go to `{base}/{phone_number_id}/messages`.
+    pub base_url: String,
+    /// `None`: every call is refused with [`Rejection::NotConfigured`] without a request.
+    pub api_key: Option<ApiKey>,
+    pub connect_timeout: Duration,
+    /// Per request, further bounded by each call's deadline.
+    pub request_timeout: Duration,
+    /// Client-side limit per minute; `None` leaves limiting to Kapso.
+    pub rate_limit_per_minute: Option<NonZeroU32>,
+    /// How many requests may go at once before the steady rate applies.
+    pub rate_limit_burst: Option<NonZeroU32>,
+}
+
+/// The production [`KapsoApi`].
+#[derive(Debug)]
+pub struct HttpKapsoApi {
+    client: reqwest::Client,
+    base_url: String,
+    api_key: Option<ApiKey>,
+    request_timeout: Duration,
+    limiter: Option<RateLimiter>,
+    counters: Counters,
+}
+
+impl HttpKapsoApi {
+    pub fn new(settings: ClientSettings) -> Result<HttpKapsoApi, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .user_agent(concat!("kapso-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let limiter = settings.rate_limit_per_minute.map(|per_minute| {
+            // Default burst: a tenth of a minute's allowance, so a minute never
+            // sees much more than the plan's limit.
+            let burst = settings.rate_limit_burst.unwrap_or_else(|| {
+                NonZeroU32::new(per_minute.get() / 10).unwrap_or(NonZeroU32::MIN)
+            });
+            RateLimiter::new(per_minute, burst)
+        });
+        Ok(HttpKapsoApi {
+            client,
+            base_url: settings.base_url.trim_end_matches('/').to_owned(),
+            api_key: settings.api_key,
+            request_timeout: settings.request_timeout,
+            limiter,
+            counters: Counters::default(),
+        })
+    }
+
+    /// One POST to `{base}/{phone_number_id}/messages`, classified.
+    /// `success` reads a 2xx body; `None` means the body did not say it worked.
+    async fn post<T>(
+        &self,
+        op: &'static str,
+        phone_number_id: &str,
+        body: &impl Serialize,
+        deadline: Instant,
+        success: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> CallOutcome<T> {
+        let Some(api_key) = &self.api_key else {
+            return CallOutcome::Permanent(Rejection::NotConfigured);
+        };
+        if let Some(outcome) = self.wait_for_slot(deadline).await {
+            self.counters.record(&outcome);
+            return outcome;
+        }
+        let Some(remaining) = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+        else {
+            return CallOutcome::Retryable(Retry {
+                after: None,
+                cause: RetryCause::Unreachable(
+                    "the deadline passed before the request left".into(),
+                ),
+            });
+        };
+
+        let started = Instant::now();
+        let url = format!("{}/{phone_number_id}/messages", self.base_url);
+        let sent = self
+            .client
+            .post(&url)
+            .header("X-API-Key", api_key.expose())
+            .timeout(self.request_timeout.min(remaining))
+            .json(body)
+            .send()
+            .await;
+        let (http_status, outcome) = match sent {
+            Err(error) => (None, classify::transport(&error)),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let outcome = match response.bytes().await {
+                    Err(error) => CallOutcome::Unknown(format!(
+                        "HTTP {status} from Kapso but its body was lost: {error}"
+                    )),
+                    Ok(bytes) if (200..300).contains(&status) => match success(&bytes) {
+                        Some(done) => CallOutcome::Done(done),
+                        None => CallOutcome::Unknown(format!(
+                            "HTTP {status} from Kapso without the expected answer"
+                        )),
+                    },
+                    Ok(bytes) => classify::failure(status, retry_after.as_deref(), &bytes),
+                };
+                (Some(status), outcome)
+            }
+        };
+
+        self.counters.record(&outcome);
+        log_call(
+            op,
+            phone_number_id,
+            http_status,
+            &outcome,
+            started.elapsed(),
+        );
+        outcome
+    }
+
+    /// Waits for the rate limiter; `Some` when the wait would outlast the deadline.
+    async fn wait_for_slot<T>(&self, deadline: Instant) -> Option<CallOutcome<T>> {
+        let limiter = self.limiter.as_ref()?;
+        match limiter.admit(deadline) {
+            Admission::Now => None,
+            Admission::After(wait) => {
+                self.counters.record_rate_limit_wait();
+                tracing::debug!(
+                    wait_ms = wait.as_millis() as u64,
+                    "waiting for the Kapso rate limit"
+                );
+                tokio::time::sleep(wait).await;
+                None
+            }
+            Admission::TooLate(wait) => {
+                self.counters.record_rate_limit_wait();
+                Some(CallOutcome::Retryable(Retry {
+                    after: Some(wait),
+                    cause: RetryCause::Throttled(None),
+                }))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl KapsoApi for HttpKapsoApi {
+    async fn send_text(&self, message: &TextMessage, deadline: Instant) -> SendOutcome {
+        let body = wire::SendBody::new(message);
+        self.post(
+            "send_text",
+            &message.phone_number_id,
+            &body,
+            deadline,
+            wire::sent_wamid,
+        )
+        .await
+    }
+
+    async fn mark_read(&self, receipt: &ReadReceipt, deadline: Instant) -> ReadOutcome {
+        let body = wire::ReadBody::new(receipt);
+        self.post(
+            "mark_read",
+            &receipt.phone_number_id,
+            &body,
+            deadline,
+            |bytes| wire::read_succeeded(bytes).then_some(()),
+        )
+        .await
+    }
+
+    fn stats(&self) -> ApiStats {
+        self.counters.snapshot()
+    }
+}
+
+fn log_call<T>(
+    op: &'static str,
+    phone_number_id: &str,
+    http_status: Option<u16>,
+    outcome: &CallOutcome<T>,
+    latency: Duration,
+) {
+    let latency_ms = latency.as_millis() as u64;
+    let http_status = http_status.unwrap_or(0);
+    let kind = outcome.kind();
+    match outcome {
+        CallOutcome::Done(_) => {
+            tracing::info!(
+                op,
+                phone_number_id,
+                http_status,
+                outcome = kind,
+                latency_ms,
+                "Kapso call"
+            );
+        }
+        CallOutcome::Retryable(retry) => tracing::warn!(
+            op, phone_number_id, http_status, outcome = kind, latency_ms,
+            cause = ?retry.cause, retry_after_ms = retry.after.map(|d| d.as_millis() as u64),
+            "Kapso call"
+        ),
+        CallOutcome::Permanent(rejection) => tracing::warn!(
+            op, phone_number_id, http_status, outcome = kind, latency_ms, rejection = ?rejection,
+            "Kapso call"
+        ),
+        CallOutcome::Unknown(reason) => tracing::warn!(
+            op, phone_number_id, http_status, outcome = kind, latency_ms, reason = %reason,
+            "Kapso call"
+        ),
+    }
+}

@@ -1,0 +1,205 @@
+//! The exact JSON bodies Kapso's Meta proxy takes and returns.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ReadReceipt, TextMessage};
+use crate::model::MetaError;
+
+#[derive(Debug, Serialize)]
+pub(super) struct SendBody<'a> {
+    messaging_product: &'static str,
+    recipient_type: &'static str,
+    to: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: Text<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<Context<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct Text<'a> {
+    body: &'a str,
+    preview_url: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Context<'a> {
+    message_id: &'a str,
+}
+
+impl<'a> SendBody<'a> {
+    pub(super) fn new(message: &'a TextMessage) -> SendBody<'a> {
+        SendBody {
+            messaging_product: "whatsapp",
+            recipient_type: "individual",
+            to: &message.to,
+            kind: "text",
+            text: Text {
+                body: &message.body,
+                preview_url: message.preview_url,
+            },
+            context: message
+                .reply_to
+                .as_deref()
+                .map(|message_id| Context { message_id }),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct ReadBody<'a> {
+    messaging_product: &'static str,
+    status: &'static str,
+    message_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    typing_indicator: Option<TypingIndicator>,
+}
+
+#[derive(Debug, Serialize)]
+struct TypingIndicator {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+impl<'a> ReadBody<'a> {
+    pub(super) fn new(receipt: &'a ReadReceipt) -> ReadBody<'a> {
+        ReadBody {
+            messaging_product: "whatsapp",
+            status: "read",
+            message_id: &receipt.message_id,
+            typing_indicator: receipt
+                .typing_indicator
+                .then_some(TypingIndicator { kind: "text" }),
+        }
+    }
+}
+
+/// The wamid of a successful send (`messages[0].id`).
+pub(super) fn sent_wamid(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Sent {
+        #[serde(default)]
+        messages: Vec<SentMessage>,
+    }
+    #[derive(Deserialize)]
+    struct SentMessage {
+        #[serde(default)]
+        id: String,
+    }
+    let sent: Sent = serde_json::from_slice(body).ok()?;
+    let id = sent.messages.into_iter().next()?.id;
+    (!id.is_empty()).then_some(id)
+}
+
+/// Whether a mark-read response says `{"success":true}`.
+pub(super) fn read_succeeded(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Success {
+        #[serde(default)]
+        success: bool,
+    }
+    serde_json::from_slice::<Success>(body).is_ok_and(|s| s.success)
+}
+
+/// Meta's error envelope `{"error":{"message","type","code","error_subcode","error_data":{"details"},"fbtrace_id"}}`.
+pub(super) fn meta_error(body: &[u8]) -> Option<MetaError> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        error: ErrorObject,
+    }
+    #[derive(Deserialize)]
+    struct ErrorObject {
+        #[serde(default)]
+        message: String,
+        #[serde(default, rename = "type")]
+        kind: String,
+        #[serde(default)]
+        code: i64,
+        #[serde(default)]
+        error_user_title: String,
+        #[serde(default)]
+        error_data: Option<ErrorData>,
+    }
+    #[derive(Deserialize)]
+    struct ErrorData {
+        #[serde(default)]
+        details: String,
+    }
+    let envelope: Envelope = serde_json::from_slice(body).ok()?;
+    let e = envelope.error;
+    // Meta's API errors have no `title`; the user title or the exception type is the closest.
+    let title = if e.error_user_title.is_empty() {
+        e.kind
+    } else {
+        e.error_user_title
+    };
+    Some(MetaError {
+        code: e.code,
+        title,
+        message: e.message,
+        details: e.error_data.map(|d| d.details).unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn text(reply_to: Option<&str>) -> TextMessage {
+        TextMessage {
+            phone_number_id: "111".into(),
+            to: "15551234567".into(),
+            body: "hola".into(),
+            preview_url: false,
+            reply_to: reply_to.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn send_body_is_exact() {
+        let body = serde_json::to_value(SendBody::new(&text(None))).unwrap();
+        assert_eq!(
+            body,
+            json!({"messaging_product":"whatsapp","recipient_type":"individual","to":"15551234567",
+                   "type":"text","text":{"body":"hola","preview_url":false}})
+        );
+        let body = serde_json::to_value(SendBody::new(&text(Some("wamid.A")))).unwrap();
+        assert_eq!(body["context"], json!({"message_id":"wamid.A"}));
+    }
+
+    #[test]
+    fn read_body_is_exact() {
+        let mut receipt = ReadReceipt {
+            phone_number_id: "111".into(),
+            message_id: "wamid.B".into(),
+            typing_indicator: false,
+        };
+        let body = serde_json::to_value(ReadBody::new(&receipt)).unwrap();
+        assert_eq!(
+            body,
+            json!({"messaging_product":"whatsapp","status":"read","message_id":"wamid.B"})
+        );
+        receipt.typing_indicator = true;
+        let body = serde_json::to_value(ReadBody::new(&receipt)).unwrap();
+        assert_eq!(body["typing_indicator"], json!({"type":"text"}));
+    }
+
+    #[test]
+    fn parses_success_and_errors() {
+        let ok = br#"{"messaging_product":"whatsapp","contacts":[{"input":"1","wa_id":"1"}],"messages":[{"id":"wamid.X"}]}"#;
+        assert_eq!(sent_wamid(ok).as_deref(), Some("wamid.X"));
+        assert_eq!(sent_wamid(br#"{"messages":[]}"#), None);
+        assert!(read_succeeded(br#"{"success":true}"#));
+        assert!(!read_succeeded(b"nope"));
+        let err = br#"{"error":{"message":"Re-engagement message","type":"OAuthException","code":131047,
+            "error_subcode":2494010,"error_data":{"details":"More than 24 hours"},"fbtrace_id":"A"}}"#;
+        let e = meta_error(err).unwrap();
+        assert_eq!(e.code, 131047);
+        assert_eq!(e.title, "OAuthException");
+        assert_eq!(e.details, "More than 24 hours");
+        assert_eq!(meta_error(b"<html>bad gateway</html>"), None);
+    }
+}
