@@ -23,6 +23,7 @@ pub mod ingest;
 pub mod kapso_api;
 pub mod messaging;
 pub mod model;
+pub mod outbound;
 pub mod server;
 pub mod status;
 pub mod store;

@@ -1,0 +1,252 @@
+//! The send flow: check, resolve the recipient, claim the send in the store,
+//! then either own the upstream call or replay what an earlier call with the
+//! same idempotency key got.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::request::{CheckedSend, PhoneNumber, non_empty};
+use super::retry::{Idempotent, RetryPolicy};
+use super::{DEFAULT_DEADLINE, Outbound, OutboundError, SendText, failure_errors};
+use crate::kapso_api::{CODE_WINDOW_CLOSED, CallOutcome, KapsoApi, TextMessage};
+use crate::model::{Message, MetaError, SendClaim, SendIntent, SendResult};
+use crate::status::MessageStatus;
+use crate::store::{Store, StoreError};
+
+/// The customer service window: free-form text only within 24 h of the contact's last message.
+const CUSTOMER_WINDOW_SECS: i64 = 24 * 60 * 60;
+/// First and longest pause while waiting for another caller's send to settle.
+const POLL_FIRST: Duration = Duration::from_millis(20);
+const POLL_MAX: Duration = Duration::from_millis(500);
+
+/// Who gets the message, from which business number.
+#[derive(Debug, Clone)]
+struct Recipient {
+    phone_number_id: String,
+    to: PhoneNumber,
+    conversation_id: String,
+}
+
+/// Everything the owner of a claimed send needs, detached from the caller so the
+/// result is recorded even if the caller goes away mid-call.
+#[derive(Debug)]
+struct OwnedSend {
+    store: Arc<dyn Store>,
+    api: Arc<dyn KapsoApi>,
+    retry: RetryPolicy,
+    window_enforced: bool,
+    gateway_id: String,
+    message: TextMessage,
+    deadline: Instant,
+}
+
+impl Outbound {
+    /// Sends a text message and returns it as stored (`SENT`, or further if a
+    /// status webhook already arrived). With an idempotency key, a repeated
+    /// request returns the first call's outcome without calling Kapso again.
+    pub async fn send_text(&self, request: SendText) -> Result<Message, OutboundError> {
+        let deadline = request
+            .deadline
+            .unwrap_or_else(|| Instant::now() + DEFAULT_DEADLINE);
+        let checked = request.check()?;
+        if self.config.kapso_api_token.is_none() {
+            return Err(OutboundError::NotConfigured);
+        }
+        let recipient = self.resolve(&checked).await?;
+        let gateway_id = format!("gw_{}", Uuid::now_v7().simple());
+        let intent = SendIntent {
+            gateway_id: gateway_id.clone(),
+            idempotency_key: checked.idempotency_key.clone(),
+            fingerprint: checked.fingerprint.clone(),
+            phone_number_id: recipient.phone_number_id.clone(),
+            to: recipient.to.as_str().to_owned(),
+            conversation_id: recipient.conversation_id.clone(),
+            text: checked.text.clone(),
+            reply_to_message_id: checked.reply_to.clone().unwrap_or_default(),
+            created_at: unix_now(),
+        };
+        match self.store.begin_send(intent).await? {
+            SendClaim::Started(_) => {
+                let owned = OwnedSend {
+                    store: self.store.clone(),
+                    api: self.api.clone(),
+                    retry: self.retry,
+                    window_enforced: self.config.customer_window_enforced,
+                    gateway_id: gateway_id.clone(),
+                    message: TextMessage {
+                        phone_number_id: recipient.phone_number_id,
+                        to: recipient.to.as_str().to_owned(),
+                        body: checked.text,
+                        preview_url: checked.preview_url,
+                        reply_to: checked.reply_to,
+                    },
+                    deadline,
+                };
+                // A task of its own: a caller that hangs up must not leave the send `Accepted` forever.
+                tokio::spawn(owned.run()).await.unwrap_or_else(|panic| {
+                    tracing::error!(%gateway_id, %panic, "send task failed");
+                    Err(OutboundError::OutcomeUnknown {
+                        gateway_id,
+                        reason: "the send task failed".into(),
+                    })
+                })
+            }
+            SendClaim::Existing(message) => self.replay(message, deadline).await,
+            SendClaim::KeyReused => Err(OutboundError::KeyReused {
+                key: checked.idempotency_key.unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// The recipient and business number, from the request, the conversation, or the config.
+    async fn resolve(&self, checked: &CheckedSend) -> Result<Recipient, OutboundError> {
+        let conversation = match checked.conversation_id.as_str() {
+            "" => None,
+            id => Some(
+                self.store
+                    .conversation(id)
+                    .await?
+                    .ok_or_else(|| OutboundError::ConversationNotFound(id.to_owned()))?,
+            ),
+        };
+        let to = match (&checked.to, &conversation) {
+            (Some(to), _) => to.clone(),
+            (None, Some(c)) => PhoneNumber::parse(&c.contact_phone).ok_or_else(|| {
+                OutboundError::invalid(
+                    "conversation_id",
+                    "the conversation's contact has no phone number to send to; give `to`",
+                )
+            })?,
+            (None, None) => return Err(OutboundError::invalid("to", "no recipient")),
+        };
+        let phone_number_id = checked.phone_number_id.clone().or_else(|| {
+            conversation
+                .as_ref()
+                .and_then(|c| non_empty(&c.phone_number_id))
+        });
+        Ok(Recipient {
+            phone_number_id: self.phone_number_id_or_default(phone_number_id)?,
+            to,
+            conversation_id: checked.conversation_id.clone(),
+        })
+    }
+
+    /// The outcome of an earlier send with the same key, waiting while it is in flight.
+    async fn replay(
+        &self,
+        mut message: Message,
+        deadline: Instant,
+    ) -> Result<Message, OutboundError> {
+        let gateway_id = message.gateway_id.clone();
+        let mut pause = POLL_FIRST;
+        loop {
+            match message.status {
+                MessageStatus::Accepted => {}
+                MessageStatus::OutcomeUnknown => {
+                    return Err(OutboundError::OutcomeUnknown {
+                        gateway_id,
+                        reason: "an earlier call with this idempotency key could not tell whether Kapso sent it".into(),
+                    });
+                }
+                MessageStatus::Failed => {
+                    return Err(OutboundError::from_failure(
+                        Some(&gateway_id),
+                        &message.errors,
+                    ));
+                }
+                MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read => {
+                    return Ok(message);
+                }
+                MessageStatus::Received => {
+                    return Err(StoreError::Internal(format!(
+                        "send {gateway_id} is stored as an inbound message"
+                    ))
+                    .into());
+                }
+            }
+            // Someone else's upstream call is in flight, maybe on another replica.
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(OutboundError::StillInFlight { gateway_id });
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(POLL_MAX);
+            message = self.store.message(&gateway_id).await?.ok_or_else(|| {
+                StoreError::Internal(format!("send {gateway_id} vanished from the store"))
+            })?;
+        }
+    }
+}
+
+impl OwnedSend {
+    async fn run(self) -> Result<Message, OutboundError> {
+        if self.window_enforced && self.window_closed().await? {
+            let error = MetaError {
+                code: CODE_WINDOW_CLOSED,
+                title: "Re-engagement message".into(),
+                message: "more than 24 hours since the customer's last message; send a template"
+                    .into(),
+                details: String::new(),
+            };
+            return self.failed(vec![error]).await;
+        }
+        let api = &self.api;
+        let message = &self.message;
+        let deadline = self.deadline;
+        let outcome = self
+            .retry
+            .run(deadline, Idempotent::No, |_| {
+                api.send_text(message, deadline)
+            })
+            .await;
+        match outcome {
+            CallOutcome::Done(wamid) => {
+                let stored = self
+                    .store
+                    .finish_send(&self.gateway_id, SendResult::Sent { wamid })
+                    .await?;
+                tracing::info!(gateway_id = %self.gateway_id, wamid = %stored.id, status = %stored.status, "message sent");
+                Ok(stored)
+            }
+            CallOutcome::Unknown(reason) => {
+                self.store
+                    .finish_send(&self.gateway_id, SendResult::Unknown)
+                    .await?;
+                tracing::warn!(gateway_id = %self.gateway_id, %reason, "send outcome unknown");
+                Err(OutboundError::OutcomeUnknown {
+                    gateway_id: self.gateway_id,
+                    reason,
+                })
+            }
+            failed => self.failed(failure_errors(&failed)).await,
+        }
+    }
+
+    /// Whether the contact wrote before and that was over 24 hours ago
+    /// (a contact never heard from may be starting a conversation through us).
+    async fn window_closed(&self) -> Result<bool, OutboundError> {
+        let last = self
+            .store
+            .last_inbound_at(&self.message.phone_number_id, &self.message.to)
+            .await?;
+        Ok(last.is_some_and(|at| unix_now() - at > CUSTOMER_WINDOW_SECS))
+    }
+
+    async fn failed(self, errors: Vec<MetaError>) -> Result<Message, OutboundError> {
+        let error = OutboundError::from_failure(Some(&self.gateway_id), &errors);
+        self.store
+            .finish_send(&self.gateway_id, SendResult::Failed { errors })
+            .await?;
+        tracing::warn!(gateway_id = %self.gateway_id, %error, "send failed");
+        Err(error)
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
