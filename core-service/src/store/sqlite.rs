@@ -1,1 +1,238 @@
-//! Placeholder.
+//! The embedded SQLite backend: one file, durable on return, fast enough for
+//! one gateway node.
+//!
+//! - [`writer`]: the single writer thread that group-commits every write
+//! - [`ingest`]: how a delivery changes the log, messages and conversations
+//! - [`outbound`]: recording sends and how they ended
+//! - [`consumers`]: consumers' acknowledged positions
+//! - [`reads`]: the read connection pool and the queries behind it
+//! - [`rows`]: mapping rows to domain types, shared by reads and writes
+//! - [`migrate`]: connection settings and the versioned schema
+//!
+//! Writes go through one thread so that SQLite's single-writer lock is never
+//! contended and many requests share one fsync; reads use their own connections,
+//! which WAL lets run beside the writer.
+
+mod consumers;
+mod ingest;
+mod migrate;
+mod outbound;
+mod reads;
+mod rows;
+mod writer;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use rusqlite::ErrorCode;
+use tokio::sync::watch;
+
+use super::{Store, StoreError};
+use crate::model::{
+    Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
+    SendResult, StoredEvent,
+};
+use reads::ReadPool;
+use writer::Writer;
+
+/// The SQLite store. Cheap to share as `Arc<dyn Store>`; dropping the last
+/// reference flushes queued writes and stops the writer thread.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Arc<ReadPool>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` and brings its schema
+    /// up to date. Accepts `sqlite://relative.db`, `sqlite:///abs/path.db`,
+    /// `sqlite:relative.db` or a plain path; a `?query` suffix is ignored.
+    pub fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let path = database_path(url);
+        let conn = migrate::open_writer(&path)?;
+        let committed = rows::committed_sequence(&conn)?;
+        let writer = Writer::spawn(conn, committed)?;
+        let readers = Arc::new(ReadPool::new(path.clone()));
+        Ok(SqliteStore {
+            path,
+            writer,
+            readers,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("committed", &*self.writer.committed().borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ingest(&self, delivery: Delivery) -> Result<Receipt, StoreError> {
+        self.writer
+            .run(move |conn| ingest::apply(conn, &delivery))
+            .await
+    }
+
+    async fn message(&self, lookup: &str) -> Result<Option<Message>, StoreError> {
+        let lookup = lookup.to_owned();
+        self.readers
+            .run(move |conn| rows::find_message(conn, &lookup))
+            .await
+    }
+
+    async fn conversation_messages(
+        &self,
+        conversation_id: &str,
+        page_size: usize,
+        cursor: Option<&str>,
+    ) -> Result<MessagePage, StoreError> {
+        let conversation_id = conversation_id.to_owned();
+        let cursor = cursor.map(reads::Cursor::parse).transpose()?;
+        self.readers
+            .run(move |conn| {
+                reads::conversation_messages(conn, &conversation_id, page_size, cursor)
+            })
+            .await
+    }
+
+    async fn events_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let filter = filter.clone();
+        self.readers
+            .run(move |conn| reads::events_after(conn, after, &filter, limit))
+            .await
+    }
+
+    fn committed(&self) -> watch::Receiver<u64> {
+        self.writer.committed()
+    }
+
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        let id = id.to_owned();
+        self.readers
+            .run(move |conn| reads::conversation(conn, &id))
+            .await
+    }
+
+    async fn last_inbound_at(
+        &self,
+        phone_number_id: &str,
+        contact: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let (phone_number_id, contact) = (phone_number_id.to_owned(), contact.to_owned());
+        self.readers
+            .run(move |conn| reads::last_inbound_at(conn, &phone_number_id, &contact))
+            .await
+    }
+
+    async fn begin_send(&self, intent: SendIntent) -> Result<SendClaim, StoreError> {
+        self.writer
+            .run(move |conn| outbound::begin_send(conn, &intent))
+            .await
+    }
+
+    async fn finish_send(
+        &self,
+        gateway_id: &str,
+        result: SendResult,
+    ) -> Result<Message, StoreError> {
+        let gateway_id = gateway_id.to_owned();
+        self.writer
+            .run(move |conn| outbound::finish_send(conn, &gateway_id, &result))
+            .await
+    }
+
+    async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
+        let consumer = consumer.to_owned();
+        self.writer
+            .run(move |conn| consumers::ack(conn, &consumer, sequence))
+            .await
+    }
+
+    async fn consumer_position(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        let consumer = consumer.to_owned();
+        self.readers
+            .run(move |conn| consumers::position(conn, &consumer))
+            .await
+    }
+
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        // An empty request still takes the write lock (BEGIN IMMEDIATE) on the
+        // writer thread, so this fails when the writer is dead or the file locked.
+        self.writer.run(|_| Ok(())).await
+    }
+}
+
+/// The file path inside a database URL.
+fn database_path(url: &str) -> PathBuf {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let rest = rest.split_once('?').map_or(rest, |(path, _)| path);
+    PathBuf::from(rest)
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        // Conditions that go away on their own (a lock, a full disk, an I/O
+        // hiccup) are retryable; anything else is a bug or corrupted data.
+        match error.sqlite_error_code() {
+            Some(
+                ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::ReadOnly
+                | ErrorCode::OutOfMemory,
+            ) => StoreError::Unavailable(error.to_string()),
+            _ => StoreError::Internal(error.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_url_form_names_the_file() {
+        assert_eq!(
+            database_path("sqlite://data/gw.db"),
+            Path::new("data/gw.db")
+        );
+        assert_eq!(
+            database_path("sqlite:///var/lib/gw.db"),
+            Path::new("/var/lib/gw.db")
+        );
+        assert_eq!(database_path("sqlite:gw.db"), Path::new("gw.db"));
+        assert_eq!(database_path("sqlite://gw.db?mode=rwc"), Path::new("gw.db"));
+        assert_eq!(database_path("/tmp/gw.db"), Path::new("/tmp/gw.db"));
+        assert_eq!(database_path("gw.db"), Path::new("gw.db"));
+    }
+}

@@ -1,0 +1,28 @@
+//! Named consumers' acknowledged positions in the event log.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::store::StoreError;
+
+/// See [`Store::ack`](crate::store::Store::ack).
+pub(super) fn ack(conn: &Connection, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
+    let sequence = i64::try_from(sequence)
+        .map_err(|_| StoreError::NotFound(format!("sequence {sequence} out of range")))?;
+    let position: i64 = conn
+        .prepare_cached(
+            "INSERT INTO consumers (name, sequence) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET sequence = max(sequence, excluded.sequence) \
+             RETURNING sequence",
+        )?
+        .query_row(params![consumer, sequence], |r| r.get(0))?;
+    Ok(u64::try_from(position).unwrap_or(0))
+}
+
+/// See [`Store::consumer_position`](crate::store::Store::consumer_position).
+pub(super) fn position(conn: &Connection, consumer: &str) -> Result<Option<u64>, StoreError> {
+    let position: Option<i64> = conn
+        .prepare_cached("SELECT sequence FROM consumers WHERE name = ?1")?
+        .query_row([consumer], |r| r.get(0))
+        .optional()?;
+    Ok(position.map(|p| u64::try_from(p).unwrap_or(0)))
+}

@@ -1,0 +1,157 @@
+//! Outbound sends: recorded before the upstream call, finished after it.
+//!
+//! A send is recorded (claiming its idempotency key) before any upstream call,
+//! then finished with how that call ended. A status webhook can beat the send
+//! response; the row it created for the wamid is merged into the send's row,
+//! whose key stays stable (the message's `id` reports the wamid once known).
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::ingest::record_history;
+use super::{rows, unix_ms};
+use crate::model::{Message, SendClaim, SendIntent, SendResult};
+use crate::status::MessageStatus;
+use crate::store::StoreError;
+
+/// See [`Store::begin_send`](crate::store::Store::begin_send).
+pub(super) fn begin_send(conn: &Connection, intent: &SendIntent) -> Result<SendClaim, StoreError> {
+    // The unique index on idempotency_key is the claim: of concurrent identical
+    // requests exactly one inserts, the others see its row.
+    let inserted: Option<i64> = conn
+        .prepare_cached(
+            "INSERT INTO messages (gateway_id, idempotency_key, fingerprint, direction, \
+             conversation_id, phone_number_id, contact_phone, type, text, reply_to, status, \
+             timestamp, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, 'outbound', ?4, ?5, ?6, 'text', ?7, ?8, 'accepted', ?9, ?9, ?9) \
+             ON CONFLICT DO NOTHING RETURNING id",
+        )?
+        .query_row(
+            params![
+                intent.gateway_id,
+                intent.idempotency_key,
+                intent.fingerprint,
+                intent.conversation_id,
+                intent.phone_number_id,
+                intent.to,
+                intent.text,
+                intent.reply_to_message_id,
+                intent.created_at
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = inserted {
+        record_history(conn, id, MessageStatus::Accepted, intent.created_at)?;
+        return rows::load_message(conn, id).map(SendClaim::Started);
+    }
+    let Some(key) = &intent.idempotency_key else {
+        return Err(StoreError::Internal(format!(
+            "gateway id {} used twice",
+            intent.gateway_id
+        )));
+    };
+    let earlier: Option<(i64, Option<String>)> = conn
+        .prepare_cached("SELECT id, fingerprint FROM messages WHERE idempotency_key = ?1")?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match earlier {
+        Some((id, fingerprint)) if fingerprint.as_deref() == Some(intent.fingerprint.as_str()) => {
+            rows::load_message(conn, id).map(SendClaim::Existing)
+        }
+        Some(_) => Ok(SendClaim::KeyReused),
+        None => Err(StoreError::Internal(format!(
+            "gateway id {} used twice",
+            intent.gateway_id
+        ))),
+    }
+}
+
+/// See [`Store::finish_send`](crate::store::Store::finish_send).
+pub(super) fn finish_send(
+    conn: &Connection,
+    gateway_id: &str,
+    result: &SendResult,
+) -> Result<Message, StoreError> {
+    let now = unix_ms() / 1000;
+    let (id, current): (i64, MessageStatus) = conn
+        .prepare_cached("SELECT id, status FROM messages WHERE gateway_id = ?1")?
+        .query_row([gateway_id], |r| {
+            Ok((r.get(0)?, rows::status_column(r, 1)?))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("unknown gateway id {gateway_id}")))?;
+    match result {
+        SendResult::Sent { wamid } => {
+            let status =
+                merge_webhook_row(conn, id, wamid)?.map_or(current, |s| current.advance(s));
+            conn.prepare_cached(
+                "UPDATE messages SET wamid = ?2, status = ?3, updated_at = ?4 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                wamid,
+                status.advance(MessageStatus::Sent).as_str(),
+                now
+            ])?;
+            record_history(conn, id, MessageStatus::Sent, now)?;
+        }
+        SendResult::Failed { errors } => {
+            conn.prepare_cached(
+                "UPDATE messages SET status = 'failed', errors_json = ?2, updated_at = ?3 \
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, rows::encode_errors(errors)?, now])?;
+            record_history(conn, id, MessageStatus::Failed, now)?;
+        }
+        // Only a send still in flight becomes unknown: a webhook may have settled it already.
+        SendResult::Unknown if current == MessageStatus::Accepted => {
+            conn.prepare_cached(
+                "UPDATE messages SET status = 'outcome_unknown', updated_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, now])?;
+            record_history(conn, id, MessageStatus::OutcomeUnknown, now)?;
+        }
+        SendResult::Unknown => {}
+    }
+    rows::load_message(conn, id)
+}
+
+/// Folds a row a status webhook created for `wamid` (before the send response
+/// arrived) into the send's row `id`: history, errors, conversation. Returns
+/// that row's status, `None` when there was no such row.
+fn merge_webhook_row(
+    conn: &Connection,
+    id: i64,
+    wamid: &str,
+) -> Result<Option<MessageStatus>, StoreError> {
+    let other: Option<(i64, MessageStatus)> = conn
+        .prepare_cached("SELECT id, status FROM messages WHERE wamid = ?1 AND id <> ?2")?
+        .query_row(params![wamid, id], |r| {
+            Ok((r.get(0)?, rows::status_column(r, 1)?))
+        })
+        .optional()?;
+    let Some((other, status)) = other else {
+        return Ok(None);
+    };
+    conn.prepare_cached(
+        "INSERT INTO status_history (message_id, status, timestamp) \
+         SELECT ?1, status, timestamp FROM status_history WHERE message_id = ?2 \
+         ON CONFLICT (message_id, status) DO UPDATE SET timestamp = excluded.timestamp \
+         WHERE excluded.timestamp < status_history.timestamp",
+    )?
+    .execute([id, other])?;
+    conn.prepare_cached(
+        "UPDATE messages SET \
+           errors_json = coalesce((SELECT errors_json FROM messages WHERE id = ?2), errors_json), \
+           conversation_id = CASE WHEN conversation_id = '' \
+             THEN (SELECT conversation_id FROM messages WHERE id = ?2) ELSE conversation_id END \
+         WHERE id = ?1",
+    )?
+    .execute([id, other])?;
+    conn.prepare_cached("DELETE FROM status_history WHERE message_id = ?1")?
+        .execute([other])?;
+    // Deleted before the caller sets the wamid on the send's row (it is unique).
+    conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+        .execute([other])?;
+    Ok(Some(status))
+}

@@ -1,0 +1,235 @@
+//! The read side: a small pool of read-only connections used from
+//! `spawn_blocking`, so queries never block the async runtime, and the queries
+//! that are not shared with the write path.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use super::migrate;
+use super::rows::{self, event_columns, message_columns};
+use crate::model::{Conversation, EventFilter, MessagePage, StoredEvent};
+use crate::store::StoreError;
+
+/// Idle connections kept open; more are opened under load and closed after.
+const IDLE_READERS: usize = 4;
+
+/// Read-only connections, opened on demand and reused.
+#[derive(Debug)]
+pub(super) struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    pub(super) fn new(path: PathBuf) -> ReadPool {
+        ReadPool {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `work` on a blocking thread, in one read transaction (one consistent snapshot).
+    pub(super) async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            let result = conn
+                .unchecked_transaction()
+                .map_err(StoreError::from)
+                .and_then(|tx| work(&tx));
+            pool.put(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => migrate::open_reader(&self.path),
+        }
+    }
+
+    fn put(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+/// Position in a conversation's message list: the last message of a page.
+///
+/// Opaque to callers; encoded as `timestamp.id` in base 10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Cursor {
+    timestamp: i64,
+    id: i64,
+}
+
+impl Cursor {
+    pub(super) fn parse(text: &str) -> Result<Cursor, StoreError> {
+        let invalid = || StoreError::NotFound(format!("invalid page cursor {text:?}"));
+        let (timestamp, id) = text.split_once('.').ok_or_else(invalid)?;
+        Ok(Cursor {
+            timestamp: timestamp.parse().map_err(|_| invalid())?,
+            id: id.parse().map_err(|_| invalid())?,
+        })
+    }
+
+    fn encode(self) -> String {
+        format!("{}.{}", self.timestamp, self.id)
+    }
+}
+
+/// One page of a conversation, oldest first, by (timestamp, id) keyset.
+pub(super) fn conversation_messages(
+    conn: &Connection,
+    conversation_id: &str,
+    page_size: usize,
+    after: Option<Cursor>,
+) -> Result<MessagePage, StoreError> {
+    let page_size = page_size.max(1);
+    let after = after.unwrap_or(Cursor {
+        timestamp: i64::MIN,
+        id: i64::MIN,
+    });
+    // One extra row tells whether another page follows.
+    let fetch = i64::try_from(page_size.saturating_add(1)).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE conversation_id = ?1 AND (timestamp, id) > (?2, ?3)",
+        " ORDER BY timestamp, id LIMIT ?4"
+    ))?;
+    let mut page = stmt
+        .query_map(
+            params![conversation_id, after.timestamp, after.id, fetch],
+            rows::message_from_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if page.len() > page_size {
+        page.truncate(page_size);
+        page.last().map(|(id, m)| {
+            Cursor {
+                timestamp: m.timestamp,
+                id: *id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    let mut messages = Vec::with_capacity(page.len());
+    for (id, mut message) in page {
+        message.status_history = rows::status_history(conn, id)?;
+        messages.push(message);
+    }
+    Ok(MessagePage {
+        messages,
+        next_cursor,
+    })
+}
+
+/// Log entries after `after` matching `filter`, in sequence order; filters run in SQL.
+pub(super) fn events_after(
+    conn: &Connection,
+    after: u64,
+    filter: &EventFilter,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut sql = String::from(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM events WHERE sequence > ?"
+    ));
+    let mut args = vec![Value::Integer(i64::try_from(after).unwrap_or(i64::MAX))];
+    if !filter.event_types.is_empty() {
+        sql.push_str(" AND event_type IN (");
+        for (i, event_type) in filter.event_types.iter().enumerate() {
+            sql.push_str(if i == 0 { "?" } else { ", ?" });
+            args.push(Value::Text(event_type.clone()));
+        }
+        sql.push(')');
+    }
+    if !filter.conversation_id.is_empty() {
+        sql.push_str(" AND conversation_id = ?");
+        args.push(Value::Text(filter.conversation_id.clone()));
+    }
+    if !filter.phone_number_id.is_empty() {
+        sql.push_str(" AND phone_number_id = ?");
+        args.push(Value::Text(filter.phone_number_id.clone()));
+    }
+    sql.push_str(" ORDER BY sequence LIMIT ?");
+    args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    // Cached per distinct filter shape: a handful per consumer kind.
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let events = stmt
+        .query_map(params_from_iter(args), rows::event_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(events)
+}
+
+pub(super) fn conversation(
+    conn: &Connection,
+    id: &str,
+) -> Result<Option<Conversation>, StoreError> {
+    let conversation = conn
+        .prepare_cached(
+            "SELECT id, phone_number_id, contact_phone, last_inbound_at \
+             FROM conversations WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok(Conversation {
+                id: r.get(0)?,
+                phone_number_id: r.get(1)?,
+                contact_phone: r.get(2)?,
+                last_inbound_at: r.get(3)?,
+            })
+        })
+        .optional()?;
+    Ok(conversation)
+}
+
+pub(super) fn last_inbound_at(
+    conn: &Connection,
+    phone_number_id: &str,
+    contact: &str,
+) -> Result<Option<i64>, StoreError> {
+    // A contact can have several conversations with one number over time.
+    let at = conn
+        .prepare_cached(
+            "SELECT max(last_inbound_at) FROM conversations \
+             WHERE phone_number_id = ?1 AND contact_phone = ?2",
+        )?
+        .query_row([phone_number_id, contact], |r| r.get(0))?;
+    Ok(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let cursor = Cursor {
+            timestamp: 1_700_000_000,
+            id: 42,
+        };
+        assert_eq!(Cursor::parse(&cursor.encode()).unwrap(), cursor);
+        assert!(matches!(
+            Cursor::parse("nope"),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(Cursor::parse("1.x"), Err(StoreError::NotFound(_))));
+    }
+}

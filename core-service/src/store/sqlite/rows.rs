@@ -1,0 +1,212 @@
+//! Mapping between rows and domain types, shared by the read and write paths
+//! (writes return the message they changed, read on the writer's connection).
+
+use rusqlite::types::Type;
+use rusqlite::{Connection, OptionalExtension, Row};
+
+use crate::model::{
+    Direction, Message, MetaError, NewEvent, StatusRecord, StatusUpdate, StoredEvent,
+};
+use crate::status::MessageStatus;
+use crate::store::StoreError;
+
+/// Columns read by [`message_from_row`], in its order.
+macro_rules! message_columns {
+    () => {
+        "id, wamid, gateway_id, idempotency_key, direction, conversation_id, phone_number_id, \
+         contact_phone, type, text, reply_to, status, errors_json, timestamp"
+    };
+}
+pub(super) use message_columns;
+
+/// Columns read by [`event_from_row`], in its order.
+macro_rules! event_columns {
+    () => {
+        "sequence, received_at_ms, event_type, message_id, conversation_id, phone_number_id, \
+         contact_phone, direction, message_type, text, reply_to, timestamp, statuses_json, \
+         payload_json"
+    };
+}
+pub(super) use event_columns;
+
+/// Highest sequence in the log; 0 when empty.
+pub(super) fn committed_sequence(conn: &Connection) -> Result<u64, StoreError> {
+    let sequence: i64 = conn
+        .prepare_cached("SELECT coalesce(max(sequence), 0) FROM events")?
+        .query_row([], |r| r.get(0))?;
+    Ok(u64::try_from(sequence).unwrap_or(0))
+}
+
+/// A message row (selected with [`message_columns!`]) and its key; history not loaded.
+pub(super) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, Message)> {
+    let wamid: Option<String> = row.get(1)?;
+    let gateway_id: Option<String> = row.get(2)?;
+    let errors: Option<String> = row.get(12)?;
+    let message = Message {
+        // wamid when known: it is what WhatsApp, Kapso and the webhooks call the message.
+        id: wamid
+            .clone()
+            .or_else(|| gateway_id.clone())
+            .unwrap_or_default(),
+        direction: Direction::parse(&row.get::<_, String>(4)?),
+        conversation_id: row.get(5)?,
+        phone_number_id: row.get(6)?,
+        contact_phone: row.get(7)?,
+        message_type: row.get(8)?,
+        text: row.get(9)?,
+        reply_to_message_id: row.get(10)?,
+        status: status_column(row, 11)?,
+        errors: errors
+            .map(|json| decode_json(&json, 12))
+            .transpose()?
+            .unwrap_or_default(),
+        status_history: Vec::new(),
+        gateway_id: gateway_id.unwrap_or_default(),
+        idempotency_key: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+        timestamp: row.get(13)?,
+    };
+    Ok((row.get(0)?, message))
+}
+
+/// Every status the message reached: by rank, then time (the order they were
+/// reached, even when webhooks arrived out of order).
+pub(super) fn status_history(conn: &Connection, id: i64) -> Result<Vec<StatusRecord>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT status, timestamp FROM status_history WHERE message_id = ?1")?;
+    let mut history = stmt
+        .query_map([id], |r| {
+            Ok(StatusRecord {
+                status: status_column(r, 0)?,
+                timestamp: r.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    history.sort_by_key(|h| (h.status.rank(), h.timestamp));
+    Ok(history)
+}
+
+/// The message stored under `id`, with its history.
+pub(super) fn load_message(conn: &Connection, id: i64) -> Result<Message, StoreError> {
+    let (_, mut message) = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE id = ?1"
+        ))?
+        .query_row([id], message_from_row)?;
+    message.status_history = status_history(conn, id)?;
+    Ok(message)
+}
+
+/// A message by wamid, gateway id or idempotency key, in that order of precedence.
+pub(super) fn find_message(conn: &Connection, lookup: &str) -> Result<Option<Message>, StoreError> {
+    // Three indexed lookups rather than one OR: each uses its own unique index.
+    const BY: [&str; 3] = [
+        "SELECT id FROM messages WHERE wamid = ?1",
+        "SELECT id FROM messages WHERE gateway_id = ?1",
+        "SELECT id FROM messages WHERE idempotency_key = ?1",
+    ];
+    for sql in BY {
+        let id: Option<i64> = conn
+            .prepare_cached(sql)?
+            .query_row([lookup], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = id {
+            return load_message(conn, id).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// A log entry (selected with [`event_columns!`]).
+pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let statuses: Option<String> = row.get(12)?;
+    let statuses = match statuses {
+        Some(json) => decode_json::<Vec<StatusJson>>(&json, 12)?
+            .into_iter()
+            .map(|s| {
+                Ok(StatusUpdate {
+                    status: parse_status(&s.status, 12)?,
+                    timestamp: s.timestamp,
+                    errors: s.errors,
+                })
+            })
+            .collect::<rusqlite::Result<_>>()?,
+        None => Vec::new(),
+    };
+    Ok(StoredEvent {
+        sequence: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+        received_at_ms: row.get(1)?,
+        event: NewEvent {
+            event_type: row.get(2)?,
+            message_id: row.get(3)?,
+            conversation_id: row.get(4)?,
+            phone_number_id: row.get(5)?,
+            contact_phone: row.get(6)?,
+            direction: Direction::parse(&row.get::<_, String>(7)?),
+            message_type: row.get(8)?,
+            text: row.get(9)?,
+            reply_to_message_id: row.get(10)?,
+            timestamp: row.get(11)?,
+            statuses,
+            payload_json: row.get(13)?,
+        },
+    })
+}
+
+/// How an event's statuses are stored: `[{"status":"failed","timestamp":1,"errors":[..]}]`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StatusJson {
+    status: String,
+    timestamp: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<MetaError>,
+}
+
+/// The statuses column of an event: `None` when it has none (the common case).
+pub(super) fn encode_statuses(statuses: &[StatusUpdate]) -> Result<Option<String>, StoreError> {
+    if statuses.is_empty() {
+        return Ok(None);
+    }
+    let rows: Vec<StatusJson> = statuses
+        .iter()
+        .map(|s| StatusJson {
+            status: s.status.as_str().to_owned(),
+            timestamp: s.timestamp,
+            errors: s.errors.clone(),
+        })
+        .collect();
+    encode_json(&rows).map(Some)
+}
+
+/// The errors column of a message: `None` when there are none.
+pub(super) fn encode_errors(errors: &[MetaError]) -> Result<Option<String>, StoreError> {
+    if errors.is_empty() {
+        return Ok(None);
+    }
+    encode_json(&errors).map(Some)
+}
+
+fn encode_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("cannot encode: {e}")))
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(json: &str, column: usize) -> rusqlite::Result<T> {
+    serde_json::from_str(json)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(e)))
+}
+
+/// A stored status name.
+pub(super) fn status_column(row: &Row<'_>, column: usize) -> rusqlite::Result<MessageStatus> {
+    parse_status(&row.get::<_, String>(column)?, column)
+}
+
+fn parse_status(name: &str, column: usize) -> rusqlite::Result<MessageStatus> {
+    MessageStatus::parse(name).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            column,
+            Type::Text,
+            format!("unknown message status {name:?}").into(),
+        )
+    })
+}

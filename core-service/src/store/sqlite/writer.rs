@@ -1,0 +1,212 @@
+//! The single writer thread and its group commit.
+//!
+//! Every write request (ingest, begin/finish send, ack) is a closure sent to one
+//! thread that owns the write connection. The thread blocks for the first
+//! request, drains whatever else is already queued, and runs the lot in ONE
+//! transaction with a savepoint per request: a request that fails is rolled back
+//! alone and answered with its error, the others commit. One COMMIT means one
+//! fsync for the whole batch, which is what makes durable-on-return writes fast.
+//!
+//! Because there is exactly one writer, sequences are assigned and committed in
+//! order: once a commit is published, no later commit can add an event with a
+//! lower sequence. That is the "no late-committing gaps" rule of
+//! [`Store::events_after`](crate::store::Store::events_after), for free.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tokio::sync::{oneshot, watch};
+
+use super::rows;
+use crate::store::StoreError;
+
+/// Most requests run in one transaction; bounds the latency a batch adds.
+const MAX_BATCH: usize = 512;
+
+/// A queued write request, type-erased so the loop knows nothing of what it does.
+trait Job: Send {
+    /// Runs the request on the connection, inside its own savepoint. `true` on success.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Sends the outcome; `failure` is set when the batch as a whole did not commit.
+    fn answer(self: Box<Self>, failure: Option<&str>);
+}
+
+struct Request<T, F> {
+    work: Option<F>,
+    outcome: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for Request<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        // A bug in one request must not take the writer (and every other caller) down.
+        let outcome = catch_unwind(AssertUnwindSafe(|| work(conn)))
+            .unwrap_or_else(|_| Err(StoreError::Internal("write request panicked".into())));
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn answer(self: Box<Self>, failure: Option<&str>) {
+        let result = match (failure, self.outcome) {
+            (_, Some(Err(error))) => Err(error),
+            (None, Some(Ok(value))) => Ok(value),
+            (Some(reason), _) => Err(StoreError::Unavailable(reason.to_owned())),
+            (None, None) => Err(StoreError::Internal("write request never ran".into())),
+        };
+        // The caller may have given up waiting; nothing to do then.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Handle to the writer thread. Dropping it flushes the queue and joins the thread.
+pub(super) struct Writer {
+    queue: Option<mpsc::Sender<Box<dyn Job>>>,
+    thread: Option<JoinHandle<()>>,
+    committed: watch::Receiver<u64>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`; `committed` is the highest sequence already stored.
+    pub(super) fn spawn(conn: Connection, committed: u64) -> Result<Writer, StoreError> {
+        let (queue, requests) = mpsc::channel();
+        let (publish, watch) = watch::channel(committed);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(&conn, &requests, &publish))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start sqlite writer: {e}")))?;
+        Ok(Writer {
+            queue: Some(queue),
+            thread: Some(thread),
+            committed: watch,
+        })
+    }
+
+    /// Runs `work` in the next batch and returns its outcome once the batch is durable.
+    pub(super) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Request {
+            work: Some(work),
+            outcome: None,
+            reply,
+        });
+        let queue = self.queue.as_ref().ok_or_else(stopped)?;
+        queue.send(job).map_err(|_| stopped())?;
+        // A dropped reply means the thread died with the request in hand.
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Highest committed sequence, published after every commit that appended.
+    pub(super) fn committed(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue lets the loop finish what is queued, then return.
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            // Bounded: at most one batch is left to commit.
+            if thread.join().is_err() {
+                tracing::error!("sqlite writer thread panicked");
+            }
+        }
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("sqlite writer stopped".into())
+}
+
+fn write_loop(
+    conn: &Connection,
+    requests: &mpsc::Receiver<Box<dyn Job>>,
+    publish: &watch::Sender<u64>,
+) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = requests.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let failure = commit_batch(conn, &mut batch).err();
+        if let Some(reason) = &failure {
+            tracing::error!(error = %reason, requests = batch.len(), "sqlite batch not committed");
+        } else {
+            // Published before answering, so that a caller whose write returned
+            // already sees it covered by `committed()`.
+            match rows::committed_sequence(conn) {
+                Ok(sequence) => {
+                    publish.send_if_modified(|current| {
+                        let moved = sequence > *current;
+                        if moved {
+                            *current = sequence;
+                        }
+                        moved
+                    });
+                }
+                Err(error) => tracing::error!(%error, "cannot read committed sequence"),
+            }
+        }
+        for job in batch.drain(..) {
+            job.answer(failure.as_deref());
+        }
+    }
+}
+
+/// Runs every request of the batch in one transaction. `Err` when the batch as
+/// a whole did not commit (then every successful request is answered with it).
+fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
+    // IMMEDIATE: take the write lock now rather than on the first write, so a
+    // lock problem fails the batch up front instead of midway.
+    conn.prepare_cached("BEGIN IMMEDIATE")
+        .and_then(|mut s| s.execute([]))
+        .map_err(|e| e.to_string())?;
+    let result = run_requests(conn, batch).and_then(|()| {
+        conn.prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]))
+            .map_err(|e| e.to_string())
+            .map(drop)
+    });
+    if result.is_err()
+        && !conn.is_autocommit()
+        && let Err(error) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::error!(%error, "sqlite rollback failed");
+    }
+    result
+}
+
+fn run_requests(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
+    let step = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    for job in batch.iter_mut() {
+        step("SAVEPOINT request")?;
+        if !job.run(conn) {
+            step("ROLLBACK TO request")?;
+        }
+        step("RELEASE request")?;
+    }
+    Ok(())
+}

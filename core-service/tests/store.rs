@@ -1,0 +1,87 @@
+//! The shared `Store` suite (`store_suite`) run against every backend.
+//!
+//! One `#[tokio::test]` per case and backend; a backend only provides
+//! `make_store()`, which prepares an empty database and opens stores on it.
+
+mod store_suite;
+
+/// Generates one test per case for the backend module it is invoked in.
+/// `each_store` cases take a fresh store; `reopening` cases take a closure
+/// that opens the same database again.
+macro_rules! store_tests {
+    (each_store: [$($case:ident),* $(,)?], reopening: [$($reopen:ident),* $(,)?] $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let db = make_store();
+                crate::store_suite::$case(db.open()).await;
+            }
+        )*
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $reopen() {
+                let db = make_store();
+                crate::store_suite::$reopen(&|| db.open()).await;
+            }
+        )*
+    };
+}
+
+/// Every case, for every backend.
+macro_rules! all_store_tests {
+    () => {
+        store_tests! {
+            each_store: [
+                duplicate_delivery_is_stored_once,
+                redelivery_under_new_key_is_stored_once,
+                concurrent_identical_deliveries_store_once,
+                events_get_increasing_sequences_and_replay_in_order,
+                events_after_filters_by_type_conversation_and_phone,
+                status_never_moves_backwards,
+                failed_is_terminal_and_keeps_meta_errors,
+                status_history_keeps_every_status_once,
+                out_of_order_statuses_converge,
+                inbound_message_is_received_and_listed_in_conversation,
+                conversation_is_remembered_with_last_inbound,
+                committed_watch_advances_after_ingest,
+                concurrent_ingests_are_group_committed_and_all_readable,
+                begin_send_claims_key_once_concurrently,
+                same_key_different_request_is_refused,
+                status_before_send_response_is_merged,
+                unknown_outcome_is_settled_by_status_webhook,
+                message_lookup_by_wamid_gateway_id_and_key,
+                failed_send_is_terminal_and_keeps_api_errors,
+                ack_only_moves_forward,
+                check_writable_succeeds_on_a_healthy_store,
+            ],
+            reopening: [survives_reopen],
+        }
+    };
+}
+
+mod sqlite {
+    use std::sync::Arc;
+
+    use kapso_core::store::Store;
+    use kapso_core::store::sqlite::SqliteStore;
+
+    /// A database file in its own temporary directory, removed after the test.
+    struct TestDb {
+        _dir: tempfile::TempDir,
+        url: String,
+    }
+
+    impl TestDb {
+        fn open(&self) -> Arc<dyn Store> {
+            Arc::new(SqliteStore::open(&self.url).expect("open sqlite store"))
+        }
+    }
+
+    fn make_store() -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+        TestDb { _dir: dir, url }
+    }
+
+    all_store_tests!();
+}

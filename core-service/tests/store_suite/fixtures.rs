@@ -1,0 +1,133 @@
+//! Realistic events, deliveries and sends for the suite, plus small helpers.
+
+use std::sync::Arc;
+
+use kapso_core::model::{
+    Claim, Delivery, Direction, EventFilter, MetaError, NewEvent, Receipt, SendIntent,
+    StatusUpdate, StoredEvent,
+};
+use kapso_core::status::MessageStatus;
+use kapso_core::store::{Store, StoreError};
+
+/// The business number's Meta id.
+pub const PHONE_NUMBER_ID: &str = "647015955153740";
+/// The customer.
+pub const CONTACT: &str = "15551234567";
+
+/// `whatsapp.message.received`: a text from the contact.
+pub fn received(wamid: &str, conversation_id: &str, text: &str, timestamp: i64) -> NewEvent {
+    NewEvent {
+        event_type: "whatsapp.message.received".into(),
+        message_id: wamid.into(),
+        conversation_id: conversation_id.into(),
+        phone_number_id: PHONE_NUMBER_ID.into(),
+        contact_phone: CONTACT.into(),
+        direction: Direction::Inbound,
+        message_type: "text".into(),
+        text: text.into(),
+        reply_to_message_id: String::new(),
+        statuses: Vec::new(),
+        timestamp,
+        payload_json: format!(
+            r#"{{"message":{{"id":"{wamid}","timestamp":"{timestamp}","type":"text","from":"{CONTACT}","text":{{"body":"{text}"}},"kapso":{{"direction":"inbound"}}}},"conversation":{{"id":"{conversation_id}"}},"phone_number_id":"{PHONE_NUMBER_ID}"}}"#
+        ),
+    }
+}
+
+/// `whatsapp.message.<name>` for an outbound message, as Kapso reports statuses.
+pub fn status(wamid: &str, name: &str, timestamp: i64) -> NewEvent {
+    let parsed = MessageStatus::parse(name).expect("a Meta status name");
+    NewEvent {
+        event_type: format!("whatsapp.message.{name}"),
+        message_id: wamid.into(),
+        conversation_id: "conv-1".into(),
+        phone_number_id: PHONE_NUMBER_ID.into(),
+        contact_phone: CONTACT.into(),
+        direction: Direction::Outbound,
+        message_type: "text".into(),
+        text: String::new(),
+        reply_to_message_id: String::new(),
+        statuses: vec![status_update(parsed, timestamp)],
+        timestamp,
+        payload_json: format!(
+            r#"{{"message":{{"id":"{wamid}","kapso":{{"direction":"outbound","status":"{name}","statuses":[{{"id":"{wamid}","status":"{name}","timestamp":"{timestamp}","recipient_id":"{CONTACT}"}}]}}}},"phone_number_id":"{PHONE_NUMBER_ID}"}}"#
+        ),
+    }
+}
+
+/// `whatsapp.conversation.created`: no message id, de-duplicated by payload.
+pub fn conversation_created(conversation_id: &str) -> NewEvent {
+    NewEvent {
+        event_type: "whatsapp.conversation.created".into(),
+        conversation_id: conversation_id.into(),
+        phone_number_id: PHONE_NUMBER_ID.into(),
+        contact_phone: CONTACT.into(),
+        payload_json: format!(
+            r#"{{"conversation":{{"id":"{conversation_id}","phone_number":"+{CONTACT}","status":"active"}},"phone_number_id":"{PHONE_NUMBER_ID}"}}"#
+        ),
+        ..Default::default()
+    }
+}
+
+pub fn status_update(status: MessageStatus, timestamp: i64) -> StatusUpdate {
+    StatusUpdate {
+        status,
+        timestamp,
+        errors: Vec::new(),
+    }
+}
+
+/// Meta's error for a message that could not be delivered.
+pub fn meta_error() -> MetaError {
+    MetaError {
+        code: 131026,
+        title: "Message undeliverable".into(),
+        message: "Message undeliverable".into(),
+        details: "Message could not be delivered to the recipient".into(),
+    }
+}
+
+pub fn delivery(key: Option<&str>, events: Vec<NewEvent>) -> Delivery {
+    Delivery {
+        key: key.map(Into::into),
+        events,
+    }
+}
+
+/// A text send to [`CONTACT`], created now.
+pub fn intent(gateway_id: &str, key: &str, fingerprint: &str) -> SendIntent {
+    SendIntent {
+        gateway_id: gateway_id.into(),
+        idempotency_key: Some(key.into()),
+        fingerprint: fingerprint.into(),
+        phone_number_id: PHONE_NUMBER_ID.into(),
+        to: CONTACT.into(),
+        conversation_id: "conv-1".into(),
+        text: "Your order has shipped".into(),
+        reply_to_message_id: String::new(),
+        created_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .try_into()
+            .unwrap(),
+    }
+}
+
+/// The sequence of a delivery of one new event.
+pub fn only_sequence(receipt: Result<Receipt, StoreError>) -> u64 {
+    match receipt.unwrap() {
+        Receipt::Stored(claims) => match claims[..] {
+            [Claim::New { sequence }] => sequence,
+            ref other => panic!("expected one new event, got {other:?}"),
+        },
+        Receipt::DuplicateDelivery => panic!("expected a new delivery"),
+    }
+}
+
+pub async fn all_events(store: &Arc<dyn Store>) -> Vec<StoredEvent> {
+    store
+        .events_after(0, &EventFilter::default(), 10_000)
+        .await
+        .unwrap()
+}

@@ -1,0 +1,211 @@
+//! Cases for sends, their idempotency keys and how webhooks settle them.
+
+use std::sync::Arc;
+
+use kapso_core::model::{SendClaim, SendResult};
+use kapso_core::status::MessageStatus;
+use kapso_core::store::{Store, StoreError};
+
+use super::fixtures::*;
+
+pub async fn begin_send_claims_key_once_concurrently(store: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .begin_send(intent(&format!("gw-{i}"), "idem-1", "fp"))
+                    .await
+            })
+        })
+        .collect();
+    let mut started = Vec::new();
+    let mut existing = Vec::new();
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            SendClaim::Started(m) => started.push(m),
+            SendClaim::Existing(m) => existing.push(m),
+            SendClaim::KeyReused => panic!("same request, same key"),
+        }
+    }
+    assert_eq!(started.len(), 1);
+    assert_eq!(existing.len(), 15);
+    let owner = &started[0];
+    assert_eq!(owner.status, MessageStatus::Accepted);
+    assert_eq!(owner.idempotency_key, "idem-1");
+    assert_eq!(owner.id, owner.gateway_id, "no wamid yet");
+    assert!(existing.iter().all(|m| m.gateway_id == owner.gateway_id));
+}
+
+pub async fn same_key_different_request_is_refused(store: Arc<dyn Store>) {
+    let first = store
+        .begin_send(intent("gw-1", "idem-1", "fp-a"))
+        .await
+        .unwrap();
+    assert!(matches!(first, SendClaim::Started(_)));
+    let other = store
+        .begin_send(intent("gw-2", "idem-1", "fp-b"))
+        .await
+        .unwrap();
+    assert_eq!(other, SendClaim::KeyReused);
+    let same = store
+        .begin_send(intent("gw-3", "idem-1", "fp-a"))
+        .await
+        .unwrap();
+    assert!(matches!(same, SendClaim::Existing(ref m) if m.gateway_id == "gw-1"));
+    assert!(
+        store.message("gw-2").await.unwrap().is_none(),
+        "a refused send leaves nothing"
+    );
+}
+
+pub async fn status_before_send_response_is_merged(store: Arc<dyn Store>) {
+    store
+        .begin_send(intent("gw-1", "idem-1", "fp"))
+        .await
+        .unwrap();
+    // The delivered webhook outruns the send response; it says too little to
+    // be matched to the send, so it lands on a row of its own first.
+    let mut delivered = status("wamid.OUT", "delivered", 210);
+    delivered.contact_phone.clear();
+    store
+        .ingest(delivery(Some("d1"), vec![delivered]))
+        .await
+        .unwrap();
+
+    let sent = SendResult::Sent {
+        wamid: "wamid.OUT".into(),
+    };
+    let message = store.finish_send("gw-1", sent).await.unwrap();
+    assert_eq!(message.id, "wamid.OUT");
+    assert_eq!(message.gateway_id, "gw-1");
+    assert_eq!(
+        message.status,
+        MessageStatus::Delivered,
+        "the early status is kept"
+    );
+    let history: Vec<_> = message.status_history.iter().map(|h| h.status).collect();
+    assert_eq!(
+        history,
+        [
+            MessageStatus::Accepted,
+            MessageStatus::Sent,
+            MessageStatus::Delivered
+        ]
+    );
+    assert_eq!(
+        store.message("wamid.OUT").await.unwrap(),
+        Some(message.clone())
+    );
+    let page = store
+        .conversation_messages("conv-1", 10, None)
+        .await
+        .unwrap();
+    assert_eq!(page.messages, [message], "one message, not two");
+
+    // The webhook for the same status later changes nothing; a read moves it on.
+    store
+        .ingest(delivery(Some("r1"), vec![status("wamid.OUT", "read", 220)]))
+        .await
+        .unwrap();
+    let read = store.message("idem-1").await.unwrap().unwrap();
+    assert_eq!(read.status, MessageStatus::Read);
+}
+
+pub async fn unknown_outcome_is_settled_by_status_webhook(store: Arc<dyn Store>) {
+    store
+        .begin_send(intent("gw-1", "idem-1", "fp"))
+        .await
+        .unwrap();
+    let unknown = store
+        .finish_send("gw-1", SendResult::Unknown)
+        .await
+        .unwrap();
+    assert_eq!(unknown.status, MessageStatus::OutcomeUnknown);
+
+    // A status for some other text to the same contact is not this send.
+    let mut other = status("wamid.OTHER", "sent", 200);
+    other.text = "Something else".into();
+    store
+        .ingest(delivery(Some("s0"), vec![other]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.message("gw-1").await.unwrap().unwrap().status,
+        MessageStatus::OutcomeUnknown
+    );
+
+    let mut sent = status("wamid.OUT", "sent", 200);
+    sent.text = "Your order has shipped".into();
+    store
+        .ingest(delivery(Some("s1"), vec![sent]))
+        .await
+        .unwrap();
+    let settled = store.message("gw-1").await.unwrap().unwrap();
+    assert_eq!(settled.id, "wamid.OUT");
+    assert_eq!(settled.status, MessageStatus::Sent);
+    assert_eq!(store.message("wamid.OUT").await.unwrap(), Some(settled));
+
+    // A late second Unknown for the same send never moves it back.
+    let again = store
+        .finish_send("gw-1", SendResult::Unknown)
+        .await
+        .unwrap();
+    assert_eq!(again.status, MessageStatus::Sent);
+}
+
+pub async fn message_lookup_by_wamid_gateway_id_and_key(store: Arc<dyn Store>) {
+    store
+        .begin_send(intent("gw-1", "idem-1", "fp"))
+        .await
+        .unwrap();
+    let sent = SendResult::Sent {
+        wamid: "wamid.OUT".into(),
+    };
+    let message = store.finish_send("gw-1", sent).await.unwrap();
+    assert_eq!(message.status, MessageStatus::Sent);
+    assert_eq!(message.text, "Your order has shipped");
+    assert_eq!(message.contact_phone, CONTACT);
+    for lookup in ["wamid.OUT", "gw-1", "idem-1"] {
+        assert_eq!(
+            store.message(lookup).await.unwrap().as_ref(),
+            Some(&message),
+            "{lookup}"
+        );
+    }
+    assert!(store.message("wamid.NOPE").await.unwrap().is_none());
+    let unknown = store.finish_send("gw-nope", SendResult::Unknown).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound(_))));
+}
+
+pub async fn failed_send_is_terminal_and_keeps_api_errors(store: Arc<dyn Store>) {
+    store
+        .begin_send(intent("gw-1", "idem-1", "fp"))
+        .await
+        .unwrap();
+    let failed = SendResult::Failed {
+        errors: vec![meta_error()],
+    };
+    let message = store.finish_send("gw-1", failed).await.unwrap();
+    assert_eq!(message.status, MessageStatus::Failed);
+    assert_eq!(message.errors, [meta_error()]);
+    let retried = store
+        .begin_send(intent("gw-2", "idem-1", "fp"))
+        .await
+        .unwrap();
+    assert_eq!(retried, SendClaim::Existing(message));
+}
+
+pub async fn ack_only_moves_forward(store: Arc<dyn Store>) {
+    assert_eq!(store.consumer_position("crm").await.unwrap(), None);
+    assert_eq!(store.ack("crm", 5).await.unwrap(), 5);
+    assert_eq!(store.ack("crm", 3).await.unwrap(), 5);
+    assert_eq!(store.consumer_position("crm").await.unwrap(), Some(5));
+    assert_eq!(store.ack("crm", 9).await.unwrap(), 9);
+    assert_eq!(store.ack("billing", 1).await.unwrap(), 1);
+    assert_eq!(store.consumer_position("crm").await.unwrap(), Some(9));
+}
+
+pub async fn check_writable_succeeds_on_a_healthy_store(store: Arc<dyn Store>) {
+    store.check_writable().await.unwrap();
+}
