@@ -1,0 +1,165 @@
+"""The SDK against a running kapso-core whose Kapso API is a fake (client-sdk/scripts/test-sdks.sh).
+
+Needs KAPSO_CORE_ADDR (host:port of the core, on a fresh database) and FAKE_KAPSO_LOG (the
+JSON-lines file where the fake Kapso server records each request it answered).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+
+import grpc
+import pytest
+
+from kapso.gateway.v1 import ingest_pb2, ingest_pb2_grpc, types_pb2
+from kapso_gateway import Client
+
+PHONE_NUMBER_ID = "123456789012345"
+CONTACT = "15551234567"
+CONVERSATION = "conv-sdk"
+FAKE_KAPSO_KEY = "test-token-not-real"
+WAIT = 15.0
+
+CORE = os.environ.get("KAPSO_CORE_ADDR", "")
+pytestmark = pytest.mark.skipif(not CORE, reason="KAPSO_CORE_ADDR is not set (see test-sdks.sh)")
+
+
+def ingest_text(message_id: str, text: str) -> int:
+    """Stores one inbound text through the adapter's Ingest call; returns its log position."""
+    payload = {
+        "message": {
+            "id": message_id,
+            "type": "text",
+            "from": CONTACT,
+            "timestamp": str(int(time.time())),
+            "text": {"body": text},
+        },
+        "conversation": {"id": CONVERSATION, "phone_number": CONTACT},
+        "phone_number_id": PHONE_NUMBER_ID,
+    }
+    event = ingest_pb2.InboundEvent(
+        event_type="whatsapp.message.received",
+        message_id=message_id,
+        conversation_id=CONVERSATION,
+        phone_number_id=PHONE_NUMBER_ID,
+        contact_phone=CONTACT,
+        direction=types_pb2.DIRECTION_INBOUND,
+        message_type="text",
+        text=text,
+        timestamp=int(time.time()),
+        payload_json=json.dumps(payload),
+    )
+    request = ingest_pb2.IngestEventsRequest(
+        delivery_key=f"sdk-test-{uuid.uuid4()}", events=[event], payload_version="v2"
+    )
+    with grpc.insecure_channel(CORE) as channel:
+        response = ingest_pb2_grpc.IngestStub(channel).IngestEvents(request, timeout=WAIT)
+    assert [o.disposition for o in response.outcomes] == [ingest_pb2.DISPOSITION_NEW]
+    assert response.outcomes[0].sequence > 0
+    return response.outcomes[0].sequence
+
+
+def watch_until(stop, **watch_args) -> list:
+    """Events from a fresh client's watch until `stop(event)` is true; fails after WAIT seconds."""
+    client = Client(CORE)
+    seen, errors = [], []
+
+    def run():
+        try:
+            for event in client.watch(**watch_args):
+                seen.append(event)
+                if stop(event):
+                    return
+        except grpc.RpcError as error:
+            errors.append(error)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(WAIT)
+    client.close()  # ends a watch still waiting
+    worker.join(WAIT)
+    timed_out = not seen or not stop(seen[-1])
+    assert not timed_out, f"watch({watch_args}) saw {[e.sequence for e in seen]}, errors {errors}"
+    return seen
+
+
+def fake_kapso_requests() -> list:
+    with open(os.environ["FAKE_KAPSO_LOG"], encoding="utf-8") as log:
+        return [json.loads(line) for line in log if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with Client(CORE, token="sdk-test-token-not-real") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def inbound_sequence():
+    return ingest_text("wamid.sdk-test-1", "hola")
+
+
+def test_watch_from_zero_yields_the_ingested_event(inbound_sequence):
+    events = watch_until(lambda e: e.message.id == "wamid.sdk-test-1")
+    event = events[-1]
+    assert event.sequence == inbound_sequence
+    assert event.event_type == "whatsapp.message.received"
+    assert event.conversation_id == CONVERSATION
+    assert event.phone_number_id == PHONE_NUMBER_ID
+    assert event.message.text == "hola"
+    assert json.loads(event.payload_json)["message"]["id"] == "wamid.sdk-test-1"
+
+
+def test_get_and_list_find_the_inbound_message(client, inbound_sequence):
+    message = client.get_message("wamid.sdk-test-1")
+    assert message.direction == types_pb2.DIRECTION_INBOUND
+    assert message.conversation_id == CONVERSATION
+    assert message.contact_phone == CONTACT
+    assert message.text == "hola"
+    assert message.status == types_pb2.MESSAGE_STATUS_RECEIVED
+    assert "wamid.sdk-test-1" in [m.id for m in client.iter_messages(CONVERSATION)]
+
+
+def test_get_message_of_an_unknown_id_is_not_found(client):
+    with pytest.raises(grpc.RpcError) as raised:
+        client.get_message("wamid.sdk-test-never-stored")
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_send_text_to_the_conversation_goes_through_kapso(client, inbound_sequence):
+    message = client.send_text(
+        "gracias", conversation_id=CONVERSATION, idempotency_key=f"sdk-test-{uuid.uuid4()}"
+    )
+    assert message.status == types_pb2.MESSAGE_STATUS_SENT
+    assert message.id.startswith("wamid.fake-")
+    assert message.direction == types_pb2.DIRECTION_OUTBOUND
+    assert client.get_message(message.id).text == "gracias"
+
+    sends = [r for r in fake_kapso_requests() if r["body"].get("type") == "text"]
+    assert sends, "the fake Kapso API received no send"
+    assert sends[-1]["path"] == f"/{PHONE_NUMBER_ID}/messages"
+    assert sends[-1]["api_key"] == FAKE_KAPSO_KEY
+    assert sends[-1]["body"]["to"].lstrip("+") == CONTACT
+    assert sends[-1]["body"]["text"]["body"] == "gracias"
+
+
+def test_mark_read_reaches_kapso(client, inbound_sequence):
+    client.mark_read("wamid.sdk-test-1")
+    reads = [r for r in fake_kapso_requests() if r["body"].get("status") == "read"]
+    assert reads and reads[-1]["body"]["message_id"] == "wamid.sdk-test-1"
+    assert reads[-1]["path"] == f"/{PHONE_NUMBER_ID}/messages"
+
+
+def test_acked_consumer_resumes_after_its_position(client, inbound_sequence):
+    consumer = f"sdk-test-{uuid.uuid4().hex[:8]}"
+    assert client.ack(consumer, inbound_sequence) == inbound_sequence
+    later = ingest_text("wamid.sdk-test-2", "otra")
+    assert later > inbound_sequence
+
+    events = watch_until(lambda e: e.sequence == later, consumer=consumer)
+    assert events[0].sequence > inbound_sequence
+    assert events[-1].message.id == "wamid.sdk-test-2"

@@ -1,0 +1,189 @@
+/**
+ * `Client`: the Messaging calls of the kapso-gateway core, one method each.
+ */
+import * as grpc from '@grpc/grpc-js';
+
+import type { Event__Output } from './generated/kapso/gateway/v1/Event';
+import type { ListMessagesResponse__Output } from './generated/kapso/gateway/v1/ListMessagesResponse';
+import type { Message__Output } from './generated/kapso/gateway/v1/Message';
+import type { MessagingClient } from './generated/kapso/gateway/v1/Messaging';
+import type { SendTextRequest } from './generated/kapso/gateway/v1/SendTextRequest';
+import { loadProto } from './proto';
+import { follow, type Sequence, type WatchOptions } from './watch';
+
+export interface ClientOptions {
+  /** Channel credentials; plaintext (`grpc.credentials.createInsecure()`) by default. */
+  credentials?: grpc.ChannelCredentials;
+  /** Deadline of each unary call; default 30 s. */
+  timeoutMs?: number;
+  /** Where the kapso/gateway/v1/*.proto files are; default: the package's proto/ copy. */
+  protoDir?: string;
+  channelOptions?: grpc.ChannelOptions;
+}
+
+/** Everything of SendTextRequest but the text; give `to` or `conversation_id`. */
+export type SendTextOptions = Omit<SendTextRequest, 'text'>;
+
+export interface MarkReadOptions {
+  phone_number_id?: string;
+  typing_indicator?: boolean;
+}
+
+export interface ListMessagesOptions {
+  page_size?: number;
+  page_token?: string;
+}
+
+type Callback<T> = (error: grpc.ServiceError | null, value?: T) => void;
+
+/**
+ * A connection to the core's `kapso.gateway.v1.Messaging` service.
+ *
+ * With `token`, every call carries `authorization: Bearer <token>`.
+ *
+ * @example
+ * const client = new Client('127.0.0.1:50051', process.env.KAPSO_GATEWAY_TOKEN);
+ * const sent = await client.sendText('hola', { to: '+15551234567' });
+ * console.log(sent.id, sent.status); // wamid.HBgL... MESSAGE_STATUS_SENT
+ * client.close();
+ */
+export class Client {
+  readonly #stub: MessagingClient;
+  readonly #token: string | undefined;
+  readonly #timeoutMs: number;
+
+  constructor(target: string, token?: string | null, options: ClientOptions = {}) {
+    const proto = loadProto(options.protoDir);
+    this.#stub = new proto.kapso.gateway.v1.Messaging(
+      target,
+      options.credentials ?? grpc.credentials.createInsecure(),
+      options.channelOptions,
+    );
+    this.#token = token || undefined;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  /** The token stays out of logs. */
+  toJSON(): object {
+    return { authenticated: this.#token !== undefined };
+  }
+
+  close(): void {
+    this.#stub.close();
+  }
+
+  #metadata(): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    if (this.#token) metadata.set('authorization', `Bearer ${this.#token}`);
+    return metadata;
+  }
+
+  #unary<T>(invoke: (metadata: grpc.Metadata, options: grpc.CallOptions, callback: Callback<T>) => void): Promise<T> {
+    return new Promise((resolve, reject) => {
+      invoke(this.#metadata(), { deadline: Date.now() + this.#timeoutMs }, (error, value) =>
+        error ? reject(error) : resolve(value as T),
+      );
+    });
+  }
+
+  /**
+   * Sends a text to `to` (phone digits) or into `conversation_id`; resolves to the message.
+   * A retry with the same `idempotency_key` returns the first outcome without sending again.
+   *
+   * @example
+   * const msg = await client.sendText('Your order shipped', {
+   *   conversation_id: 'conv-1', idempotency_key: 'order-42-shipped' });
+   */
+  async sendText(text: string, options: SendTextOptions): Promise<Message__Output> {
+    const response = await this.#unary<{ message: Message__Output | null }>((md, opts, cb) =>
+      this.#stub.SendText({ ...options, text }, md, opts, cb),
+    );
+    if (!response.message) throw new Error('SendText answered without a message');
+    return response.message;
+  }
+
+  /**
+   * Marks an inbound message read, optionally showing a typing indicator.
+   *
+   * @example
+   * await client.markRead('wamid.HBgL...', { typing_indicator: true });
+   */
+  async markRead(messageId: string, options: MarkReadOptions = {}): Promise<void> {
+    await this.#unary((md, opts, cb) =>
+      this.#stub.MarkRead({ ...options, message_id: messageId }, md, opts, cb),
+    );
+  }
+
+  /**
+   * A message by wamid, gateway id or idempotency key; rejects with NOT_FOUND when unknown.
+   *
+   * @example
+   * const { status } = await client.getMessage('order-42-shipped');
+   */
+  getMessage(messageId: string): Promise<Message__Output> {
+    return this.#unary((md, opts, cb) =>
+      this.#stub.GetMessage({ message_id: messageId }, md, opts, cb),
+    );
+  }
+
+  /**
+   * One page of a conversation's messages, oldest first.
+   *
+   * @example
+   * const page = await client.listMessages('conv-1', { page_size: 50 });
+   * const next = await client.listMessages('conv-1', { page_token: page.next_page_token });
+   */
+  listMessages(conversationId: string, options: ListMessagesOptions = {}): Promise<ListMessagesResponse__Output> {
+    return this.#unary((md, opts, cb) =>
+      this.#stub.ListMessages({ ...options, conversation_id: conversationId }, md, opts, cb),
+    );
+  }
+
+  /** Every message of a conversation, oldest first, fetching page after page. */
+  async *iterMessages(conversationId: string, pageSize = 0): AsyncGenerator<Message__Output> {
+    let pageToken = '';
+    do {
+      const page = await this.listMessages(conversationId, { page_size: pageSize, page_token: pageToken });
+      yield* page.messages;
+      pageToken = page.next_page_token;
+    } while (pageToken);
+  }
+
+  /**
+   * Records that `consumer` processed everything up to `sequence`; resolves to its position.
+   *
+   * @example
+   * await client.ack('billing', event.sequence);
+   */
+  async ack(consumer: string, sequence: Sequence): Promise<string> {
+    const response = await this.#unary<{ sequence: string }>((md, opts, cb) =>
+      this.#stub.AckEvents({ consumer, sequence: sequence.toString() }, md, opts, cb),
+    );
+    return response.sequence;
+  }
+
+  /**
+   * Yields log events after `afterSequence`, then live ones, until `signal` aborts.
+   *
+   * When the stream breaks (core restart, network), it reconnects with `backoff` and resumes
+   * after the last event it yielded, so no event is yielded twice or skipped. With
+   * `consumer` and no `afterSequence` it starts after the consumer's acknowledged position.
+   * With `autoAck` each event is acknowledged as `consumer` once the caller asks for the
+   * next one, i.e. after it was processed (at-least-once: the event being processed when
+   * the program stops is delivered again on restart). Errors a retry cannot fix (bad
+   * token, bad argument) are thrown.
+   *
+   * @example
+   * for await (const event of client.watch({ consumer: 'billing', autoAck: true })) {
+   *   await handle(event.message);
+   * }
+   */
+  watch(options: WatchOptions = {}): AsyncGenerator<Event__Output, void, undefined> {
+    if (options.autoAck && !options.consumer) throw new Error('autoAck needs a consumer name');
+    return follow(
+      (request) => this.#stub.WatchEvents(request, this.#metadata()),
+      (consumer, sequence) => this.ack(consumer, sequence),
+      options,
+    );
+  }
+}

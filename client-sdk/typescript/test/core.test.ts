@@ -1,0 +1,167 @@
+// The SDK against a running kapso-core whose Kapso API is a fake (client-sdk/scripts/test-sdks.sh).
+//
+// Needs KAPSO_CORE_ADDR (host:port of the core, on a fresh database) and FAKE_KAPSO_LOG (the
+// JSON-lines file where the fake Kapso server records each request it answered).
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+
+import { Client, loadProto, type Event, type WatchOptions } from '../src';
+import type { IngestEventsResponse__Output } from '../src/generated/kapso/gateway/v1/IngestEventsResponse';
+
+const CORE = process.env.KAPSO_CORE_ADDR ?? '';
+const PHONE_NUMBER_ID = '123456789012345';
+const CONTACT = '15551234567';
+const CONVERSATION = 'conv-sdk';
+const FAKE_KAPSO_KEY = 'test-token-not-real';
+const WAIT_MS = 15_000;
+
+/** Stores one inbound text through the adapter's Ingest call; resolves to its log position. */
+async function ingestText(messageId: string, text: string): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const payload = {
+    message: { id: messageId, type: 'text', from: CONTACT, timestamp: String(now), text: { body: text } },
+    conversation: { id: CONVERSATION, phone_number: CONTACT },
+    phone_number_id: PHONE_NUMBER_ID,
+  };
+  const ingest = new (loadProto().kapso.gateway.v1.Ingest)(CORE, grpc.credentials.createInsecure());
+  try {
+    const response = await new Promise<IngestEventsResponse__Output>((resolve, reject) =>
+      ingest.IngestEvents(
+        {
+          delivery_key: `sdk-test-${randomUUID()}`,
+          payload_version: 'v2',
+          events: [
+            {
+              event_type: 'whatsapp.message.received',
+              message_id: messageId,
+              conversation_id: CONVERSATION,
+              phone_number_id: PHONE_NUMBER_ID,
+              contact_phone: CONTACT,
+              direction: 'DIRECTION_INBOUND',
+              message_type: 'text',
+              text,
+              timestamp: now,
+              payload_json: JSON.stringify(payload),
+            },
+          ],
+        },
+        { deadline: Date.now() + WAIT_MS },
+        (error, value) => (error ? reject(error) : resolve(value!)),
+      ),
+    );
+    assert.deepEqual(response.outcomes.map((o) => o.disposition), ['DISPOSITION_NEW']);
+    assert.ok(BigInt(response.outcomes[0].sequence) > 0n);
+    return response.outcomes[0].sequence;
+  } finally {
+    ingest.close();
+  }
+}
+
+/** Events from a fresh client's watch until `stop(event)` is true; fails after WAIT_MS. */
+async function watchUntil(stop: (event: Event) => boolean, options: WatchOptions = {}): Promise<Event[]> {
+  const watcher = new Client(CORE);
+  const seen: Event[] = [];
+  try {
+    for await (const event of watcher.watch({ ...options, signal: AbortSignal.timeout(WAIT_MS) })) {
+      seen.push(event);
+      if (stop(event)) return seen;
+    }
+  } finally {
+    watcher.close();
+  }
+  assert.fail(`watch(${JSON.stringify(options)}) timed out, saw ${seen.map((e) => e.sequence)}`);
+}
+
+interface KapsoRequest {
+  path: string;
+  api_key: string;
+  body: Record<string, any>;
+}
+
+function fakeKapsoRequests(): KapsoRequest[] {
+  const log = readFileSync(process.env.FAKE_KAPSO_LOG!, 'utf8');
+  return log.split('\n').filter((line) => line.trim()).map((line) => JSON.parse(line));
+}
+
+describe('against kapso-core', { skip: CORE ? false : 'KAPSO_CORE_ADDR is not set (see test-sdks.sh)' }, () => {
+  let client: Client;
+  let inboundSequence: string;
+
+  before(async () => {
+    client = new Client(CORE, 'sdk-test-token-not-real');
+    inboundSequence = await ingestText('wamid.sdk-test-1', 'hola');
+  });
+
+  after(() => client?.close());
+
+  test('watch from zero yields the ingested event', async () => {
+    const events = await watchUntil((e) => e.message?.id === 'wamid.sdk-test-1');
+    const event = events.at(-1)!;
+    assert.equal(event.sequence, inboundSequence);
+    assert.equal(event.event_type, 'whatsapp.message.received');
+    assert.equal(event.conversation_id, CONVERSATION);
+    assert.equal(event.phone_number_id, PHONE_NUMBER_ID);
+    assert.equal(event.message?.text, 'hola');
+    assert.equal(JSON.parse(event.payload_json).message.id, 'wamid.sdk-test-1');
+  });
+
+  test('get and list find the inbound message', async () => {
+    const message = await client.getMessage('wamid.sdk-test-1');
+    assert.equal(message.direction, 'DIRECTION_INBOUND');
+    assert.equal(message.conversation_id, CONVERSATION);
+    assert.equal(message.contact_phone, CONTACT);
+    assert.equal(message.text, 'hola');
+    assert.equal(message.status, 'MESSAGE_STATUS_RECEIVED');
+    const ids = [];
+    for await (const m of client.iterMessages(CONVERSATION)) ids.push(m.id);
+    assert.ok(ids.includes('wamid.sdk-test-1'), `${ids}`);
+  });
+
+  test('get message of an unknown id is not found', async () => {
+    await assert.rejects(client.getMessage('wamid.sdk-test-never-stored'), (error: grpc.ServiceError) => {
+      assert.equal(error.code, grpc.status.NOT_FOUND);
+      return true;
+    });
+  });
+
+  test('send text to the conversation goes through Kapso', async () => {
+    const message = await client.sendText('gracias', {
+      conversation_id: CONVERSATION,
+      idempotency_key: `sdk-test-${randomUUID()}`,
+    });
+    assert.equal(message.status, 'MESSAGE_STATUS_SENT');
+    assert.match(message.id, /^wamid\.fake-/);
+    assert.equal(message.direction, 'DIRECTION_OUTBOUND');
+    assert.equal((await client.getMessage(message.id)).text, 'gracias');
+
+    const sends = fakeKapsoRequests().filter((r) => r.body.type === 'text');
+    assert.ok(sends.length > 0, 'the fake Kapso API received no send');
+    const last = sends.at(-1)!;
+    assert.equal(last.path, `/${PHONE_NUMBER_ID}/messages`);
+    assert.equal(last.api_key, FAKE_KAPSO_KEY);
+    assert.equal(String(last.body.to).replace(/^\+/, ''), CONTACT);
+    assert.equal(last.body.text.body, 'gracias');
+  });
+
+  test('mark read reaches Kapso', async () => {
+    await client.markRead('wamid.sdk-test-1');
+    const reads = fakeKapsoRequests().filter((r) => r.body.status === 'read');
+    assert.ok(reads.length > 0, 'the fake Kapso API received no read receipt');
+    assert.equal(reads.at(-1)!.body.message_id, 'wamid.sdk-test-1');
+    assert.equal(reads.at(-1)!.path, `/${PHONE_NUMBER_ID}/messages`);
+  });
+
+  test('an acked consumer resumes after its position', async () => {
+    const consumer = `sdk-test-${randomUUID().slice(0, 8)}`;
+    assert.equal(await client.ack(consumer, inboundSequence), inboundSequence);
+    const later = await ingestText('wamid.sdk-test-2', 'otra');
+    assert.ok(BigInt(later) > BigInt(inboundSequence));
+
+    const events = await watchUntil((e) => e.sequence === later, { consumer });
+    assert.ok(BigInt(events[0].sequence) > BigInt(inboundSequence), `first was ${events[0].sequence}`);
+    assert.equal(events.at(-1)!.message?.id, 'wamid.sdk-test-2');
+  });
+});
