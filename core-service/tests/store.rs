@@ -84,4 +84,39 @@ mod sqlite {
     }
 
     all_store_tests!();
+
+    /// Not a correctness case: measures end-to-end single-event ingest rate.
+    /// `cargo test -p kapso-core --release --test store -- --ignored --nocapture`
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "throughput measurement"]
+    async fn single_event_ingest_throughput() {
+        const DELIVERIES: usize = 20_000;
+        const CLIENTS: usize = 256;
+        let db = make_store();
+        let store = db.open();
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    for i in (client..DELIVERIES).step_by(CLIENTS) {
+                        let event = crate::store_suite::received(
+                            &format!("wamid.HBgL{i:012}"),
+                            &format!("conv-{}", i % 97),
+                            "Hello, I would like to know where my order is",
+                            1_700_000_000,
+                        );
+                        let key = format!("7f0c2a9e-{i:012}");
+                        let delivery = crate::store_suite::delivery(Some(&key), vec![event]);
+                        store.ingest(delivery).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let rate = DELIVERIES as f64 / started.elapsed().as_secs_f64();
+        println!("{DELIVERIES} single-event deliveries: {rate:.0}/s");
+    }
 }

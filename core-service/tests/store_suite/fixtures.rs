@@ -131,3 +131,14 @@ pub async fn all_events(store: &Arc<dyn Store>) -> Vec<StoredEvent> {
         .await
         .unwrap()
 }
+
+/// Ingests each event in a delivery of its own, under a fresh key.
+pub async fn ingest_each<const N: usize>(store: &Arc<dyn Store>, events: [NewEvent; N]) {
+    for event in events {
+        let key = uuid::Uuid::new_v4().to_string();
+        store
+            .ingest(delivery(Some(&key), vec![event]))
+            .await
+            .unwrap();
+    }
+}

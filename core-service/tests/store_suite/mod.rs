@@ -1,19 +1,22 @@
 //! The backend-agnostic `Store` suite: every backend must pass every case.
+//! Here: the event log (de-duplication, sequences, replay, durability);
+//! message state and sends are in [`messages`] and [`outbound`].
 //!
 //! Each case takes a fresh, empty store (except [`survives_reopen`], which
 //! takes a way to open the same database again).
 
 mod fixtures;
+mod messages;
 mod outbound;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use kapso_core::model::{Claim, Delivery, EventFilter, Receipt, StatusRecord};
-use kapso_core::status::MessageStatus;
+use kapso_core::model::{Claim, EventFilter, Receipt};
 use kapso_core::store::Store;
 
 pub use fixtures::*;
+pub use messages::*;
 pub use outbound::*;
 
 pub async fn duplicate_delivery_is_stored_once(store: Arc<dyn Store>) {
@@ -177,187 +180,6 @@ pub async fn events_after_filters_by_type_conversation_and_phone(store: Arc<dyn 
     assert_eq!(matching(EventFilter::default()).await.len(), 5);
 }
 
-pub async fn status_never_moves_backwards(store: Arc<dyn Store>) {
-    ingest_each(
-        &store,
-        [
-            status("wamid.S", "sent", 200),
-            status("wamid.S", "read", 220),
-        ],
-    )
-    .await;
-    ingest_each(&store, [status("wamid.S", "delivered", 210)]).await;
-    let message = store.message("wamid.S").await.unwrap().unwrap();
-    assert_eq!(message.status, MessageStatus::Read);
-    assert_eq!(message.id, "wamid.S");
-}
-
-pub async fn failed_is_terminal_and_keeps_meta_errors(store: Arc<dyn Store>) {
-    let mut failed = status("wamid.F", "failed", 205);
-    failed.statuses[0].errors = vec![meta_error()];
-    ingest_each(&store, [status("wamid.F", "sent", 200), failed]).await;
-    ingest_each(
-        &store,
-        [
-            status("wamid.F", "delivered", 210),
-            status("wamid.F", "read", 220),
-        ],
-    )
-    .await;
-    let message = store.message("wamid.F").await.unwrap().unwrap();
-    assert_eq!(message.status, MessageStatus::Failed);
-    assert_eq!(message.errors, vec![meta_error()]);
-}
-
-pub async fn status_history_keeps_every_status_once(store: Arc<dyn Store>) {
-    ingest_each(
-        &store,
-        [
-            status("wamid.H", "sent", 200),
-            status("wamid.H", "delivered", 210),
-        ],
-    )
-    .await;
-    // Kapso's `statuses[]` repeats earlier statuses on later events.
-    let mut read = status("wamid.H", "read", 230);
-    read.statuses
-        .insert(0, status_update(MessageStatus::Delivered, 211));
-    read.statuses
-        .insert(0, status_update(MessageStatus::Sent, 199));
-    ingest_each(&store, [read]).await;
-    let message = store.message("wamid.H").await.unwrap().unwrap();
-    assert_eq!(
-        message.status_history,
-        [
-            record(MessageStatus::Sent, 199),
-            record(MessageStatus::Delivered, 210),
-            record(MessageStatus::Read, 230),
-        ],
-        "each status once, with the earliest time reported"
-    );
-}
-
-pub async fn out_of_order_statuses_converge(store: Arc<dyn Store>) {
-    let orders = [
-        ["sent", "delivered", "read"],
-        ["sent", "read", "delivered"],
-        ["delivered", "sent", "read"],
-        ["delivered", "read", "sent"],
-        ["read", "sent", "delivered"],
-        ["read", "delivered", "sent"],
-    ];
-    for (n, order) in orders.iter().enumerate() {
-        let wamid = format!("wamid.order{n}");
-        for name in order {
-            let at = match *name {
-                "sent" => 200,
-                "delivered" => 210,
-                _ => 220,
-            };
-            ingest_each(&store, [status(&wamid, name, at)]).await;
-        }
-        let message = store.message(&wamid).await.unwrap().unwrap();
-        assert_eq!(message.status, MessageStatus::Read, "order {order:?}");
-        let history: Vec<_> = message.status_history.iter().map(|h| h.status).collect();
-        assert_eq!(
-            history,
-            [
-                MessageStatus::Sent,
-                MessageStatus::Delivered,
-                MessageStatus::Read
-            ],
-            "order {order:?}"
-        );
-    }
-}
-
-pub async fn inbound_message_is_received_and_listed_in_conversation(store: Arc<dyn Store>) {
-    for i in 0..5 {
-        let event = received(
-            &format!("wamid.in{i}"),
-            "conv-1",
-            &format!("message {i}"),
-            100 + i,
-        );
-        ingest_each(&store, [event]).await;
-    }
-    ingest_each(
-        &store,
-        [received("wamid.elsewhere", "conv-2", "other", 100)],
-    )
-    .await;
-
-    let mut pages = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = store
-            .conversation_messages("conv-1", 2, cursor.as_deref())
-            .await
-            .unwrap();
-        pages.push(
-            page.messages
-                .iter()
-                .map(|m| m.text.clone())
-                .collect::<Vec<_>>(),
-        );
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
-    assert_eq!(
-        pages,
-        [
-            vec!["message 0", "message 1"],
-            vec!["message 2", "message 3"],
-            vec!["message 4"],
-        ]
-    );
-    let message = store.message("wamid.in3").await.unwrap().unwrap();
-    assert_eq!(message.status, MessageStatus::Received);
-    assert_eq!(message.direction, kapso_core::model::Direction::Inbound);
-    assert_eq!(message.contact_phone, CONTACT);
-    assert_eq!(message.timestamp, 103);
-    assert_eq!(
-        message.status_history,
-        [record(MessageStatus::Received, 103)]
-    );
-}
-
-pub async fn conversation_is_remembered_with_last_inbound(store: Arc<dyn Store>) {
-    ingest_each(&store, [conversation_created("conv-1")]).await;
-    let fresh = store.conversation("conv-1").await.unwrap().unwrap();
-    assert_eq!(
-        (fresh.phone_number_id.as_str(), fresh.last_inbound_at),
-        (PHONE_NUMBER_ID, None)
-    );
-
-    ingest_each(&store, [received("wamid.1", "conv-1", "hi", 1_000)]).await;
-    // A later outbound status and an older inbound message arriving late leave it alone.
-    ingest_each(&store, [status("wamid.out", "delivered", 2_000)]).await;
-    ingest_each(&store, [received("wamid.0", "conv-1", "earlier", 900)]).await;
-    let conversation = store.conversation("conv-1").await.unwrap().unwrap();
-    assert_eq!(conversation.contact_phone, CONTACT);
-    assert_eq!(conversation.last_inbound_at, Some(1_000));
-
-    ingest_each(&store, [received("wamid.2", "conv-1", "later", 1_500)]).await;
-    assert_eq!(
-        store
-            .last_inbound_at(PHONE_NUMBER_ID, CONTACT)
-            .await
-            .unwrap(),
-        Some(1_500)
-    );
-    assert_eq!(
-        store
-            .last_inbound_at(PHONE_NUMBER_ID, "15550000000")
-            .await
-            .unwrap(),
-        None
-    );
-    assert!(store.conversation("conv-unknown").await.unwrap().is_none());
-}
-
 pub async fn committed_watch_advances_after_ingest(store: Arc<dyn Store>) {
     let mut watch = store.committed();
     assert_eq!(*watch.borrow_and_update(), 0);
@@ -480,24 +302,4 @@ pub async fn concurrent_ingests_are_group_committed_and_all_readable(store: Arc<
         );
     }
     store.check_writable().await.unwrap();
-}
-
-fn record(status: MessageStatus, timestamp: i64) -> StatusRecord {
-    StatusRecord { status, timestamp }
-}
-
-async fn ingest_each<const N: usize>(
-    store: &Arc<dyn Store>,
-    events: [kapso_core::model::NewEvent; N],
-) {
-    for event in events {
-        let key = uuid::Uuid::new_v4().to_string();
-        store
-            .ingest(Delivery {
-                key: Some(key),
-                events: vec![event],
-            })
-            .await
-            .unwrap();
-    }
 }
