@@ -24,4 +24,7 @@ pub struct Config {
     /// Log output: `text` for people, `json` for log pipelines.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: crate::telemetry::LogFormat,
+
+    #[command(flatten)]
+    pub outbound: crate::outbound::OutboundConfig,
 }

@@ -2,6 +2,7 @@
 //! follow the event log and send.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kapso_gateway_proto::v1 as pb;
 use kapso_gateway_proto::v1::messaging_server::Messaging;
@@ -10,6 +11,7 @@ use tonic::{Request, Response, Status};
 use crate::convert;
 use crate::error::CoreError;
 use crate::model::EventFilter;
+use crate::outbound::{MarkRead, Outbound, SendText};
 use crate::store::Store;
 use crate::watch::{self, EventStream};
 
@@ -19,12 +21,31 @@ const MAX_PAGE_SIZE: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct MessagingService {
     store: Arc<dyn Store>,
+    outbound: Arc<Outbound>,
 }
 
 impl MessagingService {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn Store>, outbound: Arc<Outbound>) -> Self {
+        Self { store, outbound }
     }
+}
+
+/// The caller's deadline from its `grpc-timeout` header, so retries and waits
+/// for Kapso stop when the caller stops waiting. `None`: the default applies.
+fn caller_deadline<T>(request: &Request<T>) -> Option<tokio::time::Instant> {
+    let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (amount, unit) = value.split_at(value.len().checked_sub(1)?);
+    let amount: u64 = amount.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    };
+    Some(tokio::time::Instant::now() + timeout)
 }
 
 fn page_size(requested: i32) -> Result<usize, CoreError> {
@@ -128,22 +149,61 @@ impl Messaging for MessagingService {
 
     async fn send_text(
         &self,
-        _request: Request<pb::SendTextRequest>,
+        request: Request<pb::SendTextRequest>,
     ) -> Result<Response<pb::SendTextResponse>, Status> {
-        Err(Status::unimplemented("SendText is not available yet"))
+        let deadline = caller_deadline(&request);
+        let r = request.into_inner();
+        let send = SendText {
+            to: r.to,
+            phone_number_id: r.phone_number_id,
+            conversation_id: r.conversation_id,
+            text: r.text,
+            preview_url: r.preview_url,
+            reply_to_message_id: r.reply_to_message_id,
+            idempotency_key: r.idempotency_key,
+            deadline,
+        };
+        let message = self.outbound.send_text(send).await?;
+        Ok(Response::new(pb::SendTextResponse {
+            message: Some(convert::message_to_pb(message)),
+        }))
     }
 
     async fn mark_read(
         &self,
-        _request: Request<pb::MarkReadRequest>,
+        request: Request<pb::MarkReadRequest>,
     ) -> Result<Response<pb::MarkReadResponse>, Status> {
-        Err(Status::unimplemented("MarkRead is not available yet"))
+        let deadline = caller_deadline(&request);
+        let r = request.into_inner();
+        let read = MarkRead {
+            message_id: r.message_id,
+            phone_number_id: r.phone_number_id,
+            typing_indicator: r.typing_indicator,
+            deadline,
+        };
+        self.outbound.mark_read(read).await?;
+        Ok(Response::new(pb::MarkReadResponse {}))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caller_deadline_follows_grpc_timeout_units() {
+        let mut request = Request::new(());
+        assert!(caller_deadline(&request).is_none());
+        request
+            .metadata_mut()
+            .insert("grpc-timeout", "1500m".parse().unwrap());
+        let left = caller_deadline(&request).unwrap() - tokio::time::Instant::now();
+        assert!(left <= Duration::from_millis(1500) && left > Duration::from_millis(1000));
+        request
+            .metadata_mut()
+            .insert("grpc-timeout", "bogus".parse().unwrap());
+        assert!(caller_deadline(&request).is_none());
+    }
 
     #[test]
     fn page_size_defaults_clamps_and_rejects_negative() {

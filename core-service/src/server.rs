@@ -14,6 +14,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::ingest::IngestService;
 use crate::messaging::MessagingService;
+use crate::outbound::Outbound;
 use crate::store::Store;
 
 /// How long in-flight calls get to finish after shutdown starts. Watch streams
@@ -25,6 +26,7 @@ const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// Serves the core's gRPC API on `listener` until `shutdown` resolves.
 pub async fn serve(
     store: Arc<dyn Store>,
+    outbound: Arc<Outbound>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -48,7 +50,7 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection)
         .add_service(IngestServer::new(IngestService::new(store.clone())))
-        .add_service(MessagingServer::new(MessagingService::new(store)))
+        .add_service(MessagingServer::new(MessagingService::new(store, outbound)))
         .serve_with_incoming_shutdown(incoming, signal);
 
     let grace_over = async {

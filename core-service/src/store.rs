@@ -93,3 +93,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Succeeds when the store accepts writes.
     async fn check_writable(&self) -> Result<(), StoreError>;
 }
+
+/// Opens the store a `DATABASE_URL` names: `sqlite://FILE` (also `sqlite:FILE`
+/// or a plain path) for the embedded default.
+pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url)?))
+}
