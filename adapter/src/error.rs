@@ -1,0 +1,84 @@
+//! The HTTP boundary's one error type, mapped to a response in one place.
+//!
+//! 4xx answers say what was wrong with the request; a 503 says little to the
+//! caller (the cause is logged by the handler) but carries `Retry-After` so
+//! Kapso retries the delivery.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::core_client::CoreError;
+use crate::metrics::Outcome;
+use crate::signature::SignatureError;
+use crate::webhook::ParseError;
+
+/// Why a webhook delivery was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// 401: the signature header is missing or does not verify. Nothing forwarded.
+    #[error("unauthorized: {0}")]
+    Unauthorized(#[from] SignatureError),
+    /// 400: the body is not a webhook body the adapter can read. Nothing forwarded.
+    #[error("bad request: {0}")]
+    BadRequest(#[from] ParseError),
+    /// 400: the body could not be read to its end (the client went away).
+    #[error("request body could not be read")]
+    UnreadableBody,
+    /// 413: the body is larger than `ADAPTER_BODY_LIMIT_BYTES`.
+    #[error("body larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// 503 with `Retry-After`: the core is unreachable, timed out or refused; not stored.
+    #[error("core unavailable: {source}")]
+    CoreUnavailable {
+        source: CoreError,
+        retry_after_secs: u64,
+    },
+}
+
+impl WebhookError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_) | Self::UnreadableBody => StatusCode::BAD_REQUEST,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::CoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::Unauthorized(_) => Outcome::Unauthorized,
+            Self::BadRequest(_) | Self::UnreadableBody => Outcome::BadRequest,
+            Self::TooLarge { .. } => Outcome::TooLarge,
+            Self::CoreUnavailable { .. } => Outcome::Unavailable,
+        }
+    }
+}
+
+impl IntoResponse for WebhookError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            Self::Unauthorized(SignatureError::Missing) => {
+                "missing X-Webhook-Signature header".to_owned()
+            }
+            Self::Unauthorized(_) => "invalid signature".to_owned(),
+            Self::CoreUnavailable { .. } => {
+                "temporarily unable to store the event; retry later".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = Json(json!({ "status": "error", "error": message }));
+        let mut response = (self.status(), body).into_response();
+        if let Self::CoreUnavailable {
+            retry_after_secs, ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}

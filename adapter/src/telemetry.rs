@@ -1,0 +1,77 @@
+//! Logging setup and the masking that keeps customer data out of logs by default.
+
+use std::fmt;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber: `RUST_LOG` filters (default `info`), `format` shapes lines.
+///
+/// Does nothing if a subscriber is already installed (tests call it repeatedly).
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _already_set = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// A contact shown with its middle hidden, e.g. `+5691****5678`.
+///
+/// Formats lazily: nothing is computed when the log line is filtered out.
+#[derive(Debug, Clone, Copy)]
+pub struct Masked<'a>(pub &'a str);
+
+impl fmt::Display for Masked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let contact = self.0;
+        // Stored contacts are bare digits; show them as the phone numbers they are.
+        if !contact.is_empty() && contact.bytes().all(|b| b.is_ascii_digit()) {
+            f.write_str("+")?;
+        }
+        let chars = contact.chars().count();
+        if chars <= 8 {
+            // Too short to show both ends without revealing most of it.
+            let tail: String = contact.chars().skip(chars.saturating_sub(2)).collect();
+            return write!(f, "****{tail}");
+        }
+        let head: String = contact.chars().take(4).collect();
+        let tail: String = contact.chars().skip(chars - 4).collect();
+        write!(f, "{head}****{tail}")
+    }
+}
+
+/// At most the first 20 characters of a received signature, for the refusal log line.
+pub fn signature_prefix(header: &[u8]) -> String {
+    String::from_utf8_lossy(header).chars().take(20).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_digits_keep_four_at_each_end() {
+        assert_eq!(Masked("56912345678").to_string(), "+5691****5678");
+        assert_eq!(Masked("15551234567").to_string(), "+1555****4567");
+    }
+
+    #[test]
+    fn non_phone_ids_are_masked_without_a_plus() {
+        assert_eq!(Masked("US.1234567890").to_string(), "US.1****7890");
+    }
+
+    #[test]
+    fn short_or_empty_contacts_reveal_little() {
+        assert_eq!(Masked("12345").to_string(), "+****45");
+        assert_eq!(Masked("").to_string(), "****");
+    }
+
+    #[test]
+    fn signature_prefix_is_at_most_twenty_characters() {
+        assert_eq!(signature_prefix(&[b'a'; 64]), "a".repeat(20));
+        assert_eq!(signature_prefix(b"short"), "short");
+    }
+}

@@ -1,0 +1,122 @@
+//! Webhook bodies to [`InboundEvent`]s.
+//!
+//! Four shapes arrive on the same URL (CONTRACT §3): a Kapso v2 single event (the
+//! body is the event), a v2 batch envelope `{type, batch: true, data: [...]}`, the
+//! original service's legacy event `{event_type, conversation_id, message_id, payload}`,
+//! and a legacy batch (a top-level array). Each event keeps its exact bytes in
+//! `payload_json`: batch items are sliced out with `RawValue`, never re-serialised.
+//!
+//! - `shape`: the JSON structs, borrowed from the body.
+//! - `lenient`: field types that read a mistyped value as absent.
+//! - `extract`: which field wins for each fact of an event.
+
+mod extract;
+mod lenient;
+mod shape;
+
+use kapso_gateway_proto::v1::InboundEvent;
+use serde_json::value::RawValue;
+
+use extract::Surroundings;
+use lenient::Obj;
+use shape::Body;
+
+/// What the headers say about the body, for facts the body leaves out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hints<'h> {
+    /// `X-Webhook-Event`.
+    pub event_type: Option<&'h str>,
+    /// `X-Webhook-Batch: true` (any case).
+    pub batch: bool,
+}
+
+/// A body's events in the order they were sent.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Parsed {
+    pub events: Vec<InboundEvent>,
+    /// Whether the body was a batch (v2 envelope or legacy array), even of one or zero.
+    pub batch: bool,
+}
+
+/// Why a body cannot be read as events. Every variant means HTTP 400.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("body is not valid UTF-8")]
+    NotUtf8,
+    #[error("body is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("body must be a JSON object or array")]
+    NotObjectOrArray,
+    #[error("batch delivery without a `data` array")]
+    BatchWithoutData,
+}
+
+/// Reads a webhook body, already authenticated, as events.
+///
+/// Only malformed JSON and a batch without its `data` array fail: unknown fields,
+/// message types and event types are forwarded as they are.
+pub fn parse(body: &[u8], hints: Hints<'_>) -> Result<Parsed, ParseError> {
+    // Validating UTF-8 up front lets every slice of the body be a `&str`, including
+    // parts serde_json skips without checking.
+    let text = std::str::from_utf8(body).map_err(|_| ParseError::NotUtf8)?;
+    match text.as_bytes().trim_ascii_start().first() {
+        Some(b'{') => parse_object(text, hints),
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(text)?;
+            let around = Surroundings {
+                header_type: hints.event_type,
+                ..Surroundings::default()
+            };
+            Ok(Parsed {
+                events: parse_items(&items, around)?,
+                batch: true,
+            })
+        }
+        _ => {
+            serde_json::from_str::<serde::de::IgnoredAny>(text)?;
+            Err(ParseError::NotObjectOrArray)
+        }
+    }
+}
+
+fn parse_object(text: &str, hints: Hints<'_>) -> Result<Parsed, ParseError> {
+    let body: Body<'_> = serde_json::from_str(text)?;
+    let around = Surroundings {
+        body_type: body.kind.get(),
+        header_type: hints.event_type,
+        batch_conversation_id: body
+            .batch_info
+            .get()
+            .and_then(|info| info.conversation_id.get()),
+    };
+    if !(body.batch.0 || hints.batch) {
+        return Ok(Parsed {
+            events: vec![extract::event(&body, text, around)],
+            batch: false,
+        });
+    }
+    let data = body.data.ok_or(ParseError::BatchWithoutData)?;
+    let items: Vec<&RawValue> =
+        serde_json::from_str(data.get()).map_err(|_| ParseError::BatchWithoutData)?;
+    Ok(Parsed {
+        events: parse_items(&items, around)?,
+        batch: true,
+    })
+}
+
+fn parse_items(
+    items: &[&RawValue],
+    around: Surroundings<'_>,
+) -> Result<Vec<InboundEvent>, ParseError> {
+    items
+        .iter()
+        .map(|raw| {
+            // A non-object item is still forwarded (with its bytes) rather than refusing the batch.
+            let Obj(item) = serde_json::from_str::<Obj<Body<'_>>>(raw.get())?;
+            Ok(extract::event(&item.unwrap_or_default(), raw.get(), around))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
