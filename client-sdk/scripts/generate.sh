@@ -40,7 +40,9 @@ generate_python() {
       python="python3"
     fi
   fi
-  command -v "$python" >/dev/null || die "no Python interpreter '$python'"
+  python="$(command -v "$python")" || die "no Python interpreter '${PYTHON:-python3}'"
+  # Absolute, since protoc runs from inside proto/ (not resolved: a venv's python is a symlink).
+  [[ "$python" == /* ]] || python="$(cd "$(dirname "$python")" && pwd)/$(basename "$python")"
   "$python" -c 'import grpc_tools.protoc' 2>/dev/null ||
     die "grpcio-tools is missing for $python: pip install -r client-sdk/python/requirements.txt"
 
