@@ -1,0 +1,91 @@
+//! `kapso-gateway`: the adapter and the core in one process, for the quick start
+//! and small deployments. Each keeps its own address and they still talk real
+//! gRPC, so moving to separate processes later changes no behaviour.
+//!
+//! Configured by the adapter's and the core's environment variables together
+//! (`kapso-adapter --help`, `kapso-core --help`). The adapter always talks to
+//! this process's core, whatever `CORE_GRPC_URL` says.
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
+        println!("{HELP}");
+        return Ok(());
+    }
+    // Both binaries have a `--listen-addr` flag, so flags cannot be merged;
+    // the environment variable names are distinct and configure both.
+    let mut adapter =
+        kapso_adapter::Config::try_parse_from(["kapso-gateway"]).unwrap_or_else(|e| e.exit());
+    let core = kapso_core::Config::try_parse_from(["kapso-gateway"]).unwrap_or_else(|e| e.exit());
+    kapso_adapter::telemetry::init(adapter.log_format);
+
+    let core_listener = TcpListener::bind(core.listen_addr)
+        .await
+        .with_context(|| format!("binding CORE_LISTEN_ADDR {}", core.listen_addr))?;
+    adapter.core_grpc_url = format!("http://{}", core_listener.local_addr()?).parse()?;
+    let adapter_listener = TcpListener::bind(adapter.listen_addr)
+        .await
+        .with_context(|| format!("binding ADAPTER_LISTEN_ADDR {}", adapter.listen_addr))?;
+
+    // Shutdown order: the adapter stops taking webhooks and drains first, so
+    // every delivery it still forwards finds the core up; then the core.
+    let (stop_adapter, adapter_stopping) = watch::channel(false);
+    let (stop_core, core_stopping) = watch::channel(false);
+    let core = tokio::spawn(kapso_core::run(core, core_listener, stopped(core_stopping)));
+    let adapter = tokio::spawn(kapso_adapter::run(
+        adapter,
+        adapter_listener,
+        stopped(adapter_stopping),
+    ));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_adapter.send(true);
+    });
+
+    let adapter_result = adapter.await.context("adapter task")?;
+    let _ = stop_core.send(true);
+    let core_result = core.await.context("core task")?;
+    adapter_result.and(core_result)
+}
+
+const HELP: &str = "kapso-gateway: the Kapso webhook adapter and the gateway core in one process.
+
+Configured by environment variables (see `kapso-adapter --help` and `kapso-core --help`):
+  KAPSO_WEBHOOK_SECRET   webhook secret(s), required
+  ADAPTER_LISTEN_ADDR    HTTP address for Kapso's webhooks [default: 0.0.0.0:8000]
+  CORE_LISTEN_ADDR       gRPC address for internal services [default: 127.0.0.1:50051]
+  DATABASE_URL           store [default: sqlite://kapso-gateway.db]
+  KAPSO_API_TOKEN, KAPSO_API_BASE_URL, KAPSO_PHONE_NUMBER_ID, ... as for kapso-core
+  CORE_TIMEOUT_MS, RETRY_AFTER_SECS, ADAPTER_BODY_LIMIT_BYTES, ... as for kapso-adapter";
+
+/// Resolves once the flag flips to true (or its sender is gone).
+async fn stopped(mut flag: watch::Receiver<bool>) {
+    let _ = flag.wait_for(|stop| *stop).await;
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
