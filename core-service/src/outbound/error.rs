@@ -266,6 +266,24 @@ mod tests {
     }
 
     #[test]
+    fn requests_kapso_never_took_replay_as_unavailable() {
+        let error = MetaError {
+            code: 0,
+            title: TITLE_NOT_TAKEN.into(),
+            message: "cannot connect to Kapso".into(),
+            details: String::new(),
+        };
+        let status = Status::from(OutboundError::from_failure(Some("gw_1"), &[error]));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(
+            status.message().contains("not sent"),
+            "{}",
+            status.message()
+        );
+        assert!(status.metadata().get("x-meta-error-code").is_none());
+    }
+
+    #[test]
     fn window_error_asks_for_a_template() {
         let status = Status::from(OutboundError::from_failure(
             Some("gw_1"),
