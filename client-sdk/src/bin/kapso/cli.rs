@@ -1,0 +1,258 @@
+//! The `kapso` command line: every flag, its environment variable and default,
+//! and the dispatch to the commands.
+
+use std::fmt;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use kapso_client::Client;
+
+use crate::{messaging, webhook};
+
+/// Talk to the kapso-gateway core and send signed test webhooks to its adapter.
+///
+/// Messages and events print as JSON (one object per line): proto field names,
+/// enums by their proto names (e.g. MESSAGE_STATUS_READ), payloads embedded as JSON.
+#[derive(Debug, Parser)]
+#[command(name = "kapso", version)]
+pub struct Cli {
+    /// gRPC URL of the gateway core.
+    #[arg(
+        long,
+        env = "KAPSO_CORE_URL",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    pub core_url: String,
+
+    /// Token for the core's gRPC API, sent as `authorization: Bearer <token>`.
+    #[arg(long, env = "GATEWAY_API_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<Secret>,
+
+    /// Deadline in seconds of each call to the core (not of `watch`).
+    #[arg(long, env = "KAPSO_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    pub timeout_secs: u64,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send a text message; prints the stored message as JSON.
+    SendText(SendTextArgs),
+    /// Mark an inbound message read (blue ticks).
+    MarkRead {
+        /// The wamid of the inbound message.
+        message_id: String,
+        /// Also show "typing…" to the customer.
+        #[arg(long)]
+        typing: bool,
+    },
+    /// Print a message (by wamid, gateway id or idempotency key) as JSON.
+    Get {
+        /// wamid, gateway id or idempotency key.
+        id: String,
+    },
+    /// Print every message of a conversation, oldest first, one JSON object per line.
+    List {
+        /// The Kapso conversation id.
+        conversation_id: String,
+    },
+    /// Follow the event log: one JSON object per line, replay first, then live.
+    Watch(WatchArgs),
+    /// Record that a consumer processed everything up to SEQUENCE.
+    Ack {
+        /// Consumer name.
+        #[arg(long)]
+        consumer: String,
+        /// Last processed sequence.
+        sequence: u64,
+    },
+    /// Act as Kapso towards the adapter.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SendTextArgs {
+    #[command(flatten)]
+    pub recipient: RecipientArgs,
+    /// Message text, 1 to 4096 characters.
+    #[arg(long)]
+    pub text: String,
+    /// wamid of the message to reply to.
+    #[arg(long)]
+    pub reply_to: Option<String>,
+    /// Makes a retry safe: the core sends at most once per key.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Sending business number id (default: the core's or the conversation's).
+    #[arg(long)]
+    pub phone_number_id: Option<String>,
+    /// Let WhatsApp render a preview of the first link.
+    #[arg(long)]
+    pub preview_url: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct RecipientArgs {
+    /// Recipient phone number (digits, leading + accepted).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Send to the contact of this conversation id.
+    #[arg(long)]
+    pub conversation: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Start after this sequence (0: the beginning, or the consumer's position).
+    #[arg(long, default_value_t = 0)]
+    pub after: u64,
+    /// Only this event type; repeat for several.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Only this conversation id.
+    #[arg(long)]
+    pub conversation: Option<String>,
+    /// Only this business phone number id.
+    #[arg(long)]
+    pub phone_number_id: Option<String>,
+    /// Watch as this named consumer (resumes from its acknowledged position).
+    #[arg(long)]
+    pub consumer: Option<String>,
+    /// Acknowledge each event for --consumer after printing it.
+    #[arg(long, requires = "consumer")]
+    pub ack: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Sign a body file's exact bytes and POST it with Kapso's headers; prints
+    /// the HTTP status and response body, exits 1 unless the answer is 2xx.
+    Send(WebhookSendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookSendArgs {
+    /// Body file, or - for standard input.
+    #[arg(default_value = "-", value_name = "FILE")]
+    pub file: String,
+    /// Webhook secret shared with the adapter (as text, never hex-decoded).
+    #[arg(long, env = "KAPSO_WEBHOOK_SECRET", hide_env_values = true)]
+    pub secret: Secret,
+    /// The adapter's webhook URL.
+    #[arg(
+        long,
+        env = "KAPSO_WEBHOOK_URL",
+        default_value = "http://127.0.0.1:8000/api/whatsapp/webhook"
+    )]
+    pub url: String,
+    /// X-Webhook-Event.
+    #[arg(long, default_value = kapso_client::webhook::DEFAULT_EVENT)]
+    pub event: String,
+    /// X-Idempotency-Key (default: a new UUID v4); reuse one to replay a delivery.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Send as a batch (X-Webhook-Batch: true, X-Batch-Size).
+    #[arg(long)]
+    pub batch: bool,
+    /// X-Batch-Size (implies --batch; default: the number of items in data[] or the top-level array).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Print an equivalent curl command instead of sending.
+    #[arg(long)]
+    pub print_curl: bool,
+    /// Seconds to wait for the answer (Kapso itself waits 10).
+    #[arg(long, default_value_t = 10)]
+    pub timeout_secs: u64,
+}
+
+/// A secret from a flag or the environment; `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// Runs the command; `Ok` carries the exit code of a command that ran to its end.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let connect = || async {
+        let mut builder = Client::builder(&cli.core_url)
+            .timeout(Duration::from_secs(cli.timeout_secs))
+            .connect_timeout(Duration::from_secs(5));
+        if let Some(token) = &cli.token {
+            builder = builder.token(token.expose());
+        }
+        builder.connect().await
+    };
+    match cli.command {
+        Command::Webhook(WebhookCommand::Send(args)) => webhook::send(args).await,
+        Command::SendText(args) => messaging::send_text(&connect().await?, args).await,
+        Command::MarkRead { message_id, typing } => {
+            messaging::mark_read(&connect().await?, &message_id, typing).await
+        }
+        Command::Get { id } => messaging::get(&connect().await?, &id).await,
+        Command::List { conversation_id } => {
+            messaging::list(&connect().await?, &conversation_id).await
+        }
+        Command::Watch(args) => messaging::watch(&connect().await?, args).await,
+        Command::Ack { consumer, sequence } => {
+            messaging::ack(&connect().await?, &consumer, sequence).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn send_text_needs_exactly_one_recipient() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["kapso", "send-text"], args].concat());
+        assert!(parse(&["--to", "+569", "--text", "hola"]).is_ok());
+        assert!(parse(&["--conversation", "c", "--text", "hola"]).is_ok());
+        assert!(parse(&["--text", "hola"]).is_err());
+        assert!(parse(&["--to", "+569", "--conversation", "c", "--text", "x"]).is_err());
+    }
+
+    #[test]
+    fn watch_ack_requires_a_consumer() {
+        assert!(Cli::try_parse_from(["kapso", "watch", "--ack"]).is_err());
+        assert!(Cli::try_parse_from(["kapso", "watch", "--ack", "--consumer", "bot"]).is_ok());
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let secret: Secret = "test-secret-not-real".parse().unwrap();
+        assert_eq!(format!("{secret:?}"), "[redacted]");
+    }
+}

@@ -1,0 +1,27 @@
+//! `kapso`: the gateway from a terminal. Send and read messages through the
+//! core, follow its event log as JSON lines, and send signed test webhooks to
+//! the adapter the way Kapso does.
+//!
+//! Modules: [`cli`] (flags and dispatch), [`messaging`] (commands against the
+//! core), [`webhook`] (`kapso webhook send`).
+
+mod cli;
+mod messaging;
+mod webhook;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            // `{:#}` keeps the cause chain on the one line.
+            eprintln!("kapso: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
