@@ -52,6 +52,12 @@ impl SqliteStore {
     /// `sqlite:relative.db` or a plain path; a `?query` suffix is ignored.
     pub fn open(url: &str) -> Result<SqliteStore, StoreError> {
         let path = database_path(url);
+        // Every connection would get its own private in-memory database.
+        if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+            return Err(StoreError::Internal(format!(
+                "{url:?} is not a database file (in-memory databases are not supported)"
+            )));
+        }
         let conn = migrate::open_writer(&path)?;
         let committed = rows::committed_sequence(&conn)?;
         let writer = Writer::spawn(conn, committed)?;

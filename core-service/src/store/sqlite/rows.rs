@@ -155,12 +155,21 @@ pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
 }
 
 /// How an event's statuses are stored: `[{"status":"failed","timestamp":1,"errors":[..]}]`.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 struct StatusJson {
     status: String,
     timestamp: i64,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     errors: Vec<MetaError>,
+}
+
+/// [`StatusJson`] borrowed from the event, so encoding copies nothing.
+#[derive(serde::Serialize)]
+struct StatusJsonRef<'a> {
+    status: &'a str,
+    timestamp: i64,
+    #[serde(skip_serializing_if = "<[MetaError]>::is_empty")]
+    errors: &'a [MetaError],
 }
 
 /// The statuses column of an event: `None` when it has none (the common case).
@@ -168,12 +177,12 @@ pub(super) fn encode_statuses(statuses: &[StatusUpdate]) -> Result<Option<String
     if statuses.is_empty() {
         return Ok(None);
     }
-    let rows: Vec<StatusJson> = statuses
+    let rows: Vec<StatusJsonRef<'_>> = statuses
         .iter()
-        .map(|s| StatusJson {
-            status: s.status.as_str().to_owned(),
+        .map(|s| StatusJsonRef {
+            status: s.status.as_str(),
             timestamp: s.timestamp,
-            errors: s.errors.clone(),
+            errors: &s.errors,
         })
         .collect();
     encode_json(&rows).map(Some)

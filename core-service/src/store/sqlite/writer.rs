@@ -210,3 +210,76 @@ fn run_requests(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), Str
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consumers(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM consumers ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn insert(conn: &Connection, name: &str) -> Result<(), StoreError> {
+        conn.execute(
+            "INSERT INTO consumers (name, sequence) VALUES (?1, 0)",
+            [name],
+        )?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_failing_request_is_rolled_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.db");
+        let writer = Writer::spawn(super::super::migrate::open_writer(&path).unwrap(), 0).unwrap();
+        let (ok, failed, panicked, after) = tokio::join!(
+            writer.run(|conn| insert(conn, "a")),
+            writer.run(|conn| {
+                insert(conn, "b")?;
+                Err::<(), _>(StoreError::NotFound("refused".into()))
+            }),
+            writer.run(|conn| {
+                insert(conn, "c")?;
+                panic!("a bug in one request")
+            }),
+            writer.run(|conn| insert(conn, "d")),
+        );
+        ok.unwrap();
+        after.unwrap();
+        assert!(matches!(failed, Err(StoreError::NotFound(_))));
+        assert!(matches!(panicked, Err::<(), _>(StoreError::Internal(_))));
+        let names = writer.run(|conn| Ok(consumers(conn))).await.unwrap();
+        assert_eq!(names, ["a", "d"]);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_writer_flushes_what_was_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.db");
+        let writer = Writer::spawn(super::super::migrate::open_writer(&path).unwrap(), 0).unwrap();
+        let queued: Vec<_> = (0..50)
+            .map(|i| {
+                let (reply, answer) = oneshot::channel();
+                let job: Box<dyn Job> = Box::new(Request {
+                    work: Some(move |conn: &Connection| insert(conn, &format!("c{i:02}"))),
+                    outcome: None,
+                    reply,
+                });
+                writer.queue.as_ref().unwrap().send(job).unwrap();
+                answer
+            })
+            .collect();
+        drop(writer);
+        for answer in queued {
+            answer.await.unwrap().unwrap();
+        }
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(consumers(&conn).len(), 50);
+    }
+}
