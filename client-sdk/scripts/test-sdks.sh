@@ -39,6 +39,7 @@ done
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
   die "node 20 or newer is needed, found $(node --version)"
 [[ -x "$core_bin" ]] || die "no kapso-core at $core_bin: run 'cargo build -p kapso-core' (or set KAPSO_CORE_BIN)"
+[[ "$core_bin" == /* ]] || core_bin="$PWD/$core_bin"
 
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/kapso-sdk-test.XXXXXX")"
 pids=()
@@ -150,7 +151,7 @@ stop_environment() {
 # --- the suites -----------------------------------------------------------------------
 run_python() {
   (cd "$sdk_dir/python" &&
-    KAPSO_CORE_ADDR="$core_addr" FAKE_KAPSO_LOG="$fake_log" \
+    KAPSO_CORE_ADDR="$core_addr" FAKE_KAPSO_LOG="$fake_log" KAPSO_CORE_BIN="$core_bin" \
       "$python" -m pytest -v -rs -p no:cacheprovider)
 }
 

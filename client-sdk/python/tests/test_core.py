@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -16,7 +19,7 @@ import grpc
 import pytest
 
 from kapso.gateway.v1 import ingest_pb2, ingest_pb2_grpc, types_pb2
-from kapso_gateway import Client
+from kapso_gateway import Backoff, Client
 
 PHONE_NUMBER_ID = "123456789012345"
 CONTACT = "15551234567"
@@ -28,7 +31,7 @@ CORE = os.environ.get("KAPSO_CORE_ADDR", "")
 pytestmark = pytest.mark.skipif(not CORE, reason="KAPSO_CORE_ADDR is not set (see test-sdks.sh)")
 
 
-def ingest_text(message_id: str, text: str) -> int:
+def ingest_text(message_id: str, text: str, target: str = CORE) -> int:
     """Stores one inbound text through the adapter's Ingest call; returns its log position."""
     payload = {
         "message": {
@@ -56,7 +59,7 @@ def ingest_text(message_id: str, text: str) -> int:
     request = ingest_pb2.IngestEventsRequest(
         delivery_key=f"sdk-test-{uuid.uuid4()}", events=[event], payload_version="v2"
     )
-    with grpc.insecure_channel(CORE) as channel:
+    with grpc.insecure_channel(target) as channel:
         response = ingest_pb2_grpc.IngestStub(channel).IngestEvents(request, timeout=WAIT)
     assert [o.disposition for o in response.outcomes] == [ingest_pb2.DISPOSITION_NEW]
     assert response.outcomes[0].sequence > 0
@@ -163,3 +166,64 @@ def test_acked_consumer_resumes_after_its_position(client, inbound_sequence):
     events = watch_until(lambda e: e.sequence == later, consumer=consumer)
     assert events[0].sequence > inbound_sequence
     assert events[-1].message.id == "wamid.sdk-test-2"
+
+
+def start_core(port: int, database: str, log) -> subprocess.Popen:
+    """Starts the kapso-core binary (KAPSO_CORE_BIN) and waits until it answers."""
+    env = {
+        **os.environ,
+        "CORE_LISTEN_ADDR": f"127.0.0.1:{port}",
+        "DATABASE_URL": f"sqlite://{database}",
+    }
+    core = subprocess.Popen([os.environ["KAPSO_CORE_BIN"]], env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        assert core.poll() is None, f"kapso-core exited with {core.returncode}"
+        with Client(f"127.0.0.1:{port}", timeout=1) as probe:
+            try:
+                probe.get_message("readiness-probe")
+            except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.NOT_FOUND:
+                    return core
+        time.sleep(0.1)
+    core.kill()
+    raise AssertionError("kapso-core did not become ready")
+
+
+@pytest.mark.skipif(not os.environ.get("KAPSO_CORE_BIN"), reason="KAPSO_CORE_BIN is not set")
+def test_watch_resumes_across_a_core_restart(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    target = f"127.0.0.1:{port}"
+    database = str(tmp_path / "restart.db")
+    log = open(tmp_path / "core.log", "ab")
+    core = start_core(port, database, log)
+    client = Client(target)
+    received: "queue.Queue" = queue.Queue()
+
+    def run():
+        try:
+            for event in client.watch(backoff=Backoff(initial=0.1, maximum=0.5)):
+                received.put(event.sequence)
+        except grpc.RpcError as error:  # CANCELLED when the test closes the client
+            received.put(error)
+
+    try:
+        first = ingest_text("wamid.sdk-restart-1", "antes", target)
+        threading.Thread(target=run, daemon=True).start()
+        assert received.get(timeout=WAIT) == first
+
+        core.terminate()
+        core.wait(WAIT)
+        core = start_core(port, database, log)
+        second = ingest_text("wamid.sdk-restart-2", "después", target)
+
+        assert received.get(timeout=WAIT) == second
+        time.sleep(0.5)
+        assert received.empty(), "an event was yielded twice after the reconnect"
+    finally:
+        client.close()
+        core.terminate()
+        core.wait(WAIT)
+        log.close()
