@@ -1,0 +1,580 @@
+//! End to end over real sockets: the adapter on 127.0.0.1:0 in front of a real
+//! core on 127.0.0.1:0 with a temporary SQLite database. What a webhook answer
+//! promises is checked by reading the core's event log and messages back.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser as _;
+use futures::StreamExt as _;
+use kapso_adapter::signature::sign;
+use kapso_gateway_proto::v1 as pb;
+use kapso_gateway_proto::v1::messaging_client::MessagingClient;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const SECRET: &str = "e2e-secret-not-real";
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/kapso/fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()))
+}
+
+/// A core serving on a fixed address until stopped.
+struct Core {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Core {
+    async fn start(listener: TcpListener, database_url: &str) -> Core {
+        let addr = listener.local_addr().unwrap();
+        let config = kapso_core::Config::try_parse_from([
+            "kapso-core",
+            "--database-url",
+            database_url,
+            "--kapso-api-base-url",
+            "http://127.0.0.1:9/unused",
+        ])
+        .unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(kapso_core::run(config, listener, async {
+            let _ = stopped.await;
+        }));
+        Core {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn shut_down(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Adapter and core on port 0 over a temporary database.
+struct App {
+    webhook_url: String,
+    core: Option<Core>,
+    database_url: String,
+    http: reqwest::Client,
+    _adapter: JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn spawn_app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+    let core = Core::start(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        &database_url,
+    )
+    .await;
+    let adapter = spawn_adapter(&format!("http://{}", core.addr)).await;
+    App {
+        webhook_url: adapter.0,
+        core: Some(core),
+        database_url,
+        http: reqwest::Client::new(),
+        _adapter: adapter.1,
+        _dir: dir,
+    }
+}
+
+async fn spawn_adapter(core_url: &str) -> (String, JoinHandle<anyhow::Result<()>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/api/whatsapp/webhook",
+        listener.local_addr().unwrap()
+    );
+    let config = kapso_adapter::Config::try_parse_from([
+        "kapso-adapter",
+        "--webhook-secret",
+        SECRET,
+        "--core-grpc-url",
+        core_url,
+        "--core-timeout-ms",
+        "2000",
+        "--retry-after-secs",
+        "7",
+    ])
+    .unwrap();
+    (
+        url,
+        tokio::spawn(kapso_adapter::run(config, listener, std::future::pending())),
+    )
+}
+
+/// One webhook request as Kapso would send it.
+struct Delivery<'a> {
+    body: &'a [u8],
+    event: &'a str,
+    key: String,
+    batch_size: Option<usize>,
+}
+
+impl<'a> Delivery<'a> {
+    fn new(body: &'a [u8], event: &'a str, key: impl Into<String>) -> Self {
+        Delivery {
+            body,
+            event,
+            key: key.into(),
+            batch_size: None,
+        }
+    }
+
+    fn batch(mut self, size: usize) -> Self {
+        self.batch_size = Some(size);
+        self
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+impl App {
+    async fn post(&self, delivery: &Delivery<'_>) -> Answer {
+        self.post_signed(delivery, &sign(SECRET, delivery.body))
+            .await
+    }
+
+    async fn post_signed(&self, delivery: &Delivery<'_>, signature: &str) -> Answer {
+        let mut request = self
+            .http
+            .post(&self.webhook_url)
+            .header("content-type", "application/json")
+            .header("x-webhook-signature", signature)
+            .header("x-idempotency-key", &delivery.key)
+            .header("x-webhook-payload-version", "v2")
+            .body(delivery.body.to_vec());
+        if !delivery.event.is_empty() {
+            request = request.header("x-webhook-event", delivery.event);
+        }
+        if let Some(size) = delivery.batch_size {
+            request = request
+                .header("x-webhook-batch", "true")
+                .header("x-batch-size", size.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = response.json().await.unwrap_or(Value::Null);
+        Answer {
+            status,
+            retry_after,
+            body,
+        }
+    }
+
+    async fn messaging(&self) -> MessagingClient<tonic::transport::Channel> {
+        let addr = self.core.as_ref().unwrap().addr;
+        MessagingClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap()
+    }
+
+    /// The whole event log, read up to a marker event posted last: everything
+    /// stored before the marker is in the result, so "stored once" is exact.
+    async fn log(&self) -> Vec<pb::Event> {
+        let marker_id = format!("wamid.marker-{}", uuid_like());
+        let marker = format!(
+            r#"{{"message":{{"id":"{marker_id}","type":"text","kapso":{{"direction":"inbound"}}}}}}"#
+        );
+        let answer = self
+            .post(&Delivery::new(
+                marker.as_bytes(),
+                "test.marker",
+                uuid_like(),
+            ))
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "marker not stored: {:?}",
+            answer.body
+        );
+        let request = pb::WatchEventsRequest {
+            after_sequence: 0,
+            ..Default::default()
+        };
+        let mut stream = self
+            .messaging()
+            .await
+            .watch_events(request)
+            .await
+            .unwrap()
+            .into_inner();
+        let mut events = Vec::new();
+        while let Some(event) = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+        {
+            let event = event.unwrap();
+            if event.event_type == "test.marker"
+                && event.message.as_ref().is_some_and(|m| m.id == marker_id)
+            {
+                return events;
+            }
+            if event.event_type != "test.marker" {
+                events.push(event);
+            }
+        }
+        panic!("stream ended before the marker");
+    }
+
+    async fn message(&self, id: &str) -> pb::Message {
+        let request = pb::GetMessageRequest {
+            message_id: id.into(),
+        };
+        self.messaging()
+            .await
+            .get_message(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[tokio::test]
+async fn every_fixture_is_acknowledged_and_stored_verbatim() {
+    let app = spawn_app().await;
+    let cases: [(&str, &str, Option<usize>, usize); 13] = [
+        ("received_text.json", "whatsapp.message.received", None, 1),
+        ("received_image.json", "whatsapp.message.received", None, 1),
+        ("received_audio.json", "whatsapp.message.received", None, 1),
+        (
+            "received_location.json",
+            "whatsapp.message.received",
+            None,
+            1,
+        ),
+        (
+            "received_button_reply.json",
+            "whatsapp.message.received",
+            None,
+            1,
+        ),
+        (
+            "received_reaction.json",
+            "whatsapp.message.received",
+            None,
+            1,
+        ),
+        ("sent.json", "whatsapp.message.sent", None, 1),
+        ("delivered.json", "whatsapp.message.delivered", None, 1),
+        ("read.json", "whatsapp.message.read", None, 1),
+        ("failed.json", "whatsapp.message.failed", None, 1),
+        (
+            "batch_received.json",
+            "whatsapp.message.received",
+            Some(2),
+            2,
+        ),
+        ("legacy_single.json", "whatsapp.message.received", None, 1),
+        ("legacy_batch.json", "whatsapp.message.received", Some(2), 2),
+    ];
+    let mut expected = Vec::new();
+    for (name, event, batch, count) in cases {
+        let body = fixture(name);
+        let mut delivery = Delivery::new(&body, event, format!("key-{name}"));
+        if let Some(size) = batch {
+            delivery = delivery.batch(size);
+        }
+        let answer = app.post(&delivery).await;
+        assert_eq!(answer.status, StatusCode::OK, "{name}: {:?}", answer.body);
+        assert_eq!(answer.body["events"], count, "{name}: {:?}", answer.body);
+        expected.push((name, body, count));
+    }
+    // Meta's own format is not a Kapso shape, but it is stored, never refused.
+    let meta = fixture("meta_text.json");
+    assert_eq!(
+        app.post(&Delivery::new(&meta, "", "key-meta")).await.status,
+        StatusCode::OK
+    );
+
+    let log = app.log().await;
+    let total: usize = expected.iter().map(|(_, _, n)| n).sum::<usize>() + 1;
+    assert_eq!(log.len(), total);
+    assert!(
+        log.windows(2).all(|w| w[0].sequence < w[1].sequence),
+        "sequences strictly increase"
+    );
+    let mut events = log.iter();
+    for (name, body, count) in &expected {
+        let body = std::str::from_utf8(body).unwrap();
+        for _ in 0..*count {
+            let event = events.next().unwrap();
+            if *count == 1 && !name.starts_with("legacy_batch") {
+                assert_eq!(
+                    event.payload_json, body,
+                    "{name}: the payload is the body, byte for byte"
+                );
+            } else {
+                assert!(
+                    body.contains(&event.payload_json),
+                    "{name}: each item's exact bytes"
+                );
+            }
+        }
+    }
+    assert_eq!(log[0].event_type, "whatsapp.message.received");
+    assert_eq!(log[0].conversation_id, "conv_123");
+    assert_eq!(log[0].message.as_ref().unwrap().text, "Hello");
+}
+
+#[tokio::test]
+async fn duplicate_delivery_is_stored_once_and_answered_already_processed() {
+    let app = spawn_app().await;
+    let body = fixture("received_text.json");
+    let delivery = Delivery::new(&body, "whatsapp.message.received", "dup-key");
+    let first = app.post(&delivery).await;
+    assert_eq!(
+        (first.status, first.body["events"].as_u64()),
+        (StatusCode::OK, Some(1))
+    );
+    let again = app.post(&delivery).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["message"], "Already processed");
+    assert_eq!(app.log().await.len(), 1);
+}
+
+#[tokio::test]
+async fn batch_resent_message_by_message_under_new_keys_is_stored_once() {
+    let app = spawn_app().await;
+    let batch = fixture("batch_received.json");
+    assert_eq!(
+        app.post(&Delivery::new(&batch, "whatsapp.message.received", "batch-key").batch(2))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let parsed: Value = serde_json::from_slice(&batch).unwrap();
+    for (i, item) in parsed["data"].as_array().unwrap().iter().enumerate() {
+        let single = serde_json::to_vec(item).unwrap();
+        let answer = app
+            .post(&Delivery::new(
+                &single,
+                "whatsapp.message.received",
+                format!("resend-{i}"),
+            ))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.body["duplicates"], 1, "{:?}", answer.body);
+    }
+    assert_eq!(app.log().await.len(), 2);
+}
+
+#[tokio::test]
+async fn out_of_order_statuses_never_move_a_message_backwards() {
+    let app = spawn_app().await;
+    for (name, event) in [
+        ("read.json", "whatsapp.message.read"),
+        ("delivered.json", "whatsapp.message.delivered"),
+        ("sent.json", "whatsapp.message.sent"),
+    ] {
+        let body = fixture(name);
+        assert_eq!(
+            app.post(&Delivery::new(&body, event, name)).await.status,
+            StatusCode::OK
+        );
+    }
+    let message = app.message("wamid.456").await;
+    assert_eq!(message.status, pb::MessageStatus::Read as i32);
+    assert_eq!(message.direction, pb::Direction::Outbound as i32);
+    let history: Vec<(i32, i64)> = message
+        .status_history
+        .iter()
+        .map(|r| (r.status, r.timestamp))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (pb::MessageStatus::Sent as i32, 1730092860),
+            (pb::MessageStatus::Delivered as i32, 1730092888),
+            (pb::MessageStatus::Read as i32, 1730092900),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn failed_message_keeps_meta_errors() {
+    let app = spawn_app().await;
+    let body = fixture("failed.json");
+    assert_eq!(
+        app.post(&Delivery::new(&body, "whatsapp.message.failed", "failed"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let message = app.message("wamid.789f").await;
+    assert_eq!(message.status, pb::MessageStatus::Failed as i32);
+    assert_eq!(message.errors[0].code, 131047);
+    assert_eq!(message.errors[0].title, "Re-engagement message");
+}
+
+#[tokio::test]
+async fn bad_or_missing_signature_is_401_and_stores_nothing() {
+    let app = spawn_app().await;
+    let body = fixture("received_text.json");
+    let delivery = Delivery::new(&body, "whatsapp.message.received", "unsigned");
+    let wrong = sign("another-secret-not-real", &body);
+    assert_eq!(
+        app.post_signed(&delivery, &wrong).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.post_signed(&delivery, "").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut tampered = body.clone();
+    tampered[20] ^= 1;
+    let signature = sign(SECRET, &body);
+    let tampered_delivery = Delivery::new(&tampered, "whatsapp.message.received", "tampered");
+    assert_eq!(
+        app.post_signed(&tampered_delivery, &signature).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(app.log().await.is_empty());
+    // The refused key was not consumed: the genuine delivery is still new.
+    assert_eq!(app.post(&delivery).await.body["events"], 1);
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_and_store_nothing() {
+    let app = spawn_app().await;
+    for body in [
+        &b"{not json"[..],
+        b"42",
+        b"\"text\"",
+        br#"{"type":"x","batch":true}"#,
+    ] {
+        let answer = app
+            .post(&Delivery::new(
+                body,
+                "whatsapp.message.received",
+                uuid_like(),
+            ))
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    assert!(app.log().await.is_empty());
+}
+
+#[tokio::test]
+async fn core_down_is_503_with_retry_after() {
+    // A port that was just free: nothing listens there.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (url, _adapter) = spawn_adapter(&format!("http://{addr}")).await;
+    let body = fixture("received_text.json");
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("x-webhook-signature", sign(SECRET, &body))
+        .header("x-webhook-event", "whatsapp.message.received")
+        .header("x-idempotency-key", "down")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "7");
+}
+
+#[tokio::test]
+async fn core_restart_loses_nothing_acknowledged_and_retries_land_once() {
+    let mut app = spawn_app().await;
+    let bodies: Vec<Vec<u8>> = (0..40)
+        .map(|i| {
+            format!(
+                r#"{{"message":{{"id":"wamid.restart-{i}","type":"text","from":"15551234567","text":{{"body":"n{i}"}},"kapso":{{"direction":"inbound"}}}},"conversation":{{"id":"conv_r"}}}}"#
+            )
+            .into_bytes()
+        })
+        .collect();
+    let deliveries: Vec<Delivery<'_>> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| Delivery::new(b, "whatsapp.message.received", format!("restart-{i}")))
+        .collect();
+
+    // Half arrive while the core is up, then it stops; the rest find it down.
+    for delivery in &deliveries[..20] {
+        assert_eq!(app.post(delivery).await.status, StatusCode::OK);
+    }
+    let core = app.core.take().unwrap();
+    let addr = core.addr;
+    core.shut_down().await;
+    let mut refused = Vec::new();
+    for delivery in &deliveries[20..] {
+        let answer = app.post(delivery).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.retry_after.as_deref(), Some("7"));
+        refused.push(delivery);
+    }
+
+    // Back on the same address and database: Kapso's retries land, once, and
+    // a retry of an acknowledged delivery is recognised.
+    app.core = Some(Core::start(TcpListener::bind(addr).await.unwrap(), &app.database_url).await);
+    for delivery in refused
+        .iter()
+        .chain(&deliveries[..3].iter().collect::<Vec<_>>())
+    {
+        let answer = retry_until_ok(&app, delivery).await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    let log = app.log().await;
+    let mut ids: Vec<String> = log
+        .iter()
+        .map(|e| e.message.as_ref().unwrap().id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(log.len(), 40, "every delivery stored exactly once");
+    assert_eq!(ids.len(), 40);
+}
+
+/// Kapso's behaviour: retry a non-200 after a pause. The adapter's channel
+/// reconnects to the restarted core on its own.
+async fn retry_until_ok(app: &App, delivery: &Delivery<'_>) -> Answer {
+    for _ in 0..50 {
+        let answer = app.post(delivery).await;
+        if answer.status == StatusCode::OK {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("delivery {} never accepted", delivery.key);
+}
