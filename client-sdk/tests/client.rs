@@ -1,0 +1,376 @@
+//! The client and the `kapso` binary against in-process fakes on real sockets:
+//! a fake core (`Messaging` gRPC) and a fake adapter webhook endpoint.
+
+#[path = "support/fake_adapter.rs"]
+mod fake_adapter;
+#[path = "support/fake_core.rs"]
+mod fake_core;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use fake_adapter::spawn_adapter;
+use fake_core::{EVENTS_PER_CONNECTION, FAILING_TEXT, LOG_LEN, REJECTED_EVENT_TYPE, spawn_core};
+use futures::{StreamExt, TryStreamExt};
+use hmac::{Hmac, Mac};
+use kapso_client::{Backoff, Client, Code, SendText, WatchOptions};
+use sha2::Sha256;
+
+const TOKEN: &str = "test-token-not-real";
+const SECRET: &str = "test-secret-not-real";
+
+/// Reconnects within milliseconds so the resume test stays fast.
+fn quick_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(1), Duration::from_millis(20))
+}
+
+async fn client_with_token(url: &str) -> Client {
+    Client::builder(url)
+        .token(TOKEN)
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn send_text_maps_the_request_and_sends_the_bearer_token() {
+    let (url, calls) = spawn_core().await;
+    let client = client_with_token(&url).await;
+
+    let message = client
+        .send_text(
+            SendText::to("+56912345678", "hola")
+                .reply_to("wamid.in")
+                .idempotency_key("k-1")
+                .phone_number_id("pn_1")
+                .preview_url(true),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(message.id, "wamid.sent");
+    assert_eq!(message.idempotency_key, "k-1");
+    let calls = calls.lock().unwrap();
+    let sent = &calls.send_text[0];
+    assert_eq!(sent.to, "+56912345678");
+    assert_eq!(sent.conversation_id, "");
+    assert_eq!(sent.text, "hola");
+    assert_eq!(sent.reply_to_message_id, "wamid.in");
+    assert_eq!(sent.idempotency_key, "k-1");
+    assert_eq!(sent.phone_number_id, "pn_1");
+    assert!(sent.preview_url);
+    assert_eq!(
+        calls.authorization,
+        [Some(format!("Bearer {TOKEN}"))],
+        "every call carries the token"
+    );
+}
+
+#[tokio::test]
+async fn a_client_without_token_sends_no_authorization() {
+    let (url, calls) = spawn_core().await;
+    let client = Client::connect(&url).await.unwrap();
+    client.mark_read("wamid.in", true).await.unwrap();
+    assert_eq!(calls.lock().unwrap().authorization, [None]);
+}
+
+#[tokio::test]
+async fn failed_send_exposes_code_message_id_and_meta_code() {
+    let (url, _) = spawn_core().await;
+    let client = client_with_token(&url).await;
+
+    let error = client
+        .send_text(SendText::to_conversation("conv_1", FAILING_TEXT))
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.code(), Code::Unavailable);
+    assert_eq!(error.message(), "outcome unknown for message gw_1");
+    assert_eq!(error.message_id(), Some("gw_1"));
+    assert_eq!(error.meta_error_code(), Some(131047));
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn unknown_message_is_not_found() {
+    let (url, _) = spawn_core().await;
+    let client = client_with_token(&url).await;
+    let error = client.get_message("missing").await.unwrap_err();
+    assert_eq!(error.code(), Code::NotFound);
+    assert_eq!(error.message_id(), None);
+}
+
+#[tokio::test]
+async fn all_messages_pages_through_the_conversation() {
+    let (url, calls) = spawn_core().await;
+    let client = client_with_token(&url).await;
+    let messages: Vec<_> = client.all_messages("conv_1").try_collect().await.unwrap();
+    let ids: Vec<_> = messages.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["wamid.c0", "wamid.c1", "wamid.c2", "wamid.c3", "wamid.c4"]
+    );
+    let tokens: Vec<_> = calls
+        .lock()
+        .unwrap()
+        .list
+        .iter()
+        .map(|r| r.page_token.clone())
+        .collect();
+    assert_eq!(tokens, ["", "2", "4"]);
+}
+
+#[tokio::test]
+async fn watch_resumes_after_the_server_drops_the_stream_without_duplicates_or_gaps() {
+    let (url, calls) = spawn_core().await;
+    let client = client_with_token(&url).await;
+    let options = WatchOptions::new().consumer("bot").backoff(quick_backoff());
+
+    let mut events = client.watch(options);
+    let mut sequences = Vec::new();
+    while sequences.len() < LOG_LEN as usize {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .expect("the watch keeps delivering")
+            .expect("the watch does not end")
+            .expect("cuts are retried, not surfaced");
+        sequences.push(event.sequence);
+    }
+
+    assert_eq!(sequences, (1..=LOG_LEN).collect::<Vec<_>>());
+    assert_eq!(events.last_sequence(), Some(LOG_LEN));
+    let calls = calls.lock().unwrap();
+    let resumed_after: Vec<_> = calls.watch.iter().map(|r| r.after_sequence).collect();
+    let expected: Vec<_> = (0..LOG_LEN)
+        .step_by(EVENTS_PER_CONNECTION as usize)
+        .collect();
+    assert_eq!(
+        resumed_after, expected,
+        "each reconnect resumes after the last event seen"
+    );
+    assert!(calls.watch.iter().all(|r| r.consumer == "bot"));
+}
+
+#[tokio::test]
+async fn watch_ends_with_the_error_when_it_is_not_retryable() {
+    let (url, calls) = spawn_core().await;
+    let client = client_with_token(&url).await;
+    let options = WatchOptions::new()
+        .event_type(REJECTED_EVENT_TYPE)
+        .backoff(quick_backoff());
+
+    let mut events = client.watch(options);
+    let error = events.next().await.unwrap().unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(events.next().await.is_none());
+    assert_eq!(
+        calls.lock().unwrap().watch.len(),
+        1,
+        "no reconnect attempts"
+    );
+}
+
+/// Runs the `kapso` binary with a clean environment for its own variables.
+async fn kapso(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kapso"));
+    for var in [
+        "KAPSO_CORE_URL",
+        "GATEWAY_API_TOKEN",
+        "KAPSO_WEBHOOK_SECRET",
+        "KAPSO_WEBHOOK_URL",
+    ] {
+        command.env_remove(var);
+    }
+    command.args(args).envs(envs.iter().copied());
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn cli_webhook_send_signs_the_exact_file_bytes_and_sends_kapso_headers() {
+    let (url, last) = spawn_adapter(StatusCode::OK).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch.json");
+    // The trailing newline must be signed and sent too.
+    let body = b"{\"type\":\"whatsapp.message.received\",\"batch\":true,\"data\":[{},{},{}]}\n";
+    std::fs::write(&file, body).unwrap();
+
+    let output = kapso(
+        &[
+            "webhook",
+            "send",
+            file.to_str().unwrap(),
+            "--url",
+            &url,
+            "--batch",
+            "--idempotency-key",
+            "delivery-1",
+        ],
+        &[("KAPSO_WEBHOOK_SECRET", SECRET)],
+    )
+    .await;
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("HTTP 200 OK"), "{stdout}");
+    assert!(stdout.contains(r#"{"status":"ok"}"#), "{stdout}");
+    let delivery = last
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the adapter got the request");
+    assert_eq!(&delivery.body[..], body);
+    let header = |name: &str| {
+        delivery
+            .headers
+            .get(name)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(header("x-webhook-signature"), hmac_hex(SECRET, body));
+    assert_eq!(header("x-webhook-event"), "whatsapp.message.received");
+    assert_eq!(header("x-idempotency-key"), "delivery-1");
+    assert_eq!(header("x-webhook-payload-version"), "v2");
+    assert_eq!(header("content-type"), "application/json");
+    assert_eq!(header("x-webhook-batch"), "true");
+    assert_eq!(header("x-batch-size"), "3", "counted from data[]");
+}
+
+#[tokio::test]
+async fn cli_webhook_send_exits_non_zero_when_the_adapter_refuses() {
+    let (url, last) = spawn_adapter(StatusCode::UNAUTHORIZED).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("single.json");
+    std::fs::write(&file, b"{\"message\":{\"id\":\"wamid.1\"}}").unwrap();
+
+    let output = kapso(
+        &[
+            "webhook",
+            "send",
+            file.to_str().unwrap(),
+            "--url",
+            &url,
+            "--secret",
+            SECRET,
+            "--event",
+            "whatsapp.message.sent",
+        ],
+        &[],
+    )
+    .await;
+
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("HTTP 401"));
+    let delivery = last.lock().unwrap().clone().unwrap();
+    assert!(delivery.headers.get("x-webhook-batch").is_none());
+    assert_eq!(delivery.headers["x-webhook-event"], "whatsapp.message.sent");
+}
+
+#[tokio::test]
+async fn cli_send_text_prints_the_message_as_json() {
+    let (url, calls) = spawn_core().await;
+    let output = kapso(
+        &[
+            "send-text",
+            "--to",
+            "+56912345678",
+            "--text",
+            "hola",
+            "--idempotency-key",
+            "k-9",
+        ],
+        &[("KAPSO_CORE_URL", &url), ("GATEWAY_API_TOKEN", TOKEN)],
+    )
+    .await;
+
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["id"], "wamid.sent");
+    assert_eq!(printed["status"], "MESSAGE_STATUS_SENT");
+    assert_eq!(printed["direction"], "DIRECTION_OUTBOUND");
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.send_text[0].idempotency_key, "k-9");
+    assert_eq!(calls.authorization, [Some(format!("Bearer {TOKEN}"))]);
+}
+
+#[tokio::test]
+async fn cli_errors_print_one_line_with_the_trailers_and_exit_1() {
+    let (url, _) = spawn_core().await;
+    let output = kapso(
+        &[
+            "--core-url",
+            &url,
+            "send-text",
+            "--conversation",
+            "conv_1",
+            "--text",
+            FAILING_TEXT,
+        ],
+        &[],
+    )
+    .await;
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("UNAVAILABLE"), "{stderr}");
+    assert!(stderr.contains("meta error code 131047"), "{stderr}");
+    assert!(stderr.contains("message id gw_1"), "{stderr}");
+}
+
+#[tokio::test]
+async fn cli_watch_prints_json_lines_and_acks_as_the_consumer() {
+    let (url, calls) = spawn_core().await;
+    let mut child = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_kapso"))
+                .args(["--core-url", &url, "watch", "--consumer", "cli", "--ack"])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .take(2)
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(first["sequence"], 1);
+    assert_eq!(first["payload"]["message"]["id"], "wamid.1");
+    let second: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(second["sequence"], 2);
+    // The first ack lands before the second event is printed.
+    assert_eq!(calls.lock().unwrap().ack[0].sequence, 1);
+}
