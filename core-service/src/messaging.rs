@@ -22,11 +22,16 @@ const MAX_PAGE_SIZE: usize = 1000;
 pub struct MessagingService {
     store: Arc<dyn Store>,
     outbound: Arc<Outbound>,
+    closing: watch::Closing,
 }
 
 impl MessagingService {
-    pub fn new(store: Arc<dyn Store>, outbound: Arc<Outbound>) -> Self {
-        Self { store, outbound }
+    pub fn new(store: Arc<dyn Store>, outbound: Arc<Outbound>, closing: watch::Closing) -> Self {
+        Self {
+            store,
+            outbound,
+            closing,
+        }
     }
 }
 
@@ -128,6 +133,7 @@ impl Messaging for MessagingService {
             self.store.clone(),
             after,
             filter,
+            self.closing.clone(),
         )))
     }
 

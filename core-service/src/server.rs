@@ -31,7 +31,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    let probe = tokio::spawn(report_health(store.clone(), reporter));
+    let _probe = AbortOnDrop(tokio::spawn(report_health(store.clone(), reporter)));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(kapso_gateway_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -41,16 +41,20 @@ pub async fn serve(
     // Nagle's algorithm would only add latency.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: no new calls, draining in-flight ones");
+        let _ = closing_tx.send(true);
         let _ = draining_tx.send(());
     };
     let server = Server::builder()
         .add_service(health)
         .add_service(reflection)
         .add_service(IngestServer::new(IngestService::new(store.clone())))
-        .add_service(MessagingServer::new(MessagingService::new(store, outbound)))
+        .add_service(MessagingServer::new(MessagingService::new(
+            store, outbound, closing,
+        )))
         .serve_with_incoming_shutdown(incoming, signal);
 
     let grace_over = async {
@@ -67,8 +71,17 @@ pub async fn serve(
             Ok(())
         }
     };
-    probe.abort();
     result
+}
+
+/// Stops a background task when the server future ends or is dropped, so a
+/// stopped server holds no reference to the store.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Keeps `grpc.health.v1` truthful: SERVING only while the store accepts writes.

@@ -26,11 +26,27 @@ const CHANNEL: usize = 64;
 
 pub type EventStream = ReceiverStream<Result<pb::Event, Status>>;
 
+/// Flips to `true` when the server starts shutting down.
+pub type Closing = tokio::sync::watch::Receiver<bool>;
+
 /// Starts a stream of the log entries after `after` that match `filter`.
-pub fn follow(store: Arc<dyn Store>, after: u64, filter: EventFilter) -> EventStream {
+///
+/// The stream ends with `UNAVAILABLE` when the server starts shutting down, so
+/// clients reconnect (to this replica once back, or another) without waiting
+/// for the shutdown grace period to run out.
+pub fn follow(
+    store: Arc<dyn Store>,
+    after: u64,
+    filter: EventFilter,
+    mut closing: Closing,
+) -> EventStream {
     let (tx, rx) = mpsc::channel(CHANNEL);
     tokio::spawn(async move {
-        if let Err(status) = pump(store, after, filter, &tx).await {
+        let outcome = tokio::select! {
+            outcome = pump(store, after, filter, &tx) => outcome,
+            _ = closing.wait_for(|closing| *closing) => Err(Status::unavailable("server shutting down; resume after the last sequence received")),
+        };
+        if let Err(status) = outcome {
             let _ = tx.send(Err(status)).await;
         }
     });
