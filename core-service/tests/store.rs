@@ -49,6 +49,7 @@ macro_rules! all_store_tests {
                 same_key_different_request_is_refused,
                 status_before_send_response_is_merged,
                 unknown_outcome_is_settled_by_status_webhook,
+                a_wrongly_settled_send_is_corrected_by_the_send_responses,
                 message_lookup_by_wamid_gateway_id_and_key,
                 failed_send_is_terminal_and_keeps_api_errors,
                 ack_only_moves_forward,

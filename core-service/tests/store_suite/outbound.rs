@@ -154,6 +154,41 @@ pub async fn unknown_outcome_is_settled_by_status_webhook(store: Arc<dyn Store>)
     assert_eq!(again.status, MessageStatus::Sent);
 }
 
+pub async fn a_wrongly_settled_send_is_corrected_by_the_send_responses(store: Arc<dyn Store>) {
+    // Two identical texts in flight: the first webhook can only guess which it is.
+    store
+        .begin_send(intent("gw-a", "idem-a", "fp"))
+        .await
+        .unwrap();
+    store
+        .begin_send(intent("gw-b", "idem-b", "fp"))
+        .await
+        .unwrap();
+    let mut sent_b = status("wamid.B", "sent", 200);
+    sent_b.text = "Your order has shipped".into();
+    store
+        .ingest(delivery(Some("s1"), vec![sent_b]))
+        .await
+        .unwrap();
+
+    let b = SendResult::Sent {
+        wamid: "wamid.B".into(),
+    };
+    assert_eq!(store.finish_send("gw-b", b).await.unwrap().id, "wamid.B");
+    let a = SendResult::Sent {
+        wamid: "wamid.A".into(),
+    };
+    assert_eq!(store.finish_send("gw-a", a).await.unwrap().id, "wamid.A");
+    assert_eq!(
+        store.message("wamid.B").await.unwrap().unwrap().gateway_id,
+        "gw-b"
+    );
+    assert_eq!(
+        store.message("wamid.A").await.unwrap().unwrap().gateway_id,
+        "gw-a"
+    );
+}
+
 pub async fn message_lookup_by_wamid_gateway_id_and_key(store: Arc<dyn Store>) {
     store
         .begin_send(intent("gw-1", "idem-1", "fp"))

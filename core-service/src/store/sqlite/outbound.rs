@@ -124,15 +124,26 @@ fn merge_webhook_row(
     id: i64,
     wamid: &str,
 ) -> Result<Option<MessageStatus>, StoreError> {
-    let other: Option<(i64, MessageStatus)> = conn
-        .prepare_cached("SELECT id, status FROM messages WHERE wamid = ?1 AND id <> ?2")?
+    let other: Option<(i64, MessageStatus, bool)> = conn
+        .prepare_cached(
+            "SELECT id, status, gateway_id IS NOT NULL FROM messages WHERE wamid = ?1 AND id <> ?2",
+        )?
         .query_row(params![wamid, id], |r| {
-            Ok((r.get(0)?, rows::status_column(r, 1)?))
+            Ok((r.get(0)?, rows::status_column(r, 1)?, r.get(2)?))
         })
         .optional()?;
-    let Some((other, status)) = other else {
+    let Some((other, status, is_send)) = other else {
         return Ok(None);
     };
+    if is_send {
+        // Another send was settled with this wamid by a webhook that matched it
+        // on number, contact and text: a guess, which Kapso's answer overrules.
+        // That send keeps its own row and goes back to waiting for its wamid.
+        tracing::warn!(wamid, "wamid claimed by another send; detaching it");
+        conn.prepare_cached("UPDATE messages SET wamid = NULL WHERE id = ?1")?
+            .execute([other])?;
+        return Ok(None);
+    }
     conn.prepare_cached(
         "INSERT INTO status_history (message_id, status, timestamp) \
          SELECT ?1, status, timestamp FROM status_history WHERE message_id = ?2 \
