@@ -1,0 +1,332 @@
+//! `kapso-loadgen`: posts realistic signed Kapso deliveries to a running adapter
+//! and reports throughput, latency percentiles, errors and the memory of the
+//! gateway's processes.
+//!
+//! Every request carries a fresh `X-Idempotency-Key` and fresh message ids, so
+//! nothing is a duplicate and every event costs a durable write. Each worker
+//! owns one keep-alive HTTP/1.1 connection, like Kapso's senders and wrk.
+//!
+//! ```sh
+//! kapso-loadgen --secret dev-secret-change-me --concurrency 64 --duration 10 \
+//!     --batch 1 --mix mixed --pid adapter=$(pgrep -f kapso-adapter)
+//! ```
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use kapso_adapter::signature::sign;
+use tokio::net::TcpStream;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kapso-loadgen",
+    about = "Load generator for the Kapso webhook adapter"
+)]
+struct Args {
+    /// Adapter address (host:port).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    target: String,
+    /// Webhook secret the adapter verifies with.
+    #[arg(long, env = "KAPSO_WEBHOOK_SECRET", hide_env_values = true)]
+    secret: String,
+    /// Concurrent connections, one request in flight on each.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds of measured load.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Seconds of load before measuring (connection setup, caches, WAL growth).
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Events per delivery: 1 sends single events, more sends Kapso v2 batches.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Message types: text, media (image with caption) or mixed (alternating).
+    #[arg(long, value_enum, default_value_t = Mix::Mixed)]
+    mix: Mix,
+    /// Processes whose RSS to sample, as NAME=PID (repeatable).
+    #[arg(long = "pid", value_parser = parse_pid)]
+    pids: Vec<(String, u32)>,
+    /// Also print the summary as one JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Mix {
+    Text,
+    Media,
+    Mixed,
+}
+
+fn parse_pid(raw: &str) -> Result<(String, u32), String> {
+    let (name, pid) = raw.split_once('=').ok_or("expected NAME=PID")?;
+    Ok((
+        name.to_owned(),
+        pid.parse().map_err(|e| format!("bad pid: {e}"))?,
+    ))
+}
+
+/// What one worker saw during the measured window.
+struct Tally {
+    latency_us: Histogram<u64>,
+    ok: u64,
+    non_200: u64,
+    errors: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let sequence = Arc::new(AtomicU64::new(0));
+    let run_id = std::process::id();
+
+    let workers: Vec<_> = (0..args.concurrency)
+        .map(|worker| {
+            let job = Job {
+                target: args.target.clone(),
+                secret: args.secret.clone(),
+                batch: args.batch.max(1),
+                mix: args.mix,
+                run_id,
+                worker,
+            };
+            tokio::spawn(job.run(stop.clone(), measuring.clone(), sequence.clone()))
+        })
+        .collect();
+    let sampler = tokio::spawn(sample_rss(args.pids.clone(), stop.clone()));
+
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+
+    let mut total = Tally {
+        latency_us: Histogram::new(3)?,
+        ok: 0,
+        non_200: 0,
+        errors: 0,
+    };
+    for worker in workers {
+        let tally = worker.await??;
+        total.latency_us.add(&tally.latency_us)?;
+        total.ok += tally.ok;
+        total.non_200 += tally.non_200;
+        total.errors += tally.errors;
+    }
+    let rss = sampler.await?;
+    print_summary(&args, &total, elapsed, &rss);
+    Ok(())
+}
+
+struct Job {
+    target: String,
+    secret: String,
+    batch: usize,
+    mix: Mix,
+    run_id: u32,
+    worker: usize,
+}
+
+impl Job {
+    async fn run(
+        self,
+        stop: Arc<AtomicBool>,
+        measuring: Arc<AtomicBool>,
+        sequence: Arc<AtomicU64>,
+    ) -> anyhow::Result<Tally> {
+        let mut tally = Tally {
+            latency_us: Histogram::new(3)?,
+            ok: 0,
+            non_200: 0,
+            errors: 0,
+        };
+        let mut sender = None;
+        while !stop.load(Ordering::Relaxed) {
+            if sender.is_none() {
+                match connect(&self.target).await {
+                    Ok(s) => sender = Some(s),
+                    Err(_) => {
+                        tally.errors += u64::from(measuring.load(Ordering::Relaxed));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                }
+            }
+            let n = sequence.fetch_add(1, Ordering::Relaxed);
+            let request = self.request(n)?;
+            let started = Instant::now();
+            let outcome = send(sender.as_mut().context("connected")?, request).await;
+            let measured = measuring.load(Ordering::Relaxed);
+            match outcome {
+                Ok(200) if measured => {
+                    tally.ok += 1;
+                    tally
+                        .latency_us
+                        .saturating_record(started.elapsed().as_micros() as u64);
+                }
+                Ok(200) => {}
+                Ok(_) => tally.non_200 += u64::from(measured),
+                Err(_) => {
+                    tally.errors += u64::from(measured);
+                    sender = None;
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    fn request(&self, n: u64) -> anyhow::Result<hyper::Request<Full<Bytes>>> {
+        let events: Vec<String> = (0..self.batch as u64)
+            .map(|i| {
+                let id = format!("wamid.lg{}-{}-{n}-{i}", self.run_id, self.worker);
+                let media = match self.mix {
+                    Mix::Text => false,
+                    Mix::Media => true,
+                    Mix::Mixed => (n + i) % 2 == 1,
+                };
+                event_json(&id, media)
+            })
+            .collect();
+        let body = if self.batch == 1 {
+            events.into_iter().next().unwrap_or_default()
+        } else {
+            format!(
+                r#"{{"type":"whatsapp.message.received","batch":true,"data":[{}],"batch_info":{{"size":{},"window_ms":5000,"conversation_id":"conv_lg{}"}}}}"#,
+                events.join(","),
+                self.batch,
+                self.worker
+            )
+        };
+        let mut request = hyper::Request::post("/api/whatsapp/webhook")
+            .header("host", &self.target)
+            .header("content-type", "application/json")
+            .header("x-webhook-event", "whatsapp.message.received")
+            .header("x-webhook-signature", sign(&self.secret, body.as_bytes()))
+            .header(
+                "x-idempotency-key",
+                format!("lg-{}-{}-{n}", self.run_id, self.worker),
+            )
+            .header("x-webhook-payload-version", "v2");
+        if self.batch > 1 {
+            request = request
+                .header("x-webhook-batch", "true")
+                .header("x-batch-size", self.batch.to_string());
+        }
+        Ok(request.body(Full::new(Bytes::from(body)))?)
+    }
+}
+
+/// A received message shaped like Kapso's v2 events (about 1 KB, as the fixtures).
+fn event_json(id: &str, media: bool) -> String {
+    let content = if media {
+        r#""type":"image","image":{"caption":"Foto del pedido","id":"media_lg","mime_type":"image/jpeg"},"kapso":{"direction":"inbound","status":"received","processing_status":"pending","origin":"cloud_api","has_media":true,"content":"Foto del pedido Image attached (photo.jpg) [Size: 200 KB | Type: image/jpeg]","media_url":"https://api.kapso.ai/media/lg"}"#
+    } else {
+        r#""type":"text","text":{"body":"Hola, necesito ayuda con mi pedido numero 12345, no ha llegado todavia"},"kapso":{"direction":"inbound","status":"received","processing_status":"pending","origin":"cloud_api","has_media":false,"content":"Hola, necesito ayuda con mi pedido numero 12345, no ha llegado todavia"}"#
+    };
+    format!(
+        r#"{{"message":{{"id":"{id}","timestamp":"1730092800","from":"16505551234",{content}}},"conversation":{{"id":"conv_lg","phone_number":"+16505551234","status":"active","last_active_at":"2025-10-28T14:25:01Z","created_at":"2025-10-28T13:40:00Z","updated_at":"2025-10-28T14:25:01Z","metadata":{{}},"phone_number_id":"123456789012345","kapso":{{"contact_name":"John Doe","messages_count":1}}}},"is_new_conversation":false,"phone_number_id":"123456789012345"}}"#
+    )
+}
+
+async fn connect(target: &str) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(target).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+async fn send(
+    sender: &mut http1::SendRequest<Full<Bytes>>,
+    request: hyper::Request<Full<Bytes>>,
+) -> anyhow::Result<u16> {
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    // Read the body to the end so the connection can carry the next request.
+    response.into_body().collect().await?;
+    Ok(status)
+}
+
+/// Peak and last RSS in KiB per named process, sampled every 250 ms.
+async fn sample_rss(pids: Vec<(String, u32)>, stop: Arc<AtomicBool>) -> Vec<(String, u64, u64)> {
+    let mut samples: Vec<(String, u64, u64)> =
+        pids.iter().map(|(name, _)| (name.clone(), 0, 0)).collect();
+    while !stop.load(Ordering::Relaxed) {
+        for ((_, pid), sample) in pids.iter().zip(samples.iter_mut()) {
+            if let Some(kib) = rss_kib(*pid) {
+                sample.1 = sample.1.max(kib);
+                sample.2 = kib;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    samples
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn print_summary(args: &Args, total: &Tally, elapsed: Duration, rss: &[(String, u64, u64)]) {
+    let secs = elapsed.as_secs_f64();
+    let rps = total.ok as f64 / secs;
+    let eps = rps * args.batch.max(1) as f64;
+    let ms = |q: f64| total.latency_us.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "target {} concurrency {} batch {} mix {:?}: {} ok in {:.1} s",
+        args.target, args.concurrency, args.batch, args.mix, total.ok, secs
+    );
+    println!("throughput  {rps:.0} deliveries/s  {eps:.0} events/s");
+    println!(
+        "latency     p50 {:.2} ms  p99 {:.2} ms  p999 {:.2} ms  max {:.2} ms",
+        ms(0.5),
+        ms(0.99),
+        ms(0.999),
+        total.latency_us.max() as f64 / 1000.0
+    );
+    println!(
+        "errors      non-200 {}  transport {}",
+        total.non_200, total.errors
+    );
+    let mut rss_json = String::new();
+    for (name, peak, last) in rss {
+        println!(
+            "rss         {name}: peak {:.1} MiB, last {:.1} MiB",
+            *peak as f64 / 1024.0,
+            *last as f64 / 1024.0
+        );
+        let _ = write!(
+            rss_json,
+            r#","rss_peak_mib_{name}":{:.1}"#,
+            *peak as f64 / 1024.0
+        );
+    }
+    if args.json {
+        println!(
+            r#"{{"deliveries_per_s":{rps:.0},"events_per_s":{eps:.0},"p50_ms":{:.2},"p99_ms":{:.2},"p999_ms":{:.2},"non_200":{},"errors":{}{rss_json}}}"#,
+            ms(0.5),
+            ms(0.99),
+            ms(0.999),
+            total.non_200,
+            total.errors
+        );
+    }
+}
