@@ -18,7 +18,7 @@ use kapso_gateway_proto::v1::InboundEvent;
 use serde_json::value::RawValue;
 
 use extract::Surroundings;
-use lenient::Obj;
+use lenient::{Obj, RawList};
 use shape::Body;
 
 /// What the headers say about the body, for facts the body leaves out.
@@ -95,11 +95,11 @@ fn parse_object(text: &str, hints: Hints<'_>) -> Result<Parsed, ParseError> {
             batch: false,
         });
     }
-    let data = body.data.ok_or(ParseError::BatchWithoutData)?;
-    let items: Vec<&RawValue> =
-        serde_json::from_str(data.get()).map_err(|_| ParseError::BatchWithoutData)?;
+    let RawList::Items(items) = &body.data else {
+        return Err(ParseError::BatchWithoutData);
+    };
     Ok(Parsed {
-        events: parse_items(&items, around)?,
+        events: parse_items(items, around)?,
         batch: true,
     })
 }

@@ -13,6 +13,7 @@ use std::marker::PhantomData;
 
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 /// A string field; numbers are kept as their decimal text (ids and timestamps
 /// arrive both ways), anything else reads as absent.
@@ -50,6 +51,16 @@ impl<T> Default for List<T> {
     fn default() -> Self {
         Self(Vec::new())
     }
+}
+
+/// An array kept as its elements' raw text, captured in the same pass as the
+/// rest of the body; anything else is remembered as not an array.
+#[derive(Debug, Default, Clone)]
+pub enum RawList<'a> {
+    #[default]
+    Absent,
+    NotArray,
+    Items(Vec<&'a RawValue>),
 }
 
 /// A boolean field: JSON `true` or the string `"true"` (any case); anything else is false.
@@ -195,6 +206,41 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
     }
 }
 
+struct RawListVisitor<'a>(PhantomData<RawList<'a>>);
+
+impl<'de: 'a, 'a> Visitor<'de> for RawListVisitor<'a> {
+    type Value = RawList<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            items.push(item);
+        }
+        Ok(RawList::Items(items))
+    }
+
+    ignore_scalars!(RawList::NotArray;
+        visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(RawList::NotArray)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        drain_map(map).map(|()| RawList::NotArray)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawList<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawListVisitor(PhantomData))
+    }
+}
+
 struct FlagVisitor;
 
 impl<'de> Visitor<'de> for FlagVisitor {
@@ -311,6 +357,33 @@ mod tests {
         assert!(probe(r#"{"flag":true}"#).flag.0);
         assert!(probe(r#"{"flag":"TRUE"}"#).flag.0);
         assert!(!probe(r#"{"flag":"yes"}"#).flag.0);
+    }
+
+    #[test]
+    fn raw_list_keeps_each_element_verbatim() {
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(default)]
+        struct Envelope<'a> {
+            #[serde(borrow)]
+            data: RawList<'a>,
+        }
+        let envelope: Envelope<'_> =
+            serde_json::from_str(r#"{"data":[ {"a": 1} ,"x\n",3]}"#).unwrap();
+        let RawList::Items(items) = envelope.data else {
+            panic!("not read as a list");
+        };
+        let raw: Vec<_> = items.iter().map(|i| i.get()).collect();
+        assert_eq!(raw, [r#"{"a": 1}"#, r#""x\n""#, "3"]);
+        for not_array in [
+            r#"{"data":{"a":[]}}"#,
+            r#"{"data":null}"#,
+            r#"{"data":"[]"}"#,
+        ] {
+            let envelope: Envelope<'_> = serde_json::from_str(not_array).unwrap();
+            assert!(matches!(envelope.data, RawList::NotArray), "{not_array}");
+        }
+        let envelope: Envelope<'_> = serde_json::from_str("{}").unwrap();
+        assert!(matches!(envelope.data, RawList::Absent));
     }
 
     #[test]

@@ -6,9 +6,8 @@
 //! being materialised; see `lenient` for why no field can fail the parse.
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
-use super::lenient::{Flag, List, Obj, Text};
+use super::lenient::{Flag, List, Obj, RawList, Text};
 
 /// A top-level JSON object, or one item of a batch.
 #[derive(Debug, Default, Deserialize)]
@@ -23,9 +22,9 @@ pub struct Body<'a> {
     #[serde(borrow, rename = "type")]
     pub kind: Text<'a>,
     pub batch: Flag,
-    /// Batch items, sliced out later only if this body is a batch.
+    /// Batch items as their exact text; only read as events if this body is a batch.
     #[serde(borrow)]
-    pub data: Option<&'a RawValue>,
+    pub data: RawList<'a>,
     #[serde(borrow)]
     pub batch_info: Obj<BatchInfo<'a>>,
     #[serde(borrow)]
