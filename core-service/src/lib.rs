@@ -5,6 +5,8 @@
 //! internal consumers stream from, and sends messages through Kapso's API.
 //!
 //! - [`config`]: the typed configuration (flags and environment)
+//! - [`auth`]: bearer tokens on the gateway's services (`GATEWAY_API_TOKENS`)
+//! - [`tls`]: optional TLS and client certificates on the gRPC port
 //! - [`model`]: domain types (deliveries, events, messages, explicit outcomes)
 //! - [`status`]: message status and its forward-only rule
 //! - [`store`]: the `Store` trait and its SQLite backend (group commit)
@@ -16,29 +18,43 @@
 //! - [`convert`]: the wire contract to and from the domain model
 //! - [`error`]: the gRPC boundary error
 //! - [`server`]: the gRPC server with health and reflection
+//! - [`trace_context`]: per-call spans carrying the caller's `traceparent` and `x-request-id`
+//! - [`metrics`]: Prometheus metrics on `CORE_METRICS_ADDR`
+//! - [`metered`]: the services wrapped with their metrics
+//! - [`retention`]: background pruning of old events and keys (`EVENT_RETENTION_DAYS`)
 //! - [`telemetry`]: logging setup
 
+pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod error;
 pub mod ingest;
 pub mod kapso_api;
 pub mod messaging;
+pub mod metered;
+pub mod metrics;
 pub mod model;
 pub mod outbound;
+pub mod retention;
 pub mod server;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
+pub mod trace_context;
 pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
 
+use futures::FutureExt as _;
+
 pub use config::Config;
+use config::MetricsAddr;
 
 /// Opens the configured store and serves the gRPC API on `listener` until
 /// `shutdown` resolves. `main` binds the configured address; tests bind port 0.
+/// Also serves metrics on `CORE_METRICS_ADDR` and prunes by `EVENT_RETENTION_DAYS`.
 pub async fn run(
     config: Config,
     listener: tokio::net::TcpListener,
@@ -49,6 +65,58 @@ pub async fn run(
         config.outbound,
         store.clone(),
     )?);
-    tracing::info!(addr = %listener.local_addr()?, "core listening");
-    server::serve(store, outbound, listener, shutdown).await
+    let tls = tls::server_config(&config.tls)?;
+    let metrics = Arc::new(metrics::CoreMetrics::new().with_outbound(outbound.clone()));
+    store.observe_commits(metrics.commit_observer());
+    // Both the gRPC server and the metrics server stop on the one shutdown signal.
+    let shutdown = shutdown.boxed().shared();
+    let _metrics_server = serve_metrics(config.metrics_addr, &metrics, &store, shutdown.clone())
+        .await
+        .map(server::AbortOnDrop);
+    let _retention = (config.event_retention_days > 0).then(|| {
+        server::AbortOnDrop(tokio::spawn(retention::run(
+            store.clone(),
+            config.event_retention_days,
+            metrics.clone(),
+        )))
+    });
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        tls = tls.is_some(),
+        auth = config.gateway_api_tokens.is_some(),
+        "core listening"
+    );
+    let guards = server::Guards {
+        tokens: config.gateway_api_tokens,
+        tls,
+        metrics,
+    };
+    server::serve(store, outbound, guards, listener, shutdown).await
+}
+
+/// Starts the metrics endpoint if one is configured. A port that cannot be bound
+/// is logged, not fatal: metrics must never keep the ingest path from serving.
+async fn serve_metrics(
+    addr: MetricsAddr,
+    metrics: &Arc<metrics::CoreMetrics>,
+    store: &Arc<dyn store::Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let MetricsAddr::At(addr) = addr else {
+        return None;
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(%addr, %error, "cannot bind CORE_METRICS_ADDR; metrics disabled");
+            return None;
+        }
+    };
+    tracing::info!(addr = %listener.local_addr().ok()?, "metrics listening");
+    let (metrics, store) = (metrics.clone(), store.clone());
+    Some(tokio::spawn(async move {
+        if let Err(error) = metrics::endpoint::serve(listener, metrics, store, shutdown).await {
+            tracing::error!(%error, "metrics endpoint failed");
+        }
+    }))
 }

@@ -92,7 +92,39 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Succeeds when the store accepts writes.
     async fn check_writable(&self) -> Result<(), StoreError>;
+
+    /// Deletes, oldest first, up to `batch` log events, up to `batch` event keys
+    /// and up to `batch` delivery keys received before `older_than_ms` (Unix ms),
+    /// in one short write; returns how many rows went. Callers repeat until it
+    /// returns 0, so ingest never waits behind one long delete. Messages and
+    /// status history are kept. Sequences are never reused afterwards.
+    ///
+    /// Pruning a key lets a re-delivery of that event be stored again, so the
+    /// retention must exceed the sender's retry horizon.
+    ///
+    /// Backends override it; the default prunes nothing.
+    async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64, StoreError> {
+        let _ = (older_than_ms, batch);
+        Ok(0)
+    }
+
+    /// Every named consumer and its acknowledged position, for lag metrics.
+    /// Backends override it; the default knows none.
+    async fn consumer_positions(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Registers a callback told the number of write requests each commit
+    /// carried (group-commit batch sizes, for metrics). Backends that batch
+    /// override it; the default ignores it.
+    fn observe_commits(&self, observer: CommitObserver) {
+        let _ = observer;
+    }
 }
+
+/// Called after each commit with the number of write requests it carried. Kept
+/// to a plain callback so backends know nothing of the metrics behind it.
+pub type CommitObserver = std::sync::Arc<dyn Fn(usize) + Send + Sync>;
 
 /// Opens the store a `DATABASE_URL` names: `sqlite://FILE` (also `sqlite:FILE`
 /// or a plain path) for the embedded default.

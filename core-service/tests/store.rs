@@ -3,6 +3,7 @@
 //! One `#[tokio::test]` per case and backend; a backend only provides
 //! `make_store()`, which prepares an empty database and opens stores on it.
 
+mod postgres_db;
 mod store_suite;
 
 /// Generates one test per case for the backend module it is invoked in.
@@ -120,4 +121,39 @@ mod sqlite {
         let rate = DELIVERIES as f64 / started.elapsed().as_secs_f64();
         println!("{DELIVERIES} single-event deliveries: {rate:.0}/s");
     }
+}
+
+mod postgres {
+    use std::sync::Arc;
+
+    use kapso_core::store::Store;
+    use kapso_core::store::postgres::PostgresStore;
+
+    use crate::postgres_db::TestDatabase;
+
+    /// A fresh database on the test server, dropped after the test.
+    struct TestDb(TestDatabase);
+
+    impl TestDb {
+        fn open(&self) -> Arc<dyn Store> {
+            let url = self.0.url.clone();
+            // The suite opens stores synchronously; the tests run on a
+            // multi-thread runtime, where a worker may block on a future.
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async move {
+                    Arc::new(
+                        PostgresStore::open(&url)
+                            .await
+                            .expect("open postgres store"),
+                    ) as Arc<dyn Store>
+                })
+            })
+        }
+    }
+
+    fn make_store() -> TestDb {
+        TestDb(TestDatabase::create_blocking())
+    }
+
+    all_store_tests!();
 }

@@ -1,0 +1,287 @@
+//! The PostgreSQL backend: one database shared by any number of core replicas.
+//!
+//! - [`writer`]: the writer task that group-commits every write, and the log
+//!   lock that makes sequence order equal commit order across replicas
+//! - [`ingest`]: how a delivery changes the log, messages and conversations
+//! - [`outbound`]: recording sends and how they ended; consumers' positions
+//! - [`reads`]: the queries behind the read methods, on pooled connections
+//! - [`committed`]: the commit mark, fed by own commits, `LISTEN/NOTIFY` and a poll
+//! - [`rows`]: mapping rows to domain types, shared by reads and writes
+//! - [`migrate`]: the versioned schema, applied under an advisory lock
+//!
+//! Semantics are the SQLite store's, made to hold across processes: de-duplication
+//! and idempotency claims are unique constraints, statuses only move forward in
+//! SQL, and appends to the log are serialized until commit.
+
+mod committed;
+mod ingest;
+mod migrate;
+mod outbound;
+mod reads;
+mod rows;
+mod writer;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use super::{Store, StoreError};
+use crate::model::{
+    Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
+    SendResult, StoredEvent,
+};
+use writer::{Write, Writer, Written};
+
+/// Pooled read connections per core. Reads are single statements and
+/// tokio-postgres pipelines them, so a few connections carry many streams.
+const READ_CONNECTIONS: usize = 8;
+
+/// How long opening a connection may take before the store reports itself unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The PostgreSQL store. Cheap to share as `Arc<dyn Store>`; dropping it stops
+/// the listener and poller and lets the writer finish what is queued.
+pub struct PostgresStore {
+    /// `host:port/dbname`, for logs (the URL may carry a password).
+    target: String,
+    readers: Pool,
+    writer: Writer,
+    committed: watch::Receiver<u64>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/dbname`) and
+    /// brings its schema up to date; safe when several cores open it at once.
+    pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("invalid postgres DATABASE_URL: {e}")))?;
+        let target = describe(&config);
+        // Writes are answered as durable once committed: make sure a server
+        // default of `synchronous_commit = off` cannot turn that into a lie.
+        let options = match config.get_options() {
+            Some(options) => format!("{options} -c synchronous_commit=on"),
+            None => "-c synchronous_commit=on".to_owned(),
+        };
+        config
+            .options(options)
+            .application_name("kapso-core")
+            .connect_timeout(CONNECT_TIMEOUT);
+
+        let readers = pool(&config, READ_CONNECTIONS)?;
+        // The writer's own pool of one: it never waits behind readers, and a
+        // lost connection is replaced on the next batch.
+        let writes = pool(&config, 1)?;
+        let committed = {
+            let conn = writes.get().await.map_err(|e| {
+                StoreError::Unavailable(format!("cannot connect to postgres at {target}: {e}"))
+            })?;
+            migrate::migrate(&conn).await?;
+            rows::committed_sequence(&conn).await?
+        };
+        let (mark, watch) = watch::channel(committed);
+        let mark = Arc::new(mark);
+        let background = vec![
+            committed::spawn_listener(config, Arc::clone(&mark)),
+            committed::spawn_poller(readers.clone(), Arc::clone(&mark)),
+        ];
+        Ok(PostgresStore {
+            target,
+            readers,
+            writer: Writer::spawn(writes, mark),
+            committed: watch,
+            background,
+        })
+    }
+
+    async fn write(&self, write: Write) -> Result<Written, StoreError> {
+        self.writer.run(write).await
+    }
+
+    async fn reader(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.readers.get().await?)
+    }
+}
+
+fn pool(config: &tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        config.clone(),
+        NoTls,
+        // Fast: a closed connection is dropped on return; no query per checkout.
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .build()
+        .map_err(|e| StoreError::Internal(format!("cannot build postgres pool: {e}")))
+}
+
+/// `host:port/dbname` of a connection config, without credentials.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", config.get_dbname().unwrap_or_default())
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("target", &self.target)
+            .field("committed", &*self.committed.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// The reply a write method expects; anything else is a bug in the writer.
+fn unexpected(written: Written) -> StoreError {
+    StoreError::Internal(format!("postgres writer answered {written:?}"))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ingest(&self, delivery: Delivery) -> Result<Receipt, StoreError> {
+        match self.write(Write::Ingest(delivery)).await? {
+            Written::Receipt(receipt) => Ok(receipt),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn message(&self, lookup: &str) -> Result<Option<Message>, StoreError> {
+        rows::find_message(&*self.reader().await?, lookup).await
+    }
+
+    async fn conversation_messages(
+        &self,
+        conversation_id: &str,
+        page_size: usize,
+        cursor: Option<&str>,
+    ) -> Result<MessagePage, StoreError> {
+        let cursor = cursor.map(reads::Cursor::parse).transpose()?;
+        let conn = self.reader().await?;
+        reads::conversation_messages(&conn, conversation_id, page_size, cursor).await
+    }
+
+    async fn events_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        reads::events_after(&*self.reader().await?, after, filter, limit).await
+    }
+
+    fn committed(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        reads::conversation(&*self.reader().await?, id).await
+    }
+
+    async fn last_inbound_at(
+        &self,
+        phone_number_id: &str,
+        contact: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        reads::last_inbound_at(&*self.reader().await?, phone_number_id, contact).await
+    }
+
+    async fn begin_send(&self, intent: SendIntent) -> Result<SendClaim, StoreError> {
+        match self.write(Write::BeginSend(intent)).await? {
+            Written::Claim(claim) => Ok(claim),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn finish_send(
+        &self,
+        gateway_id: &str,
+        result: SendResult,
+    ) -> Result<Message, StoreError> {
+        match self
+            .write(Write::FinishSend(gateway_id.to_owned(), result))
+            .await?
+        {
+            Written::Message(message) => Ok(message),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
+        match self
+            .write(Write::Ack(consumer.to_owned(), sequence))
+            .await?
+        {
+            Written::Position(position) => Ok(position),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn consumer_position(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        reads::consumer_position(&*self.reader().await?, consumer).await
+    }
+
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        // An empty transaction through the writer: fails when the writer or its
+        // connection is gone.
+        self.write(Write::Check).await.map(drop)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        // Conditions that go away on their own (a lost connection, a deadlock
+        // victim, a server restarting or out of resources) are retryable;
+        // anything else is a bug or corrupted data.
+        let transient = match error.code() {
+            // No SQL state: a client-side failure; only I/O is worth a retry.
+            None => std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>()),
+            Some(code) => {
+                let class = &code.code()[..2];
+                matches!(class, "08" | "40" | "53" | "57" | "58")
+                    || *code == SqlState::LOCK_NOT_AVAILABLE
+            }
+        };
+        if transient || error.is_closed() {
+            StoreError::Unavailable(format!("postgres: {error}"))
+        } else {
+            StoreError::Internal(format!("postgres: {error}"))
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        StoreError::Unavailable(format!("postgres pool: {error}"))
+    }
+}

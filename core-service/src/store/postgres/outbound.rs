@@ -1,0 +1,215 @@
+//! Outbound sends: recorded before the upstream call, finished after it, and
+//! consumers' acknowledged positions (the other small writes).
+//!
+//! The idempotency claim is the unique index on `idempotency_key`: of two
+//! replicas inserting the same key at once, PostgreSQL makes the second wait for
+//! the first's commit and then skip the row, so exactly one send starts.
+
+use deadpool_postgres::ClientWrapper;
+
+use super::ingest::record_history;
+use super::{rows, unix_ms};
+use crate::model::{Message, SendClaim, SendIntent, SendResult};
+use crate::status::MessageStatus;
+use crate::store::StoreError;
+
+/// See [`Store::begin_send`](crate::store::Store::begin_send).
+pub(super) async fn begin_send(
+    conn: &ClientWrapper,
+    intent: &SendIntent,
+) -> Result<SendClaim, StoreError> {
+    let stmt = conn
+        .prepare_cached(
+            "INSERT INTO messages (gateway_id, idempotency_key, fingerprint, direction, \
+             conversation_id, phone_number_id, contact_phone, type, text, reply_to, status, \
+             timestamp, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'outbound', $4, $5, $6, 'text', $7, $8, 'accepted', $9, $9, $9) \
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .await?;
+    let inserted = conn
+        .query_opt(
+            &stmt,
+            &[
+                &intent.gateway_id,
+                &intent.idempotency_key,
+                &intent.fingerprint,
+                &intent.conversation_id,
+                &intent.phone_number_id,
+                &intent.to,
+                &intent.text,
+                &intent.reply_to_message_id,
+                &intent.created_at,
+            ],
+        )
+        .await?;
+    if let Some(row) = inserted {
+        let id: i64 = row.try_get(0)?;
+        record_history(conn, id, MessageStatus::Accepted, intent.created_at).await?;
+        return rows::load_message(conn, id).await.map(SendClaim::Started);
+    }
+    let used_twice =
+        || StoreError::Internal(format!("gateway id {} used twice", intent.gateway_id));
+    let Some(key) = &intent.idempotency_key else {
+        return Err(used_twice());
+    };
+    let stmt = conn
+        .prepare_cached("SELECT id, fingerprint FROM messages WHERE idempotency_key = $1")
+        .await?;
+    let Some(row) = conn.query_opt(&stmt, &[key]).await? else {
+        return Err(used_twice());
+    };
+    let (id, fingerprint): (i64, Option<String>) = (row.try_get(0)?, row.try_get(1)?);
+    if fingerprint.as_deref() == Some(intent.fingerprint.as_str()) {
+        rows::load_message(conn, id).await.map(SendClaim::Existing)
+    } else {
+        Ok(SendClaim::KeyReused)
+    }
+}
+
+/// See [`Store::finish_send`](crate::store::Store::finish_send).
+pub(super) async fn finish_send(
+    conn: &ClientWrapper,
+    gateway_id: &str,
+    result: &SendResult,
+) -> Result<Message, StoreError> {
+    let now = unix_ms() / 1000;
+    let stmt = conn
+        .prepare_cached("SELECT id, status FROM messages WHERE gateway_id = $1 FOR UPDATE")
+        .await?;
+    let row = conn
+        .query_opt(&stmt, &[&gateway_id])
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("unknown gateway id {gateway_id}")))?;
+    let (id, current): (i64, MessageStatus) =
+        (row.try_get(0)?, rows::parse_status(row.try_get(1)?)?);
+    match result {
+        SendResult::Sent { wamid } => {
+            let status = merge_webhook_row(conn, id, wamid)
+                .await?
+                .map_or(current, |s| current.advance(s))
+                .advance(MessageStatus::Sent);
+            let stmt = conn
+                .prepare_cached(
+                    "UPDATE messages SET wamid = $2, \
+                       status = CASE WHEN kapso_status_rank($3) > kapso_status_rank(status) \
+                         THEN $3 ELSE status END, \
+                       updated_at = $4 WHERE id = $1",
+                )
+                .await?;
+            conn.execute(&stmt, &[&id, wamid, &status.as_str(), &now])
+                .await?;
+            record_history(conn, id, MessageStatus::Sent, now).await?;
+        }
+        SendResult::Failed { errors } => {
+            let stmt = conn
+                .prepare_cached(
+                    "UPDATE messages SET status = 'failed', errors_json = $2, updated_at = $3 \
+                     WHERE id = $1",
+                )
+                .await?;
+            conn.execute(&stmt, &[&id, &rows::encode_errors(errors)?, &now])
+                .await?;
+            record_history(conn, id, MessageStatus::Failed, now).await?;
+        }
+        // Only a send still in flight becomes unknown: a webhook may have settled it already.
+        SendResult::Unknown if current == MessageStatus::Accepted => {
+            let stmt = conn
+                .prepare_cached(
+                    "UPDATE messages SET status = 'outcome_unknown', updated_at = $2 \
+                     WHERE id = $1 AND status = 'accepted'",
+                )
+                .await?;
+            conn.execute(&stmt, &[&id, &now]).await?;
+            record_history(conn, id, MessageStatus::OutcomeUnknown, now).await?;
+        }
+        SendResult::Unknown => {}
+    }
+    rows::load_message(conn, id).await
+}
+
+/// Folds a row a status webhook created for `wamid` (before the send response
+/// arrived) into the send's row `id`: history, errors, conversation. Returns
+/// that row's status, `None` when there was no such row.
+async fn merge_webhook_row(
+    conn: &ClientWrapper,
+    id: i64,
+    wamid: &str,
+) -> Result<Option<MessageStatus>, StoreError> {
+    let stmt = conn
+        .prepare_cached(
+            "SELECT id, status, gateway_id IS NOT NULL FROM messages \
+             WHERE wamid = $1 AND id <> $2 FOR UPDATE",
+        )
+        .await?;
+    let Some(row) = conn.query_opt(&stmt, &[&wamid, &id]).await? else {
+        return Ok(None);
+    };
+    let (other, status, is_send): (i64, MessageStatus, bool) = (
+        row.try_get(0)?,
+        rows::parse_status(row.try_get(1)?)?,
+        row.try_get(2)?,
+    );
+    if is_send {
+        // Another send was settled with this wamid by a webhook that matched it
+        // on number, contact and text: a guess, which Kapso's answer overrules.
+        // That send keeps its own row and goes back to waiting for its wamid.
+        tracing::warn!(wamid, "wamid claimed by another send; detaching it");
+        let stmt = conn
+            .prepare_cached("UPDATE messages SET wamid = NULL WHERE id = $1")
+            .await?;
+        conn.execute(&stmt, &[&other]).await?;
+        return Ok(None);
+    }
+    let stmt = conn
+        .prepare_cached(
+            "INSERT INTO status_history AS h (message_id, status, timestamp) \
+             SELECT $1, status, timestamp FROM status_history WHERE message_id = $2 \
+             ON CONFLICT (message_id, status) DO UPDATE SET timestamp = excluded.timestamp \
+             WHERE excluded.timestamp < h.timestamp",
+        )
+        .await?;
+    conn.execute(&stmt, &[&id, &other]).await?;
+    let stmt = conn
+        .prepare_cached(
+            "UPDATE messages AS m SET \
+               errors_json = coalesce(o.errors_json, m.errors_json), \
+               conversation_id = CASE WHEN m.conversation_id = '' \
+                 THEN o.conversation_id ELSE m.conversation_id END \
+             FROM messages o WHERE m.id = $1 AND o.id = $2",
+        )
+        .await?;
+    conn.execute(&stmt, &[&id, &other]).await?;
+    // Deleted before the caller sets the wamid on the send's row (it is unique).
+    let stmt = conn
+        .prepare_cached(
+            "WITH gone AS (DELETE FROM status_history WHERE message_id = $1) \
+             DELETE FROM messages WHERE id = $1",
+        )
+        .await?;
+    conn.execute(&stmt, &[&other]).await?;
+    Ok(Some(status))
+}
+
+/// See [`Store::ack`](crate::store::Store::ack).
+pub(super) async fn ack(
+    conn: &ClientWrapper,
+    consumer: &str,
+    sequence: u64,
+) -> Result<u64, StoreError> {
+    let sequence = i64::try_from(sequence)
+        .map_err(|_| StoreError::NotFound(format!("sequence {sequence} out of range")))?;
+    // GREATEST in the upsert: two replicas acknowledging at once never move it back.
+    let stmt = conn
+        .prepare_cached(
+            "INSERT INTO consumers AS c (name, sequence) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET sequence = GREATEST(c.sequence, excluded.sequence) \
+             RETURNING sequence",
+        )
+        .await?;
+    let position: i64 = conn
+        .query_one(&stmt, &[&consumer, &sequence])
+        .await?
+        .try_get(0)?;
+    Ok(u64::try_from(position).unwrap_or(0))
+}

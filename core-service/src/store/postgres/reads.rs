@@ -1,0 +1,196 @@
+//! The read side: queries on pooled connections, each a single statement (one
+//! consistent snapshot without an explicit transaction, one round trip).
+
+use deadpool_postgres::ClientWrapper;
+use tokio_postgres::types::ToSql;
+
+use super::rows::{self, event_columns, message_columns};
+use crate::model::{Conversation, EventFilter, MessagePage, StoredEvent};
+use crate::store::StoreError;
+
+/// Position in a conversation's message list: the last message of a page.
+///
+/// Opaque to callers; encoded as `timestamp.id` in base 10, as the SQLite store does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Cursor {
+    timestamp: i64,
+    id: i64,
+}
+
+impl Cursor {
+    pub(super) fn parse(text: &str) -> Result<Cursor, StoreError> {
+        let invalid = || StoreError::NotFound(format!("invalid page cursor {text:?}"));
+        let (timestamp, id) = text.split_once('.').ok_or_else(invalid)?;
+        Ok(Cursor {
+            timestamp: timestamp.parse().map_err(|_| invalid())?,
+            id: id.parse().map_err(|_| invalid())?,
+        })
+    }
+
+    fn encode(self) -> String {
+        format!("{}.{}", self.timestamp, self.id)
+    }
+}
+
+/// One page of a conversation, oldest first, by (timestamp, id) keyset.
+pub(super) async fn conversation_messages(
+    conn: &ClientWrapper,
+    conversation_id: &str,
+    page_size: usize,
+    after: Option<Cursor>,
+) -> Result<MessagePage, StoreError> {
+    let page_size = page_size.max(1);
+    let after = after.unwrap_or(Cursor {
+        timestamp: i64::MIN,
+        id: i64::MIN,
+    });
+    // One extra row tells whether another page follows.
+    let fetch = i64::try_from(page_size.saturating_add(1)).unwrap_or(i64::MAX);
+    let stmt = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages m WHERE m.conversation_id = $1 AND (m.timestamp, m.id) > ($2, $3)",
+            " ORDER BY m.timestamp, m.id LIMIT $4"
+        ))
+        .await?;
+    let found = conn
+        .query(
+            &stmt,
+            &[&conversation_id, &after.timestamp, &after.id, &fetch],
+        )
+        .await?;
+    let mut page = found
+        .iter()
+        .map(rows::message_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if page.len() > page_size {
+        page.truncate(page_size);
+        page.last().map(|(id, m)| {
+            Cursor {
+                timestamp: m.timestamp,
+                id: *id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(MessagePage {
+        messages: page.into_iter().map(|(_, m)| m).collect(),
+        next_cursor,
+    })
+}
+
+/// Log entries after `after` matching `filter`, in sequence order; filters run in SQL.
+///
+/// No gap can open behind the result: appends are serialized by the log lock
+/// until commit, so every sequence below a visible one is committed (or was
+/// rolled back and never will be).
+pub(super) async fn events_after(
+    conn: &ClientWrapper,
+    after: u64,
+    filter: &EventFilter,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut sql = String::from(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM events WHERE sequence > $1"
+    ));
+    let mut args: Vec<&(dyn ToSql + Sync)> = vec![&after];
+    // Only the given filters become clauses, so each shape gets a plan that can
+    // use its own index; shapes are few, each prepared once per connection.
+    if !filter.event_types.is_empty() {
+        args.push(&filter.event_types);
+        sql.push_str(&format!(" AND event_type = ANY(${})", args.len()));
+    }
+    if !filter.conversation_id.is_empty() {
+        args.push(&filter.conversation_id);
+        sql.push_str(&format!(" AND conversation_id = ${}", args.len()));
+    }
+    if !filter.phone_number_id.is_empty() {
+        args.push(&filter.phone_number_id);
+        sql.push_str(&format!(" AND phone_number_id = ${}", args.len()));
+    }
+    args.push(&limit);
+    sql.push_str(&format!(" ORDER BY sequence LIMIT ${}", args.len()));
+    let stmt = conn.prepare_cached(&sql).await?;
+    let found = conn.query(&stmt, &args).await?;
+    found.iter().map(rows::event_from_row).collect()
+}
+
+pub(super) async fn conversation(
+    conn: &ClientWrapper,
+    id: &str,
+) -> Result<Option<Conversation>, StoreError> {
+    let stmt = conn
+        .prepare_cached(
+            "SELECT id, phone_number_id, contact_phone, last_inbound_at \
+             FROM conversations WHERE id = $1",
+        )
+        .await?;
+    let Some(row) = conn.query_opt(&stmt, &[&id]).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Conversation {
+        id: row.try_get(0)?,
+        phone_number_id: row.try_get(1)?,
+        contact_phone: row.try_get(2)?,
+        last_inbound_at: row.try_get(3)?,
+    }))
+}
+
+pub(super) async fn last_inbound_at(
+    conn: &ClientWrapper,
+    phone_number_id: &str,
+    contact: &str,
+) -> Result<Option<i64>, StoreError> {
+    // A contact can have several conversations with one number over time.
+    let stmt = conn
+        .prepare_cached(
+            "SELECT max(last_inbound_at) FROM conversations \
+             WHERE phone_number_id = $1 AND contact_phone = $2",
+        )
+        .await?;
+    Ok(conn
+        .query_one(&stmt, &[&phone_number_id, &contact])
+        .await?
+        .try_get(0)?)
+}
+
+/// See [`Store::consumer_position`](crate::store::Store::consumer_position).
+pub(super) async fn consumer_position(
+    conn: &ClientWrapper,
+    consumer: &str,
+) -> Result<Option<u64>, StoreError> {
+    let stmt = conn
+        .prepare_cached("SELECT sequence FROM consumers WHERE name = $1")
+        .await?;
+    let position: Option<i64> = match conn.query_opt(&stmt, &[&consumer]).await? {
+        Some(row) => Some(row.try_get(0)?),
+        None => None,
+    };
+    Ok(position.map(|p| u64::try_from(p).unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let cursor = Cursor {
+            timestamp: 1_700_000_000,
+            id: 42,
+        };
+        assert_eq!(Cursor::parse(&cursor.encode()).unwrap(), cursor);
+        assert!(matches!(
+            Cursor::parse("nope"),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(Cursor::parse("1.x"), Err(StoreError::NotFound(_))));
+    }
+}

@@ -1,0 +1,219 @@
+//! Mapping between PostgreSQL rows and domain types, shared by the read and
+//! write paths (writes return the message they changed).
+//!
+//! A message is always read in ONE statement together with its status history
+//! (as two aligned arrays), so a reader on a pooled connection outside any
+//! transaction still gets one consistent snapshot of it.
+
+use deadpool_postgres::ClientWrapper;
+use tokio_postgres::Row;
+
+use crate::model::{
+    Direction, Message, MetaError, NewEvent, StatusRecord, StatusUpdate, StoredEvent,
+};
+use crate::status::MessageStatus;
+use crate::store::StoreError;
+
+/// Columns read by [`message_from_row`], in its order; the table is aliased `m`.
+macro_rules! message_columns {
+    () => {
+        "m.id, m.wamid, m.gateway_id, m.idempotency_key, m.direction, m.conversation_id, \
+         m.phone_number_id, m.contact_phone, m.type, m.text, m.reply_to, m.status, \
+         m.errors_json, m.timestamp, \
+         ARRAY(SELECT h.status FROM status_history h WHERE h.message_id = m.id ORDER BY h.status), \
+         ARRAY(SELECT h.timestamp FROM status_history h WHERE h.message_id = m.id ORDER BY h.status)"
+    };
+}
+pub(super) use message_columns;
+
+/// Columns read by [`event_from_row`], in its order.
+macro_rules! event_columns {
+    () => {
+        "sequence, received_at_ms, event_type, message_id, conversation_id, phone_number_id, \
+         contact_phone, direction, message_type, text, reply_to, timestamp, statuses_json, \
+         payload_json"
+    };
+}
+pub(super) use event_columns;
+
+/// Highest sequence in the log; 0 when empty.
+pub(super) async fn committed_sequence(conn: &ClientWrapper) -> Result<u64, StoreError> {
+    let stmt = conn
+        .prepare_cached("SELECT coalesce(max(sequence), 0) FROM events")
+        .await?;
+    let sequence: i64 = conn.query_one(&stmt, &[]).await?.try_get(0)?;
+    Ok(u64::try_from(sequence).unwrap_or(0))
+}
+
+/// A message row (selected with [`message_columns!`]), its key and its history.
+pub(super) fn message_from_row(row: &Row) -> Result<(i64, Message), StoreError> {
+    let wamid: Option<String> = row.try_get(1)?;
+    let gateway_id: Option<String> = row.try_get(2)?;
+    let errors: Option<String> = row.try_get(12)?;
+    let statuses: Vec<String> = row.try_get(14)?;
+    let times: Vec<i64> = row.try_get(15)?;
+    let mut status_history = statuses
+        .iter()
+        .zip(times)
+        .map(|(status, timestamp)| {
+            Ok(StatusRecord {
+                status: parse_status(status)?,
+                timestamp,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    // By rank, then time: the order the statuses were reached, whatever the arrival order.
+    status_history.sort_by_key(|h| (h.status.rank(), h.timestamp));
+    let message = Message {
+        // wamid when known: it is what WhatsApp, Kapso and the webhooks call the message.
+        id: wamid
+            .clone()
+            .or_else(|| gateway_id.clone())
+            .unwrap_or_default(),
+        direction: Direction::parse(row.try_get(4)?),
+        conversation_id: row.try_get(5)?,
+        phone_number_id: row.try_get(6)?,
+        contact_phone: row.try_get(7)?,
+        message_type: row.try_get(8)?,
+        text: row.try_get(9)?,
+        reply_to_message_id: row.try_get(10)?,
+        status: parse_status(row.try_get(11)?)?,
+        errors: errors
+            .map(|json| decode_json(&json))
+            .transpose()?
+            .unwrap_or_default(),
+        status_history,
+        gateway_id: gateway_id.unwrap_or_default(),
+        idempotency_key: row.try_get::<_, Option<String>>(3)?.unwrap_or_default(),
+        timestamp: row.try_get(13)?,
+    };
+    Ok((row.try_get(0)?, message))
+}
+
+/// The message stored under `id`, with its history.
+pub(super) async fn load_message(conn: &ClientWrapper, id: i64) -> Result<Message, StoreError> {
+    let stmt = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages m WHERE m.id = $1"
+        ))
+        .await?;
+    let row = conn.query_one(&stmt, &[&id]).await?;
+    message_from_row(&row).map(|(_, message)| message)
+}
+
+/// A message by wamid, gateway id or idempotency key, in that order of precedence.
+pub(super) async fn find_message(
+    conn: &ClientWrapper,
+    lookup: &str,
+) -> Result<Option<Message>, StoreError> {
+    // One statement: each condition uses its own unique index (a bitmap OR),
+    // and the ORDER BY applies the precedence when two rows match.
+    let stmt = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages m WHERE m.wamid = $1 OR m.gateway_id = $1 OR m.idempotency_key = $1",
+            " ORDER BY CASE WHEN m.wamid = $1 THEN 0 WHEN m.gateway_id = $1 THEN 1 ELSE 2 END",
+            " LIMIT 1"
+        ))
+        .await?;
+    match conn.query_opt(&stmt, &[&lookup]).await? {
+        Some(row) => message_from_row(&row).map(|(_, message)| Some(message)),
+        None => Ok(None),
+    }
+}
+
+/// A log entry (selected with [`event_columns!`]).
+pub(super) fn event_from_row(row: &Row) -> Result<StoredEvent, StoreError> {
+    let statuses: Option<String> = row.try_get(12)?;
+    let statuses = match statuses {
+        Some(json) => decode_json::<Vec<StatusJson>>(&json)?
+            .into_iter()
+            .map(|s| {
+                Ok(StatusUpdate {
+                    status: parse_status(&s.status)?,
+                    timestamp: s.timestamp,
+                    errors: s.errors,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+        None => Vec::new(),
+    };
+    Ok(StoredEvent {
+        sequence: u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0),
+        received_at_ms: row.try_get(1)?,
+        event: NewEvent {
+            event_type: row.try_get(2)?,
+            message_id: row.try_get(3)?,
+            conversation_id: row.try_get(4)?,
+            phone_number_id: row.try_get(5)?,
+            contact_phone: row.try_get(6)?,
+            direction: Direction::parse(row.try_get(7)?),
+            message_type: row.try_get(8)?,
+            text: row.try_get(9)?,
+            reply_to_message_id: row.try_get(10)?,
+            timestamp: row.try_get(11)?,
+            statuses,
+            payload_json: row.try_get(13)?,
+        },
+    })
+}
+
+/// How an event's statuses are stored; the same JSON as the SQLite store writes.
+#[derive(serde::Deserialize)]
+struct StatusJson {
+    status: String,
+    timestamp: i64,
+    #[serde(default)]
+    errors: Vec<MetaError>,
+}
+
+/// [`StatusJson`] borrowed from the event, so encoding copies nothing.
+#[derive(serde::Serialize)]
+struct StatusJsonRef<'a> {
+    status: &'a str,
+    timestamp: i64,
+    #[serde(skip_serializing_if = "<[MetaError]>::is_empty")]
+    errors: &'a [MetaError],
+}
+
+/// The statuses column of an event: `None` when it has none (the common case).
+pub(super) fn encode_statuses(statuses: &[StatusUpdate]) -> Result<Option<String>, StoreError> {
+    if statuses.is_empty() {
+        return Ok(None);
+    }
+    let rows: Vec<StatusJsonRef<'_>> = statuses
+        .iter()
+        .map(|s| StatusJsonRef {
+            status: s.status.as_str(),
+            timestamp: s.timestamp,
+            errors: &s.errors,
+        })
+        .collect();
+    encode_json(&rows).map(Some)
+}
+
+/// The errors column of a message: `None` when there are none.
+pub(super) fn encode_errors(errors: &[MetaError]) -> Result<Option<String>, StoreError> {
+    if errors.is_empty() {
+        return Ok(None);
+    }
+    encode_json(&errors).map(Some)
+}
+
+fn encode_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("cannot encode: {e}")))
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Internal(format!("cannot decode stored JSON: {e}")))
+}
+
+/// A stored status name.
+pub(super) fn parse_status(name: &str) -> Result<MessageStatus, StoreError> {
+    MessageStatus::parse(name)
+        .ok_or_else(|| StoreError::Internal(format!("unknown message status {name:?}")))
+}
