@@ -5,6 +5,7 @@
 //! - [`ingest`]: how a delivery changes the log, messages and conversations
 //! - [`outbound`]: recording sends and how they ended
 //! - [`consumers`]: consumers' acknowledged positions
+//! - [`retention`]: pruning old log entries and keys in small batches
 //! - [`reads`]: the read connection pool and the queries behind it
 //! - [`rows`]: mapping rows to domain types, shared by reads and writes
 //! - [`migrate`]: connection settings and the versioned schema
@@ -18,6 +19,7 @@ mod ingest;
 mod migrate;
 mod outbound;
 mod reads;
+mod retention;
 mod rows;
 mod writer;
 
@@ -30,7 +32,7 @@ use async_trait::async_trait;
 use rusqlite::ErrorCode;
 use tokio::sync::watch;
 
-use super::{Store, StoreError};
+use super::{CommitObserver, Store, StoreError};
 use crate::model::{
     Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
     SendResult, StoredEvent,
@@ -183,6 +185,20 @@ impl Store for SqliteStore {
         // An empty request still takes the write lock (BEGIN IMMEDIATE) on the
         // writer thread, so this fails when the writer is dead or the file locked.
         self.writer.run(|_| Ok(())).await
+    }
+
+    async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64, StoreError> {
+        self.writer
+            .run(move |conn| retention::prune(conn, older_than_ms, batch))
+            .await
+    }
+
+    async fn consumer_positions(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.readers.run(consumers::all).await
+    }
+
+    fn observe_commits(&self, observer: CommitObserver) {
+        self.writer.observe_commits(observer);
     }
 }
 

@@ -26,3 +26,14 @@ pub(super) fn position(conn: &Connection, consumer: &str) -> Result<Option<u64>,
         .optional()?;
     Ok(position.map(|p| u64::try_from(p).unwrap_or(0)))
 }
+
+/// See [`Store::consumer_positions`](crate::store::Store::consumer_positions).
+pub(super) fn all(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT name, sequence FROM consumers ORDER BY name")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    rows.map(|row| {
+        let (name, sequence) = row?;
+        Ok((name, u64::try_from(sequence).unwrap_or(0)))
+    })
+    .collect()
+}

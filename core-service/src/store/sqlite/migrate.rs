@@ -13,10 +13,16 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// Every migration, in order. Index + 1 is the `user_version` after it ran.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../../../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        "0002_retention",
+        include_str!("../../../migrations/sqlite/0002_retention.sql"),
+    ),
+];
 
 /// How long a connection waits for a lock held by another before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -13,14 +13,14 @@
 //! [`Store::events_after`](crate::store::Store::events_after), for free.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 use super::rows;
-use crate::store::StoreError;
+use crate::store::{CommitObserver, StoreError};
 
 /// Most requests run in one transaction; bounds the latency a batch adds.
 const MAX_BATCH: usize = 512;
@@ -73,6 +73,8 @@ pub(super) struct Writer {
     queue: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
     committed: watch::Receiver<u64>,
+    /// Told each committed batch's size; set at most once, after the thread started.
+    observer: Arc<OnceLock<CommitObserver>>,
 }
 
 impl Writer {
@@ -80,14 +82,17 @@ impl Writer {
     pub(super) fn spawn(conn: Connection, committed: u64) -> Result<Writer, StoreError> {
         let (queue, requests) = mpsc::channel();
         let (publish, watch) = watch::channel(committed);
+        let observer = Arc::new(OnceLock::new());
+        let observed = Arc::clone(&observer);
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(&conn, &requests, &publish))
+            .spawn(move || write_loop(&conn, &requests, &publish, &observed))
             .map_err(|e| StoreError::Unavailable(format!("cannot start sqlite writer: {e}")))?;
         Ok(Writer {
             queue: Some(queue),
             thread: Some(thread),
             committed: watch,
+            observer,
         })
     }
 
@@ -113,6 +118,13 @@ impl Writer {
     pub(super) fn committed(&self) -> watch::Receiver<u64> {
         self.committed.clone()
     }
+
+    /// Reports every later commit's request count to `observer` (first caller wins).
+    pub(super) fn observe_commits(&self, observer: CommitObserver) {
+        if self.observer.set(observer).is_err() {
+            tracing::warn!("sqlite writer already has a commit observer; ignoring another");
+        }
+    }
 }
 
 impl Drop for Writer {
@@ -136,6 +148,7 @@ fn write_loop(
     conn: &Connection,
     requests: &mpsc::Receiver<Box<dyn Job>>,
     publish: &watch::Sender<u64>,
+    observer: &OnceLock<CommitObserver>,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = requests.recv() {
@@ -150,6 +163,9 @@ fn write_loop(
         if let Some(reason) = &failure {
             tracing::error!(error = %reason, requests = batch.len(), "sqlite batch not committed");
         } else {
+            if let Some(observe) = observer.get() {
+                observe(batch.len());
+            }
             // Published before answering, so that a caller whose write returned
             // already sees it covered by `committed()`.
             match rows::committed_sequence(conn) {
