@@ -60,7 +60,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = store::open(&config.database_url)?;
+    let store = store::open(&config.database_url).await?;
     let outbound = Arc::new(outbound::Outbound::from_config(
         config.outbound,
         store.clone(),

@@ -1,5 +1,5 @@
 //! The gRPC server: the core's services, health and reflection on one port,
-//! with a bounded graceful shutdown.
+//! optionally over TLS, with a bounded graceful shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,15 +7,19 @@ use std::time::Duration;
 
 use kapso_gateway_proto::v1::{ingest_server::IngestServer, messaging_server::MessagingServer};
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::auth::{ApiTokens, Authenticate};
 use crate::ingest::IngestService;
 use crate::messaging::MessagingService;
+use crate::metered::{MeteredIngest, MeteredMessaging};
+use crate::metrics::CoreMetrics;
 use crate::outbound::Outbound;
 use crate::store::Store;
+use crate::trace_context::TraceContextLayer;
 
 /// How long in-flight calls get to finish after shutdown starts. Watch streams
 /// never finish on their own, so the drain must be bounded.
@@ -23,15 +27,35 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often the health status is refreshed from a real write-path round trip.
 const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How the server guards and reports its calls, from the configuration.
+#[derive(Debug)]
+pub struct Guards {
+    /// Bearer tokens required on the gateway's services; `None`: open.
+    pub tokens: Option<ApiTokens>,
+    /// TLS (and client certificates) on the gRPC port; `None`: plain HTTP/2.
+    pub tls: Option<ServerTlsConfig>,
+    pub metrics: Arc<CoreMetrics>,
+}
+
 /// Serves the core's gRPC API on `listener` until `shutdown` resolves.
 pub async fn serve(
     store: Arc<dyn Store>,
     outbound: Arc<Outbound>,
+    guards: Guards,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let Guards {
+        tokens,
+        tls,
+        metrics,
+    } = guards;
     let (reporter, health) = tonic_health::server::health_reporter();
-    let _probe = AbortOnDrop(tokio::spawn(report_health(store.clone(), reporter)));
+    let _probe = AbortOnDrop(tokio::spawn(report_health(
+        store.clone(),
+        reporter,
+        metrics.clone(),
+    )));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(kapso_gateway_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -48,13 +72,22 @@ pub async fn serve(
         let _ = closing_tx.send(true);
         let _ = draining_tx.send(());
     };
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let ingest = MeteredIngest::new(IngestService::new(store.clone()), metrics.clone());
+    let messaging = MeteredMessaging::new(MessagingService::new(store, outbound, closing), metrics);
+    // Tokens guard only the gateway's own services, in this one place: health
+    // and reflection stay open for load balancers and tooling.
+    let auth = Authenticate::new(tokens);
+    let server = builder
+        // Outermost, so refused calls are logged with the caller's trace context too.
+        .layer(TraceContextLayer)
         .add_service(health)
         .add_service(reflection)
-        .add_service(IngestServer::new(IngestService::new(store.clone())))
-        .add_service(MessagingServer::new(MessagingService::new(
-            store, outbound, closing,
-        )))
+        .add_service(IngestServer::with_interceptor(ingest, auth.clone()))
+        .add_service(MessagingServer::with_interceptor(messaging, auth))
         .serve_with_incoming_shutdown(incoming, signal);
 
     let grace_over = async {
@@ -76,16 +109,18 @@ pub async fn serve(
 
 /// Stops a background task when the server future ends or is dropped, so a
 /// stopped server holds no reference to the store.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+#[derive(Debug)]
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
 }
 
-/// Keeps `grpc.health.v1` truthful: SERVING only while the store accepts writes.
-async fn report_health(store: Arc<dyn Store>, reporter: HealthReporter) {
+/// Keeps `grpc.health.v1` (and the `store_writable` gauge) truthful: SERVING
+/// only while the store accepts writes.
+async fn report_health(store: Arc<dyn Store>, reporter: HealthReporter, metrics: Arc<CoreMetrics>) {
     let services = ["", "kapso.gateway.v1.Ingest", "kapso.gateway.v1.Messaging"];
     let mut last = None;
     loop {
@@ -96,6 +131,7 @@ async fn report_health(store: Arc<dyn Store>, reporter: HealthReporter) {
                 ServingStatus::NotServing
             }
         };
+        metrics.set_store_writable(status == ServingStatus::Serving);
         if last != Some(status) {
             for service in services {
                 reporter.set_service_status(service, status).await;

@@ -12,6 +12,7 @@ use crate::model::{
     SendResult, StoredEvent,
 };
 
+pub mod postgres;
 pub mod sqlite;
 
 /// Failure of the storage backend. Maps to gRPC `UNAVAILABLE` (retryable) or `INTERNAL`.
@@ -126,8 +127,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 /// to a plain callback so backends know nothing of the metrics behind it.
 pub type CommitObserver = std::sync::Arc<dyn Fn(usize) + Send + Sync>;
 
-/// Opens the store a `DATABASE_URL` names: `sqlite://FILE` (also `sqlite:FILE`
-/// or a plain path) for the embedded default.
-pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+/// Opens the store a `DATABASE_URL` names: `postgres://` or `postgresql://`
+/// for PostgreSQL (shared by several cores), otherwise `sqlite://FILE` (also
+/// `sqlite:FILE` or a plain path) for the embedded default.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(std::sync::Arc::new(
+            postgres::PostgresStore::open(url).await?,
+        ));
+    }
     Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url)?))
 }
