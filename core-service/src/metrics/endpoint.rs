@@ -127,3 +127,59 @@ impl Collector for ApiCalls {
         ConstCounter::new(stats.rate_limit_waits).encode(waits)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::outbound::OutboundConfig;
+    use crate::store::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn a_scrape_shows_every_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path().join("gw.db").to_str().unwrap()).unwrap());
+        let outbound = Arc::new(
+            Outbound::from_config(
+                OutboundConfig::new("http://127.0.0.1:9", None),
+                store.clone(),
+            )
+            .unwrap(),
+        );
+        let metrics = Arc::new(CoreMetrics::new().with_outbound(outbound));
+        store.observe_commits(metrics.commit_observer());
+        store.ack("fake-consumer", 0).await.unwrap();
+        metrics.ingested(2, 1, Duration::from_millis(3));
+        metrics.events_seen(["1234567890"]);
+        metrics.set_store_writable(true);
+        let _watch = metrics.watch_opened();
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, metrics, store, async {
+            let _ = stopped.await;
+        }));
+        let body = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        for series in [
+            "kapso_core_ingest_calls_total 1",
+            "kapso_core_ingest_events_total{disposition=\"new\"} 2",
+            "kapso_core_ingest_events_total{disposition=\"duplicate\"} 1",
+            "kapso_core_ingest_duration_seconds_count 1",
+            "kapso_core_store_commit_batch_size_count 1",
+            "kapso_core_watch_streams 1",
+            "kapso_core_store_writable 1",
+            "kapso_core_retention_pruned_rows_total 0",
+            "kapso_core_consumer_lag_events{consumer=\"fake-consumer\"} 0",
+            "kapso_last_inbound_event_age_seconds{phone_number_id=\"1234567890\"}",
+            "kapso_core_kapso_api_calls_total{outcome=\"done\"} 0",
+            "kapso_core_kapso_rate_limit_waits_total 0",
+        ] {
+            assert!(body.contains(series), "{series} missing from:\n{body}");
+        }
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+}
