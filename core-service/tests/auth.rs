@@ -157,14 +157,24 @@ async fn any_configured_token_is_accepted() {
 async fn health_and_reflection_stay_open() {
     let app = spawn_app(&["--gateway-api-tokens", TOKENS]).await;
     let channel = plain(app.addr).await;
-    let health = HealthClient::new(channel.clone())
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "kapso.gateway.v1.Ingest".into(),
-        })
-        .await
-        .unwrap();
+    // The first health probe runs just after start: until then the service is
+    // unknown (NOT_FOUND), never UNAUTHENTICATED.
+    let serving = async {
+        loop {
+            let health = HealthClient::new(channel.clone())
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: "kapso.gateway.v1.Ingest".into(),
+                })
+                .await;
+            match health {
+                Ok(reply) => return reply.into_inner().status(),
+                Err(status) => assert_eq!(status.code(), Code::NotFound, "{status:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
     assert_eq!(
-        health.into_inner().status(),
+        timeout(LIMIT, serving).await.unwrap(),
         tonic_health::pb::health_check_response::ServingStatus::Serving
     );
     let request = ServerReflectionRequest {
