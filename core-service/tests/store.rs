@@ -152,7 +152,9 @@ mod postgres {
     }
 
     fn make_store() -> TestDb {
-        TestDb(TestDatabase::create_blocking())
+        TestDb(tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(TestDatabase::create())
+        }))
     }
 
     all_store_tests!();

@@ -33,11 +33,6 @@ impl TestDatabase {
             name,
         }
     }
-
-    /// [`TestDatabase::create`] from synchronous code on a multi-thread runtime.
-    pub fn create_blocking() -> TestDatabase {
-        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(Self::create()))
-    }
 }
 
 impl Drop for TestDatabase {
