@@ -40,6 +40,9 @@ impl Core {
             kapso,
             "--kapso-api-token",
             "test-token-not-real",
+            // Several cores share this process: none takes the default metrics port.
+            "--metrics-addr",
+            "off",
         ])
         .unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
