@@ -158,4 +158,36 @@ mod postgres {
     }
 
     all_store_tests!();
+
+    /// Until the shared suite covers them: pruning and the consumer listing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn prune_removes_old_events_and_keys_but_keeps_messages() {
+        use crate::store_suite::{all_events, delivery, received};
+        let db = make_store();
+        let store = db.open();
+        for i in 0..3 {
+            let event = received(&format!("wamid.{i}"), "conv-1", "hi", 100);
+            store
+                .ingest(delivery(Some(&format!("k{i}")), vec![event]))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.prune(0, 10).await.unwrap(), 0, "nothing that old");
+        let future_ms = i64::MAX / 2;
+        assert_eq!(
+            store.prune(future_ms, 2).await.unwrap(),
+            6,
+            "bounded per table"
+        );
+        assert_eq!(store.prune(future_ms, 10).await.unwrap(), 3);
+        assert!(all_events(&store).await.is_empty());
+        assert!(store.message("wamid.1").await.unwrap().is_some());
+
+        store.ack("crm", 2).await.unwrap();
+        store.ack("billing", 1).await.unwrap();
+        assert_eq!(
+            store.consumer_positions().await.unwrap(),
+            [("billing".to_owned(), 1), ("crm".to_owned(), 2)]
+        );
+    }
 }

@@ -6,6 +6,7 @@
 //! - [`outbound`]: recording sends and how they ended; consumers' positions
 //! - [`reads`]: the queries behind the read methods, on pooled connections
 //! - [`committed`]: the commit mark, fed by own commits, `LISTEN/NOTIFY` and a poll
+//! - [`retention`]: pruning old events and keys in small batches
 //! - [`rows`]: mapping rows to domain types, shared by reads and writes
 //! - [`migrate`]: the versioned schema, applied under an advisory lock
 //!
@@ -18,6 +19,7 @@ mod ingest;
 mod migrate;
 mod outbound;
 mod reads;
+mod retention;
 mod rows;
 mod writer;
 
@@ -32,7 +34,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use super::{Store, StoreError};
+use super::{CommitObserver, Store, StoreError};
 use crate::model::{
     Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
     SendResult, StoredEvent,
@@ -248,6 +250,21 @@ impl Store for PostgresStore {
         // An empty transaction through the writer: fails when the writer or its
         // connection is gone.
         self.write(Write::Check).await.map(drop)
+    }
+
+    async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64, StoreError> {
+        match self.write(Write::Prune(older_than_ms, batch)).await? {
+            Written::Pruned(count) => Ok(count),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn consumer_positions(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        reads::consumer_positions(&*self.reader().await?).await
+    }
+
+    fn observe_commits(&self, observer: CommitObserver) {
+        self.writer.observe_commits(observer);
     }
 }
 

@@ -176,6 +176,23 @@ pub(super) async fn consumer_position(
     Ok(position.map(|p| u64::try_from(p).unwrap_or(0)))
 }
 
+/// See [`Store::consumer_positions`](crate::store::Store::consumer_positions).
+pub(super) async fn consumer_positions(
+    conn: &ClientWrapper,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let stmt = conn
+        .prepare_cached("SELECT name, sequence FROM consumers ORDER BY name")
+        .await?;
+    conn.query(&stmt, &[])
+        .await?
+        .iter()
+        .map(|row| {
+            let sequence: i64 = row.try_get(1)?;
+            Ok((row.try_get(0)?, u64::try_from(sequence).unwrap_or(0)))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,15 +31,15 @@
 //! don't need it: unique indexes and `GREATEST` settle them alone.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use deadpool_postgres::{ClientWrapper, Pool};
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{committed, ingest, outbound};
+use super::{committed, ingest, outbound, retention};
 use crate::model::{Claim, Delivery, Message, Receipt, SendClaim, SendIntent, SendResult};
-use crate::store::StoreError;
+use crate::store::{CommitObserver, StoreError};
 
 /// Advisory lock key serializing appends to the event log ("kapso" + 1).
 const LOG_LOCK: i64 = 0x6b61_7073_6f00_0001;
@@ -54,6 +54,8 @@ pub(super) enum Write {
     BeginSend(SendIntent),
     FinishSend(String, SendResult),
     Ack(String, u64),
+    /// Prune entries received before this Unix ms, at most this many per table.
+    Prune(i64, usize),
     /// Nothing: proves the writer and its connection work.
     Check,
 }
@@ -65,6 +67,7 @@ pub(super) enum Written {
     Claim(SendClaim),
     Message(Message),
     Position(u64),
+    Pruned(u64),
     Nothing,
 }
 
@@ -83,6 +86,9 @@ impl Write {
             }
             Write::Ack(consumer, sequence) => {
                 Written::Position(outbound::ack(conn, consumer, *sequence).await?)
+            }
+            Write::Prune(older_than_ms, batch) => {
+                Written::Pruned(retention::prune(conn, *older_than_ms, *batch).await?)
             }
             Write::Check => Written::Nothing,
         })
@@ -111,9 +117,9 @@ struct Job {
 }
 
 /// Handle to the writer task. Dropping it lets the task finish what is queued and stop.
-#[derive(Debug)]
 pub(super) struct Writer {
     queue: mpsc::UnboundedSender<Job>,
+    observer: Arc<OnceLock<CommitObserver>>,
 }
 
 impl Writer {
@@ -121,8 +127,16 @@ impl Writer {
     /// published to `publish`.
     pub(super) fn spawn(pool: Pool, publish: Arc<watch::Sender<u64>>) -> Writer {
         let (queue, requests) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(pool, requests, publish));
-        Writer { queue }
+        let observer = Arc::new(OnceLock::new());
+        tokio::spawn(write_loop(pool, requests, publish, Arc::clone(&observer)));
+        Writer { queue, observer }
+    }
+
+    /// Reports every later commit's request count to `observer` (first caller wins).
+    pub(super) fn observe_commits(&self, observer: CommitObserver) {
+        if self.observer.set(observer).is_err() {
+            tracing::warn!("postgres writer already has a commit observer; ignoring another");
+        }
     }
 
     /// Runs `write` in the next batch; returns once that batch is committed.
@@ -143,15 +157,21 @@ async fn write_loop(
     pool: Pool,
     mut requests: mpsc::UnboundedReceiver<Job>,
     publish: Arc<watch::Sender<u64>>,
+    observer: Arc<OnceLock<CommitObserver>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        run_batch(&pool, &mut batch, &publish).await;
+        run_batch(&pool, &mut batch, &publish, &observer).await;
     }
 }
 
 /// Commits the batch and answers every request in it.
-async fn run_batch(pool: &Pool, batch: &mut Vec<Job>, publish: &watch::Sender<u64>) {
+async fn run_batch(
+    pool: &Pool,
+    batch: &mut Vec<Job>,
+    publish: &watch::Sender<u64>,
+    observer: &OnceLock<CommitObserver>,
+) {
     let conn = match pool.get().await {
         Ok(conn) => conn,
         Err(error) => {
@@ -172,6 +192,9 @@ async fn run_batch(pool: &Pool, batch: &mut Vec<Job>, publish: &watch::Sender<u6
             // already sees it covered by `committed()`.
             if let Some(max) = results.iter().filter_map(Written::appended).max() {
                 committed::publish(publish, max);
+            }
+            if let Some(observe) = observer.get() {
+                observe(batch.len());
             }
             for (job, result) in batch.drain(..).zip(results) {
                 let _ = job.reply.send(Ok(result));
@@ -194,6 +217,9 @@ async fn run_batch(pool: &Pool, batch: &mut Vec<Job>, publish: &watch::Sender<u6
                     let result = results.pop().unwrap_or(Written::Nothing);
                     if let Some(max) = result.appended() {
                         committed::publish(publish, max);
+                    }
+                    if let Some(observe) = observer.get() {
+                        observe(1);
                     }
                     result
                 });

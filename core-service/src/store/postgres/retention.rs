@@ -1,0 +1,35 @@
+//! Pruning old log entries and de-duplication keys, a bounded batch at a time.
+//!
+//! A prune is one writer request, so it shares a group commit with ingest
+//! instead of holding locks of its own for long. It needs no log lock: it only
+//! removes the oldest entries, never adds behind a reader's position.
+
+use deadpool_postgres::ClientWrapper;
+
+use crate::store::StoreError;
+
+/// See [`Store::prune`](crate::store::Store::prune).
+pub(super) async fn prune(
+    conn: &ClientWrapper,
+    older_than_ms: i64,
+    batch: usize,
+) -> Result<u64, StoreError> {
+    let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+    // Events are appended in time order, so only the first `batch` by sequence
+    // need looking at: the scan stops there even when nothing is old enough.
+    const STATEMENTS: [&str; 3] = [
+        "DELETE FROM events WHERE sequence IN \
+         (SELECT sequence FROM events ORDER BY sequence LIMIT $2) \
+         AND received_at_ms < $1",
+        "DELETE FROM event_keys WHERE key IN (SELECT key FROM event_keys \
+         WHERE received_at_ms < $1 ORDER BY received_at_ms LIMIT $2)",
+        "DELETE FROM deliveries WHERE key IN (SELECT key FROM deliveries \
+         WHERE received_at_ms < $1 ORDER BY received_at_ms LIMIT $2)",
+    ];
+    let mut total = 0;
+    for sql in STATEMENTS {
+        let stmt = conn.prepare_cached(sql).await?;
+        total += conn.execute(&stmt, &[&older_than_ms, &batch]).await?;
+    }
+    Ok(total)
+}
