@@ -15,6 +15,7 @@
 //! which WAL lets run beside the writer.
 
 mod consumers;
+mod durable;
 mod ingest;
 mod migrate;
 mod outbound;

@@ -13,12 +13,14 @@
 //! [`Store::events_after`](crate::store::Store::events_after), for free.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
 use std::sync::{Arc, OnceLock, mpsc};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
+use super::durable::{Committed, Syncer};
 use super::rows;
 use crate::store::{CommitObserver, StoreError};
 
@@ -26,7 +28,7 @@ use crate::store::{CommitObserver, StoreError};
 const MAX_BATCH: usize = 512;
 
 /// A queued write request, type-erased so the loop knows nothing of what it does.
-trait Job: Send {
+pub(super) trait Job: Send {
     /// Runs the request on the connection, inside its own savepoint. `true` on success.
     fn run(&mut self, conn: &Connection) -> bool;
     /// Sends the outcome; `failure` is set when the batch as a whole did not commit.
@@ -84,9 +86,16 @@ impl Writer {
         let (publish, watch) = watch::channel(committed);
         let observer = Arc::new(OnceLock::new());
         let observed = Arc::clone(&observer);
+        let syncer = conn
+            .path()
+            .and_then(|path| Syncer::spawn(Path::new(path), publish.clone()));
+        if syncer.is_some() {
+            // The syncer thread fsyncs the log for each commit; SQLite need not.
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(&conn, &requests, &publish, &observed))
+            .spawn(move || write_loop(&conn, &requests, &publish, &observed, syncer))
             .map_err(|e| StoreError::Unavailable(format!("cannot start sqlite writer: {e}")))?;
         Ok(Writer {
             queue: Some(queue),
@@ -149,6 +158,7 @@ fn write_loop(
     requests: &mpsc::Receiver<Box<dyn Job>>,
     publish: &watch::Sender<u64>,
     observer: &OnceLock<CommitObserver>,
+    syncer: Option<Syncer>,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = requests.recv() {
@@ -165,6 +175,16 @@ fn write_loop(
         } else {
             if let Some(observe) = observer.get() {
                 observe(batch.len());
+            }
+            if let Some(syncer) = &syncer {
+                match rows::committed_sequence(conn) {
+                    Ok(sequence) => {
+                        let jobs = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+                        syncer.hand_over(Committed { jobs, sequence });
+                        continue;
+                    }
+                    Err(error) => tracing::error!(%error, "cannot read committed sequence"),
+                }
             }
             // Published before answering, so that a caller whose write returned
             // already sees it covered by `committed()`.
