@@ -5,13 +5,18 @@
 //! stops the process with a message naming the variable.
 
 use std::ffi::OsStr;
+use std::fmt::Display;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::builder::{BoolishValueParser, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{ArgAction, Parser, ValueEnum};
 
+use crate::core_client::{ApiToken, CoreTls, PemFile};
 use crate::signature::WebhookSecrets;
 
 /// Kapso webhook adapter: verifies, parses and forwards deliveries to the core.
@@ -29,13 +34,48 @@ pub struct Config {
         env = "KAPSO_WEBHOOK_SECRET",
         value_name = "KAPSO_WEBHOOK_SECRET",
         hide_env_values = true,
-        value_parser = SecretsParser,
+        value_parser = Hidden::<WebhookSecrets>::new("KAPSO_WEBHOOK_SECRET"),
     )]
     pub webhook_secret: WebhookSecrets,
 
-    /// The core's gRPC endpoint.
+    /// The core's gRPC endpoint. `https://` needs `CORE_TLS_CA`.
     #[arg(long, env = "CORE_GRPC_URL", default_value = "http://127.0.0.1:50051")]
     pub core_grpc_url: http::Uri,
+
+    /// Bearer token sent to the core as `authorization: Bearer <token>` on every
+    /// call. Required when the core sets `GATEWAY_API_TOKENS`: use one of those.
+    #[arg(
+        long,
+        env = "GATEWAY_API_TOKEN",
+        value_name = "GATEWAY_API_TOKEN",
+        hide_env_values = true,
+        value_parser = Hidden::<ApiToken>::new("GATEWAY_API_TOKEN"),
+    )]
+    pub gateway_api_token: Option<ApiToken>,
+
+    /// PEM file of the CA that signed the core's certificate. Turns on TLS to
+    /// the core (`CORE_GRPC_URL` must then be `https://`).
+    #[arg(long, env = "CORE_TLS_CA", value_parser = PemParser("CORE_TLS_CA"))]
+    pub core_tls_ca: Option<PemFile>,
+
+    /// PEM client certificate presented to the core (mTLS, when the core sets
+    /// `CORE_TLS_CLIENT_CA`). Needs `CORE_TLS_CLIENT_KEY` and `CORE_TLS_CA`.
+    #[arg(
+        long,
+        env = "CORE_TLS_CLIENT_CERT",
+        value_parser = PemParser("CORE_TLS_CLIENT_CERT"),
+        requires_all = ["core_tls_client_key", "core_tls_ca"],
+    )]
+    pub core_tls_client_cert: Option<PemFile>,
+
+    /// PEM private key of `CORE_TLS_CLIENT_CERT`.
+    #[arg(
+        long,
+        env = "CORE_TLS_CLIENT_KEY",
+        value_parser = PemParser("CORE_TLS_CLIENT_KEY"),
+        requires = "core_tls_client_cert"
+    )]
+    pub core_tls_client_key: Option<PemFile>,
 
     /// Largest webhook body accepted; larger ones get 413.
     #[arg(long, env = "ADAPTER_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
@@ -45,6 +85,28 @@ pub struct Config {
     /// under Kapso's 10 s timeout.
     #[arg(long, env = "CORE_TIMEOUT_MS", default_value_t = 5000)]
     pub core_timeout_ms: u64,
+
+    /// Milliseconds a client has to send a request's headers; then the
+    /// connection is closed. Also closes idle keep-alive connections.
+    #[arg(long, env = "ADAPTER_HEADER_READ_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_ms: u64,
+
+    /// Milliseconds a client has to send a whole webhook body; then 408.
+    #[arg(long, env = "ADAPTER_BODY_READ_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_read_timeout_ms: u64,
+
+    /// Open connections served at once; connections beyond it are closed on accept.
+    #[arg(long, env = "ADAPTER_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Webhook requests handled at once; beyond it the answer is 503 with
+    /// `Retry-After` at once, instead of a queue that grows without bound.
+    #[arg(long, env = "ADAPTER_MAX_IN_FLIGHT", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
 
     /// `Retry-After` seconds sent with a 503 when the core cannot take a delivery.
     #[arg(long, env = "RETRY_AFTER_SECS", default_value_t = 5)]
@@ -70,6 +132,29 @@ impl Config {
     pub fn core_timeout(&self) -> Duration {
         Duration::from_millis(self.core_timeout_ms)
     }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    /// The TLS settings towards the core (all `None`: plain HTTP/2).
+    pub fn core_tls(&self) -> CoreTls {
+        CoreTls {
+            ca: self.core_tls_ca.clone(),
+            client_cert: self.core_tls_client_cert.clone(),
+            client_key: self.core_tls_client_key.clone(),
+        }
+    }
+
+    /// Checks what clap cannot see across fields (the URL scheme against the TLS
+    /// files, the PEM contents). Call before binding.
+    pub fn validate(&self) -> Result<(), crate::core_client::SetupError> {
+        crate::core_client::endpoint(self).map(drop)
+    }
 }
 
 /// How log lines are written.
@@ -81,117 +166,77 @@ pub enum LogFormat {
     Json,
 }
 
-/// Parses the secret list without ever echoing it: clap's default error for a
-/// bad value quotes the value, which would print a secret to the terminal and logs.
-#[derive(Debug, Clone, Copy)]
-struct SecretsParser;
+/// Parses a secret without ever echoing it: clap's default error for a bad
+/// value quotes the value, which would print a secret to the terminal and logs.
+#[derive(Debug)]
+struct Hidden<T> {
+    variable: &'static str,
+    parsed: PhantomData<fn() -> T>,
+}
 
-impl TypedValueParser for SecretsParser {
-    type Value = WebhookSecrets;
+impl<T> Hidden<T> {
+    const fn new(variable: &'static str) -> Self {
+        Self {
+            variable,
+            parsed: PhantomData,
+        }
+    }
+}
+
+impl<T> Clone for Hidden<T> {
+    fn clone(&self) -> Self {
+        Self::new(self.variable)
+    }
+}
+
+impl<T> TypedValueParser for Hidden<T>
+where
+    T: FromStr + Clone + Send + Sync + 'static,
+    T::Err: Display,
+{
+    type Value = T;
 
     fn parse_ref(
         &self,
         cmd: &clap::Command,
         _arg: Option<&clap::Arg>,
         value: &OsStr,
-    ) -> Result<Self::Value, clap::Error> {
-        let refuse = |why: &str| {
+    ) -> Result<T, clap::Error> {
+        let refuse = |why: &dyn Display| {
             clap::Error::raw(
                 ErrorKind::ValueValidation,
-                format!("KAPSO_WEBHOOK_SECRET: {why} (value not shown)\n"),
+                format!("{}: {why} (value not shown)\n", self.variable),
             )
             .with_cmd(cmd)
         };
-        let list = value.to_str().ok_or_else(|| refuse("not valid UTF-8"))?;
-        list.parse()
-            .map_err(|_| refuse("empty secret in the comma-separated list"))
+        let text = value.to_str().ok_or_else(|| refuse(&"not valid UTF-8"))?;
+        text.parse().map_err(|e: T::Err| refuse(&e))
+    }
+}
+
+/// Reads a PEM file while parsing, so a missing file stops the adapter naming the variable.
+#[derive(Debug, Clone, Copy)]
+struct PemParser(&'static str);
+
+impl TypedValueParser for PemParser {
+    type Value = PemFile;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<PemFile, clap::Error> {
+        let path = PathBuf::from(value);
+        PemFile::read(&path).map_err(|error| {
+            clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!("{}: cannot read {}: {error}\n", self.0, path.display()),
+            )
+            .with_cmd(cmd)
+        })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
-        Config::try_parse_from(std::iter::once("kapso-adapter").chain(args.iter().copied()))
-    }
-
-    #[test]
-    fn defaults_match_the_documented_values() {
-        let config = parse(&["--webhook-secret", "test-secret-not-real"]).unwrap();
-        assert_eq!(config.listen_addr, "0.0.0.0:8000".parse().unwrap());
-        assert_eq!(config.core_grpc_url, "http://127.0.0.1:50051");
-        assert_eq!(config.body_limit_bytes, 1_048_576);
-        assert_eq!(config.core_timeout(), Duration::from_secs(5));
-        assert_eq!(config.retry_after_secs, 5);
-        assert!(!config.log_message_content);
-        assert_eq!(config.log_format, LogFormat::Text);
-    }
-
-    #[test]
-    fn missing_secret_is_refused_naming_the_variable() {
-        // Guarded: the variable may be set in the environment running the tests.
-        if std::env::var_os("KAPSO_WEBHOOK_SECRET").is_some() {
-            return;
-        }
-        let error = parse(&[]).unwrap_err().to_string();
-        assert!(error.contains("KAPSO_WEBHOOK_SECRET"), "{error}");
-    }
-
-    #[test]
-    fn empty_secret_entry_is_refused_without_echoing_the_value() {
-        let error = parse(&["--webhook-secret", "test-secret-not-real,"])
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("KAPSO_WEBHOOK_SECRET"), "{error}");
-        assert!(!error.contains("test-secret-not-real"), "{error}");
-    }
-
-    #[test]
-    fn rotation_list_keeps_every_secret() {
-        let config = parse(&["--webhook-secret", "new-test-secret,old-test-secret"]).unwrap();
-        assert_eq!(config.webhook_secret.len(), 2);
-    }
-
-    #[test]
-    fn debug_of_the_config_redacts_the_secret() {
-        let config = parse(&["--webhook-secret", "test-secret-not-real"]).unwrap();
-        let shown = format!("{config:?}");
-        assert!(!shown.contains("test-secret-not-real"));
-        assert!(shown.contains("[redacted]"));
-    }
-
-    #[test]
-    fn log_content_and_format_accept_env_style_values() {
-        let config = parse(&[
-            "--webhook-secret",
-            "s",
-            "--log-message-content",
-            "true",
-            "--log-format",
-            "json",
-        ])
-        .unwrap();
-        assert!(config.log_message_content);
-        assert_eq!(config.log_format, LogFormat::Json);
-    }
-
-    #[test]
-    fn help_documents_every_variable() {
-        let help = <Config as clap::CommandFactory>::command()
-            .render_long_help()
-            .to_string();
-        for variable in [
-            "ADAPTER_LISTEN_ADDR",
-            "KAPSO_WEBHOOK_SECRET",
-            "CORE_GRPC_URL",
-            "ADAPTER_BODY_LIMIT_BYTES",
-            "CORE_TIMEOUT_MS",
-            "RETRY_AFTER_SECS",
-            "LOG_MESSAGE_CONTENT",
-            "LOG_FORMAT",
-        ] {
-            assert!(help.contains(variable), "{variable} missing from --help");
-        }
-    }
-}
+mod tests;

@@ -1,19 +1,33 @@
 //! The adapter's only outbound dependency: the core's `Ingest` gRPC service.
 //!
 //! The channel connects lazily so the adapter starts, and answers 503, while the
-//! core is down; tonic reconnects on the next call once it is back.
+//! core is down; tonic reconnects on the next call once it is back. Every call
+//! carries the bearer token (when configured) and the delivery's trace context.
+//!
+//! - `credentials`: the bearer token and the TLS files.
+
+mod credentials;
 
 use std::time::Duration;
 
+use http::{HeaderMap, HeaderName, header};
 use kapso_gateway_proto::v1::ingest_client::IngestClient;
 use kapso_gateway_proto::v1::{IngestEventsRequest, IngestEventsResponse, ingest_server};
+use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+pub use credentials::{ApiToken, CoreTls, PemFile, TokenError};
+
+use crate::config::Config;
+use crate::trace_context::TraceContext;
+
 /// Longest wait for the core's health answer in `/readyz`.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Why a delivery could not be handed to the core. Each means "not stored": Kapso should retry.
 #[derive(Debug, thiserror::Error)]
@@ -21,9 +35,49 @@ pub enum CoreError {
     /// No answer within `CORE_TIMEOUT_MS` (the core may still commit; the retry is then a duplicate).
     #[error("core did not answer within {0:?}")]
     Timeout(Duration),
+    /// The core refused the adapter's `GATEWAY_API_TOKEN` (missing, or not in its `GATEWAY_API_TOKENS`).
+    #[error("core refused the adapter's credentials: {}", .0.message())]
+    Unauthenticated(tonic::Status),
     /// Unreachable (`Unavailable`) or refused with any other gRPC status.
     #[error("core call failed: {}: {}", .0.code(), .0.message())]
-    Status(#[from] tonic::Status),
+    Status(tonic::Status),
+}
+
+impl From<tonic::Status> for CoreError {
+    fn from(status: tonic::Status) -> Self {
+        if status.code() == tonic::Code::Unauthenticated {
+            Self::Unauthenticated(status)
+        } else {
+            Self::Status(status)
+        }
+    }
+}
+
+/// Why the channel to the core cannot be set up. The adapter refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("CORE_GRPC_URL is https:// but CORE_TLS_CA is not set: name the CA to trust")]
+    HttpsWithoutCa,
+    #[error("CORE_TLS_CA is set but CORE_GRPC_URL is not https://")]
+    CaWithoutHttps,
+    #[error("CORE_TLS_* files are not usable: {0}")]
+    Tls(#[from] tonic::transport::Error),
+}
+
+/// The endpoint `config` describes: URL, TLS and connect timeout, checked for consistency.
+///
+/// Pure: callable before anything binds, to refuse a bad configuration early.
+pub fn endpoint(config: &Config) -> Result<Endpoint, SetupError> {
+    let https = config.core_grpc_url.scheme_str() == Some("https");
+    let endpoint = Endpoint::from(config.core_grpc_url.clone())
+        // A refused or black-holed connect must not eat the whole call deadline.
+        .connect_timeout(config.core_timeout().min(HEALTH_TIMEOUT));
+    match (https, config.core_tls().client_config()) {
+        (true, Some(tls)) => Ok(endpoint.tls_config(tls)?),
+        (false, None) => Ok(endpoint),
+        (true, None) => Err(SetupError::HttpsWithoutCa),
+        (false, Some(_)) => Err(SetupError::CaWithoutHttps),
+    }
 }
 
 /// Handle to the core; cheap to clone (one shared HTTP/2 channel).
@@ -31,29 +85,36 @@ pub enum CoreError {
 pub struct CoreClient {
     ingest: IngestClient<Channel>,
     health: HealthClient<Channel>,
+    token: Option<ApiToken>,
     timeout: Duration,
 }
 
 impl CoreClient {
-    /// Prepares a channel to `url` without connecting. Must run inside a Tokio runtime.
-    pub fn connect_lazy(url: http::Uri, timeout: Duration) -> Self {
-        let channel = Endpoint::from(url)
-            // A refused or black-holed connect must not eat the whole call deadline.
-            .connect_timeout(timeout.min(HEALTH_TIMEOUT))
-            .connect_lazy();
-        Self {
+    /// Prepares a channel to the configured core without connecting. Must run inside a Tokio runtime.
+    pub fn connect_lazy(config: &Config) -> Result<Self, SetupError> {
+        let channel = endpoint(config)?.connect_lazy();
+        Ok(Self {
             ingest: IngestClient::new(channel.clone()),
             health: HealthClient::new(channel),
-            timeout,
-        }
+            token: config.gateway_api_token.clone(),
+            timeout: config.core_timeout(),
+        })
     }
 
     /// Stores one delivery. `Ok` means the core committed it durably.
     pub async fn ingest(
         &self,
         request: IngestEventsRequest,
+        trace: &TraceContext,
     ) -> Result<IngestEventsResponse, CoreError> {
-        let mut request = tonic::Request::new(request);
+        let mut metadata = self.metadata(3);
+        metadata.insert(TRACEPARENT, trace.traceparent().clone());
+        metadata.insert(REQUEST_ID, trace.request_id().clone());
+        let mut request = tonic::Request::from_parts(
+            MetadataMap::from_headers(metadata),
+            tonic::Extensions::default(),
+            request,
+        );
         // Sent as `grpc-timeout` so the core can give up too; enforced here regardless.
         request.set_timeout(self.timeout);
         let mut client = self.ingest.clone();
@@ -66,9 +127,13 @@ impl CoreClient {
     /// Whether the core reports its `Ingest` service SERVING within a second.
     pub async fn is_serving(&self) -> bool {
         let mut client = self.health.clone();
-        let request = HealthCheckRequest {
-            service: ingest_server::SERVICE_NAME.to_owned(),
-        };
+        let request = tonic::Request::from_parts(
+            MetadataMap::from_headers(self.metadata(1)),
+            tonic::Extensions::default(),
+            HealthCheckRequest {
+                service: ingest_server::SERVICE_NAME.to_owned(),
+            },
+        );
         match tokio::time::timeout(HEALTH_TIMEOUT, client.check(request)).await {
             Ok(Ok(response)) => response.into_inner().status() == ServingStatus::Serving,
             Ok(Err(status)) => {
@@ -77,5 +142,14 @@ impl CoreClient {
             }
             Err(_elapsed) => false,
         }
+    }
+
+    /// Call metadata with the bearer token, room left for `capacity` entries.
+    fn metadata(&self, capacity: usize) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(capacity);
+        if let Some(token) = &self.token {
+            headers.insert(header::AUTHORIZATION, token.header().clone());
+        }
+        headers
     }
 }

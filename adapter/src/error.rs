@@ -26,9 +26,16 @@ pub enum WebhookError {
     /// 400: the body could not be read to its end (the client went away).
     #[error("request body could not be read")]
     UnreadableBody,
+    /// 408: the body did not arrive within `ADAPTER_BODY_READ_TIMEOUT_MS`.
+    #[error("body not received within {0:?}")]
+    BodyTimeout(std::time::Duration),
     /// 413: the body is larger than `ADAPTER_BODY_LIMIT_BYTES`.
     #[error("body larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// 503 with `Retry-After`: `ADAPTER_MAX_IN_FLIGHT` requests are already being
+    /// handled; shed at once, body unread, so a burst cannot queue without bound.
+    #[error("too many webhook requests in flight")]
+    Overloaded { retry_after_secs: u64 },
     /// 503 with `Retry-After`: the core is unreachable, timed out or refused; not stored.
     #[error("core unavailable: {source}")]
     CoreUnavailable {
@@ -42,8 +49,11 @@ impl WebhookError {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) | Self::UnreadableBody => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::CoreUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded { .. } | Self::CoreUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -51,7 +61,9 @@ impl WebhookError {
         match self {
             Self::Unauthorized(_) => Outcome::Unauthorized,
             Self::BadRequest(_) | Self::UnreadableBody => Outcome::BadRequest,
+            Self::BodyTimeout(_) => Outcome::BodyTimeout,
             Self::TooLarge { .. } => Outcome::TooLarge,
+            Self::Overloaded { .. } => Outcome::Shed,
             Self::CoreUnavailable { .. } => Outcome::Unavailable,
         }
     }
@@ -67,13 +79,15 @@ impl IntoResponse for WebhookError {
             Self::CoreUnavailable { .. } => {
                 "temporarily unable to store the event; retry later".to_owned()
             }
+            Self::Overloaded { .. } => "too many requests in flight; retry later".to_owned(),
             other => other.to_string(),
         };
         let body = Json(json!({ "status": "error", "error": message }));
         let mut response = (self.status(), body).into_response();
         if let Self::CoreUnavailable {
             retry_after_secs, ..
-        } = self
+        }
+        | Self::Overloaded { retry_after_secs } = self
         {
             response
                 .headers_mut()

@@ -9,8 +9,10 @@
 //! - [`config`]: the `clap` configuration (every variable documented in `--help`).
 //! - [`signature`]: HMAC-SHA256 verification and signing, pure.
 //! - [`webhook`]: body shapes (v2 single/batch, legacy single/batch) to events.
-//! - [`core_client`]: the lazy gRPC channel to the core and its health check.
+//! - [`core_client`]: the lazy gRPC channel to the core (token, TLS) and its health check.
 //! - [`routes`]: the HTTP handlers.
+//! - [`trace_context`]: the request id and W3C `traceparent` of each request.
+//! - `serve`: the accept loop with connection, header-timeout and shutdown limits.
 //! - [`state`]: what the handlers share.
 //! - [`error`]: the one error type of the HTTP boundary.
 //! - [`metrics`]: Prometheus counters and the latency histogram.
@@ -21,21 +23,24 @@ pub mod core_client;
 pub mod error;
 pub mod metrics;
 pub mod routes;
+mod serve;
 pub mod signature;
 pub mod state;
 pub mod telemetry;
+pub mod trace_context;
 pub mod webhook;
 
-use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
+use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::Request;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+
+use crate::trace_context::TraceContext;
 
 pub use config::Config;
 pub use error::WebhookError;
@@ -47,69 +52,73 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The adapter's HTTP application.
 ///
-/// Needs `ConnectInfo<SocketAddr>`: serve it with `into_make_service_with_connect_info`
-/// (as [`run`] does) or add `MockConnectInfo` in tests.
+/// Needs `ConnectInfo<SocketAddr>` in the request extensions: [`run`] puts it
+/// there; tests add `MockConnectInfo`.
+///
+/// The webhook's own limits live in its handler, where they can answer with
+/// [`WebhookError`]: in-flight shedding first, then the body's size and read time.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.shared().body_limit_bytes;
     Router::new()
         .route("/api/whatsapp/webhook", post(routes::webhook))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
-        // Outermost first. Access log: one line per request with its status, like the
-        // original service; no headers, so signatures stay out of the logs.
+        // Layers run outermost (last added) first: trace context, then the access log.
+        // Access log: one line per request with its status, like the original
+        // service; its span carries the request and trace ids; no headers, so
+        // signatures stay out of the logs.
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        // Caps the buffered body before the signature is computed over it; the webhook
-        // handler turns the rejection into its own 413.
-        .layer(DefaultBodyLimit::max(body_limit))
+        // Request id and traceparent: kept from the caller or generated, before
+        // anything logs, and echoed as `X-Request-Id`.
+        .layer(axum::middleware::from_fn(trace_context::layer))
         .with_state(state)
+}
+
+/// The access-log span: method, path, and the ids that join adapter and core logs.
+fn request_span(request: &Request) -> tracing::Span {
+    let context = request.extensions().get::<TraceContext>();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = request.uri().path(),
+        request_id = context.map_or("", TraceContext::request_id_str),
+        trace_id = context.map_or("", TraceContext::trace_id),
+    )
 }
 
 /// Serves the adapter on `listener` until `shutdown` completes, then lets
 /// in-flight requests finish for at most [`SHUTDOWN_GRACE`].
 ///
 /// The core is not contacted at startup: the adapter comes up (answering 503 to
-/// webhooks and `/readyz`) while the core is down.
+/// webhooks and `/readyz`) while the core is down. Fails at once on a TLS
+/// configuration the core channel cannot use.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(&config);
+    let state = AppState::new(&config)?;
     tracing::info!(
         addr = %listener.local_addr()?,
         core = %config.core_grpc_url,
+        core_tls = config.core_tls_ca.is_some(),
+        core_token = config.gateway_api_token.is_some(),
         secrets = config.webhook_secret.len(),
         body_limit_bytes = config.body_limit_bytes,
         core_timeout_ms = config.core_timeout_ms,
+        max_connections = config.max_connections,
+        max_in_flight = config.max_in_flight,
         "kapso-adapter listening"
     );
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-
-    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: no new connections, draining requests");
-        let _ = draining_tx.send(());
+    let limits = serve::Limits {
+        header_read_timeout: config.header_read_timeout(),
+        max_connections: config.max_connections as usize,
+        shutdown_grace: SHUTDOWN_GRACE,
     };
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .into_future();
-    let grace_over = async move {
-        match draining_rx.await {
-            Ok(()) => tokio::time::sleep(SHUTDOWN_GRACE).await,
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        result = server => result?,
-        () = grace_over => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still open after the grace period; closing them");
-        }
-    }
+    serve::serve(listener, router(state.clone()), state, limits, shutdown).await;
     Ok(())
 }

@@ -8,6 +8,7 @@ use kapso_adapter::{Config, telemetry};
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     telemetry::init(config.log_format);
+    config.validate()?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .with_context(|| format!("binding ADAPTER_LISTEN_ADDR {}", config.listen_addr))?;

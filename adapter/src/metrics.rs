@@ -21,6 +21,10 @@ pub enum Outcome {
     Unauthorized,
     BadRequest,
     TooLarge,
+    /// The body did not arrive in time: 408.
+    BodyTimeout,
+    /// Over `ADAPTER_MAX_IN_FLIGHT`: 503 at once.
+    Shed,
     /// The core could not take it: 503.
     Unavailable,
 }
@@ -33,6 +37,8 @@ impl Outcome {
             Self::Unauthorized => "unauthorized",
             Self::BadRequest => "bad_request",
             Self::TooLarge => "too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::Shed => "shed",
             Self::Unavailable => "unavailable",
         }
     }
@@ -47,6 +53,30 @@ impl EncodeLabelValue for Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: Outcome,
+}
+
+/// Why the server closed a connection itself; the `reason` label of `kapso_webhook_connections_closed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionClosed {
+    /// Refused on accept: `ADAPTER_MAX_CONNECTIONS` were open.
+    OverLimit,
+    /// No complete request head within `ADAPTER_HEADER_READ_TIMEOUT_MS`: a slow
+    /// client, or a keep-alive connection left idle that long.
+    HeaderTimeout,
+}
+
+impl EncodeLabelValue for ConnectionClosed {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        encoder.write_str(match self {
+            Self::OverLimit => "over_limit",
+            Self::HeaderTimeout => "header_timeout",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ClosedLabels {
+    reason: ConnectionClosed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,6 +102,7 @@ pub struct Metrics {
     duplicate_events: Counter,
     batch_size_mismatches: Counter,
     events_forwarded: Counter,
+    connections_closed: Family<ClosedLabels, Counter>,
     latency: Histogram,
 }
 
@@ -110,6 +141,12 @@ impl Metrics {
             "Events the core acknowledged as stored (new or duplicate)",
             events_forwarded.clone(),
         );
+        let connections_closed = Family::<ClosedLabels, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Connections the server closed itself, by reason",
+            connections_closed.clone(),
+        );
         // From 1 ms to 10 s: Kapso gives up on a request after 10 s.
         let latency = Histogram::new([
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -126,6 +163,7 @@ impl Metrics {
             duplicate_events,
             batch_size_mismatches,
             events_forwarded,
+            connections_closed,
             latency,
         }
     }
@@ -142,6 +180,12 @@ impl Metrics {
             .get_or_create(&ReasonLabels {
                 reason: Reason(error),
             })
+            .inc();
+    }
+
+    pub fn connection_closed(&self, reason: ConnectionClosed) {
+        self.connections_closed
+            .get_or_create(&ClosedLabels { reason })
             .inc();
     }
 
@@ -174,6 +218,10 @@ mod tests {
         metrics.signature_failed(SignatureError::Mismatch);
         metrics.batch_size_mismatch();
         metrics.events_stored(3, 1);
+        metrics.request_finished(Outcome::Shed, Duration::ZERO);
+        metrics.request_finished(Outcome::BodyTimeout, Duration::ZERO);
+        metrics.connection_closed(ConnectionClosed::HeaderTimeout);
+        metrics.connection_closed(ConnectionClosed::OverLimit);
         let text = metrics.encode();
         for expected in [
             r#"kapso_webhook_requests_total{outcome="bad_request"} 1"#,
@@ -181,7 +229,11 @@ mod tests {
             "kapso_webhook_duplicate_events_total 1",
             "kapso_webhook_batch_size_mismatches_total 1",
             "kapso_webhook_events_forwarded_total 3",
-            "kapso_webhook_request_duration_seconds_count 1",
+            r#"kapso_webhook_requests_total{outcome="shed"} 1"#,
+            r#"kapso_webhook_requests_total{outcome="body_timeout"} 1"#,
+            r#"kapso_webhook_connections_closed_total{reason="header_timeout"} 1"#,
+            r#"kapso_webhook_connections_closed_total{reason="over_limit"} 1"#,
+            "kapso_webhook_request_duration_seconds_count 3",
         ] {
             assert!(text.contains(expected), "{expected} missing from:\n{text}");
         }

@@ -5,23 +5,25 @@
 //! the core says the delivery is durable.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use kapso_gateway_proto::v1::{Disposition, InboundEvent, IngestEventsRequest};
 use serde_json::json;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::core_client::CoreError;
 use crate::error::WebhookError;
 use crate::metrics::Outcome;
 use crate::signature;
 use crate::state::AppState;
 use crate::telemetry::{Masked, signature_prefix};
+use crate::trace_context::TraceContext;
 use crate::webhook::{self, Hints};
 
 const SIGNATURE: &str = "x-webhook-signature";
@@ -60,55 +62,78 @@ impl IntoResponse for Accepted {
 pub async fn webhook(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    trace: Option<Extension<TraceContext>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let started = Instant::now();
+    let shared = state.shared();
+    // Shed before reading the body: an overloaded adapter answers at once and
+    // leaves the bytes unread, instead of queueing work it cannot finish in time.
+    let Ok(_permit) = shared.in_flight.try_acquire() else {
+        debug!(peer = %peer.ip(), "shedding a webhook request: too many in flight");
+        shared
+            .metrics
+            .request_finished(Outcome::Shed, started.elapsed());
+        return WebhookError::Overloaded {
+            retry_after_secs: shared.retry_after_secs,
+        }
+        .into_response();
+    };
+    let trace = match trace {
+        Some(Extension(trace)) => trace,
+        // Served without the `trace_context` middleware (a bare handler in tests).
+        None => TraceContext::from_headers(&headers),
+    };
     let key = header_str(&headers, IDEMPOTENCY_KEY).unwrap_or_default();
     let span = info_span!("delivery", peer = %peer.ip(), idempotency_key = key);
-    let result = handle(&state, &headers, body)
+    let result = handle(&state, &headers, body, &trace)
         .instrument(span.clone())
         .await;
     let outcome = match &result {
         Ok(Accepted::DuplicateDelivery) => Outcome::Duplicate,
         Ok(_) => Outcome::Ok,
-        Err(error) => {
+        Err(failure) => {
             let _entered = span.enter();
-            match error {
+            match failure {
+                WebhookError::CoreUnavailable {
+                    source: source @ CoreError::Unauthenticated(_),
+                    ..
+                } => error!(
+                    error = %source,
+                    hint = "GATEWAY_API_TOKEN must be one of the core's GATEWAY_API_TOKENS",
+                    "the core refused the adapter's token; delivery not stored"
+                ),
                 WebhookError::CoreUnavailable { source, .. } => {
                     warn!(error = %source, "delivery not stored; asking Kapso to retry");
                 }
                 WebhookError::Unauthorized(_) => {}
                 other => warn!(error = %other, "delivery refused"),
             }
-            error.outcome()
+            failure.outcome()
         }
     };
-    state
-        .shared()
-        .metrics
-        .request_finished(outcome, started.elapsed());
+    shared.metrics.request_finished(outcome, started.elapsed());
     match result {
         Ok(accepted) => accepted.into_response(),
-        Err(error) => error.into_response(),
+        Err(failure) => failure.into_response(),
     }
 }
 
 async fn handle(
     state: &AppState,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
+    trace: &TraceContext,
 ) -> Result<Accepted, WebhookError> {
     let shared = state.shared();
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            WebhookError::TooLarge {
-                limit: shared.body_limit_bytes,
-            }
-        } else {
-            WebhookError::UnreadableBody
-        }
-    })?;
+    let body = read_body(
+        headers,
+        body,
+        shared.body_limit_bytes,
+        shared.body_read_timeout,
+    )
+    .await?;
     let header_event = header_str(headers, EVENT);
     info!(
         event_type = header_event.unwrap_or_default(),
@@ -152,15 +177,12 @@ async fn handle(
             .unwrap_or_default()
             .to_owned(),
     };
-    let response =
-        shared
-            .core
-            .ingest(request)
-            .await
-            .map_err(|source| WebhookError::CoreUnavailable {
-                source,
-                retry_after_secs: shared.retry_after_secs,
-            })?;
+    let response = shared.core.ingest(request, trace).await.map_err(|source| {
+        WebhookError::CoreUnavailable {
+            source,
+            retry_after_secs: shared.retry_after_secs,
+        }
+    })?;
     if response.duplicate_delivery {
         shared.metrics.events_stored(events as u64, events as u64);
         info!(events, "delivery already processed");
@@ -176,6 +198,27 @@ async fn handle(
         .events_stored(events as u64, duplicates as u64);
     info!(events, duplicates, "delivery stored");
     Ok(Accepted::Stored { events, duplicates })
+}
+
+/// Buffers the body, at most `limit` bytes, all of it within `timeout` (a total,
+/// not per chunk: a body trickling one byte at a time must not hold a slot forever).
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, WebhookError> {
+    let declared =
+        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(WebhookError::TooLarge { limit });
+    }
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<LengthLimitError>() => Err(WebhookError::TooLarge { limit }),
+        Ok(Err(_)) => Err(WebhookError::UnreadableBody),
+        Err(_elapsed) => Err(WebhookError::BodyTimeout(timeout)),
+    }
 }
 
 /// `X-Batch-Size` is advisory: a wrong count is worth knowing about, not worth a retry.

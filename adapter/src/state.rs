@@ -1,9 +1,12 @@
 //! What every handler shares, built once from the [`Config`].
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use crate::config::Config;
-use crate::core_client::CoreClient;
+use crate::core_client::{CoreClient, SetupError};
 use crate::metrics::Metrics;
 use crate::signature::WebhookSecrets;
 
@@ -19,6 +22,9 @@ pub(crate) struct Shared {
     pub core: CoreClient,
     pub metrics: Metrics,
     pub body_limit_bytes: usize,
+    pub body_read_timeout: Duration,
+    /// Permits for webhook requests in flight (`ADAPTER_MAX_IN_FLIGHT`); none left: shed.
+    pub in_flight: Semaphore,
     pub retry_after_secs: u64,
     pub log_message_content: bool,
 }
@@ -26,19 +32,22 @@ pub(crate) struct Shared {
 impl AppState {
     /// Keys the signature check and prepares the (lazy) channel to the core.
     ///
-    /// Must be called inside a Tokio runtime; does not contact the core.
-    pub fn new(config: &Config) -> Self {
+    /// Must be called inside a Tokio runtime; does not contact the core. Fails
+    /// only on an inconsistent TLS configuration (see [`Config::validate`]).
+    pub fn new(config: &Config) -> Result<Self, SetupError> {
         let shared = Shared {
             secrets: config.webhook_secret.clone(),
-            core: CoreClient::connect_lazy(config.core_grpc_url.clone(), config.core_timeout()),
+            core: CoreClient::connect_lazy(config)?,
             metrics: Metrics::new(),
             body_limit_bytes: config.body_limit_bytes,
+            body_read_timeout: config.body_read_timeout(),
+            in_flight: Semaphore::new(config.max_in_flight as usize),
             retry_after_secs: config.retry_after_secs,
             log_message_content: config.log_message_content,
         };
-        Self {
+        Ok(Self {
             inner: Arc::new(shared),
-        }
+        })
     }
 
     pub(crate) fn shared(&self) -> &Shared {

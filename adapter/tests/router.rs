@@ -137,7 +137,7 @@ fn config(core_url: &str) -> Config {
 }
 
 fn app_for(core_url: &str, calls: Arc<Mutex<Vec<IngestEventsRequest>>>) -> TestApp {
-    let state = AppState::new(&config(core_url));
+    let state = AppState::new(&config(core_url)).unwrap();
     let peer = SocketAddr::from(([203, 0, 113, 9], 45_000));
     TestApp {
         router: router(state).layer(MockConnectInfo(peer)),

@@ -28,6 +28,15 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding CORE_LISTEN_ADDR {}", core.listen_addr))?;
     adapter.core_grpc_url = format!("http://{}", core_listener.local_addr()?).parse()?;
+    // The in-process core must accept the adapter: without GATEWAY_API_TOKEN, present its first token.
+    if adapter.gateway_api_token.is_none()
+        && let Some(first) = core
+            .gateway_api_tokens
+            .as_ref()
+            .and_then(|t| t.tokens().first())
+    {
+        adapter.gateway_api_token = Some(first.expose().parse()?);
+    }
     let adapter_listener = TcpListener::bind(adapter.listen_addr)
         .await
         .with_context(|| format!("binding ADAPTER_LISTEN_ADDR {}", adapter.listen_addr))?;
@@ -61,6 +70,8 @@ Configured by environment variables (see `kapso-adapter --help` and `kapso-core 
   CORE_LISTEN_ADDR       gRPC address for internal services [default: 127.0.0.1:50051]
   DATABASE_URL           store [default: sqlite://kapso-gateway.db]
   KAPSO_API_TOKEN, KAPSO_API_BASE_URL, KAPSO_PHONE_NUMBER_ID, ... as for kapso-core
+  GATEWAY_API_TOKENS     tokens internal services present; the adapter uses the first
+                         unless GATEWAY_API_TOKEN is set
   CORE_TIMEOUT_MS, RETRY_AFTER_SECS, ADAPTER_BODY_LIMIT_BYTES, ... as for kapso-adapter";
 
 /// Resolves once the flag flips to true (or its sender is gone).
