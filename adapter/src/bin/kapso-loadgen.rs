@@ -116,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
     stop.store(true, Ordering::Relaxed);
 
     let mut total = Tally {
-        latency_us: Histogram::new(3)?,
+        latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
         ok: 0,
         non_200: 0,
         errors: 0,
@@ -150,7 +150,7 @@ impl Job {
         sequence: Arc<AtomicU64>,
     ) -> anyhow::Result<Tally> {
         let mut tally = Tally {
-            latency_us: Histogram::new(3)?,
+            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
             ok: 0,
             non_200: 0,
             errors: 0,
