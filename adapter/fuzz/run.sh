@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS each (default 60), seeded with the shared
+# Kapso fixtures (copied in at run time, never committed).
+#
+#   adapter/fuzz/run.sh 30
+#
+# Needs only the stable toolchain: cargo-fuzz passes nightly-only `-Z` flags
+# (sanitizer, coverage instrumentation), and RUSTC_BOOTSTRAP=1 makes stable
+# rustc accept them. Installs cargo-fuzz if it is missing. Crashes are kept
+# under adapter/fuzz/artifacts/<target>/; the script exits non-zero on the first.
+set -euo pipefail
+
+seconds="${1:-60}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+fixtures="${KAPSO_FIXTURES:-$here/../../../shared/kapso/fixtures}"
+
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+fi
+export RUSTC_BOOTSTRAP=1
+
+cd "$here"
+for target in $(cargo fuzz list); do
+    corpus="$here/corpus/$target"
+    mkdir -p "$corpus"
+    if [ -d "$fixtures" ]; then
+        cp "$fixtures"/*.json "$corpus"/
+    else
+        echo "no fixtures at $fixtures: starting $target from an empty corpus" >&2
+    fi
+    echo "== $target: ${seconds}s"
+    # -a: debug assertions (overflow checks) on; -max_len: webhook bodies run to KBs.
+    cargo fuzz run -a "$target" "$corpus" -- \
+        -max_total_time="$seconds" -max_len=16384 -print_final_stats=1
+done
