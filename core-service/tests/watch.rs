@@ -61,7 +61,7 @@ impl Core {
 fn event(n: u64) -> pb::InboundEvent {
     let id = format!("wamid.watch-{n}");
     pb::InboundEvent {
-        event_type: if n % 3 == 0 {
+        event_type: if n.is_multiple_of(3) {
             "whatsapp.message.read"
         } else {
             "whatsapp.message.received"
