@@ -84,7 +84,9 @@ struct Tally {
     errors: u64,
 }
 
-#[tokio::main]
+// One thread, like `wrk -t1`: a generator that spreads over every core competes with
+// the gateway it measures on a small machine.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let stop = Arc::new(AtomicBool::new(false));
