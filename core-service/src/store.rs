@@ -12,6 +12,7 @@ use crate::model::{
     SendResult, StoredEvent,
 };
 
+mod json_columns;
 pub mod postgres;
 pub mod sqlite;
 

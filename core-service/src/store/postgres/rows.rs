@@ -8,11 +8,11 @@
 use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Row;
 
-use crate::model::{
-    Direction, Message, MetaError, NewEvent, StatusRecord, StatusUpdate, StoredEvent,
-};
+use crate::model::{Direction, Message, NewEvent, StatusRecord, StoredEvent};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
+use crate::store::json_columns;
+pub(super) use crate::store::json_columns::{encode_errors, encode_statuses};
 
 /// Columns read by [`message_from_row`], in its order; the table is aliased `m`.
 macro_rules! message_columns {
@@ -79,7 +79,7 @@ pub(super) fn message_from_row(row: &Row) -> Result<(i64, Message), StoreError> 
         reply_to_message_id: row.try_get(10)?,
         status: parse_status(row.try_get(11)?)?,
         errors: errors
-            .map(|json| decode_json(&json))
+            .map(|json| json_columns::decode_errors(&json).map_err(StoreError::Internal))
             .transpose()?
             .unwrap_or_default(),
         status_history,
@@ -129,16 +129,7 @@ pub(super) async fn find_message(
 pub(super) fn event_from_row(row: &Row) -> Result<StoredEvent, StoreError> {
     let statuses: Option<String> = row.try_get(12)?;
     let statuses = match statuses {
-        Some(json) => decode_json::<Vec<StatusJson>>(&json)?
-            .into_iter()
-            .map(|s| {
-                Ok(StatusUpdate {
-                    status: parse_status(&s.status)?,
-                    timestamp: s.timestamp,
-                    errors: s.errors,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?,
+        Some(json) => json_columns::decode_statuses(&json).map_err(StoreError::Internal)?,
         None => Vec::new(),
     };
     Ok(StoredEvent {
@@ -159,57 +150,6 @@ pub(super) fn event_from_row(row: &Row) -> Result<StoredEvent, StoreError> {
             payload_json: row.try_get(13)?,
         },
     })
-}
-
-/// How an event's statuses are stored; the same JSON as the SQLite store writes.
-#[derive(serde::Deserialize)]
-struct StatusJson {
-    status: String,
-    timestamp: i64,
-    #[serde(default)]
-    errors: Vec<MetaError>,
-}
-
-/// [`StatusJson`] borrowed from the event, so encoding copies nothing.
-#[derive(serde::Serialize)]
-struct StatusJsonRef<'a> {
-    status: &'a str,
-    timestamp: i64,
-    #[serde(skip_serializing_if = "<[MetaError]>::is_empty")]
-    errors: &'a [MetaError],
-}
-
-/// The statuses column of an event: `None` when it has none (the common case).
-pub(super) fn encode_statuses(statuses: &[StatusUpdate]) -> Result<Option<String>, StoreError> {
-    if statuses.is_empty() {
-        return Ok(None);
-    }
-    let rows: Vec<StatusJsonRef<'_>> = statuses
-        .iter()
-        .map(|s| StatusJsonRef {
-            status: s.status.as_str(),
-            timestamp: s.timestamp,
-            errors: &s.errors,
-        })
-        .collect();
-    encode_json(&rows).map(Some)
-}
-
-/// The errors column of a message: `None` when there are none.
-pub(super) fn encode_errors(errors: &[MetaError]) -> Result<Option<String>, StoreError> {
-    if errors.is_empty() {
-        return Ok(None);
-    }
-    encode_json(&errors).map(Some)
-}
-
-fn encode_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("cannot encode: {e}")))
-}
-
-fn decode_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, StoreError> {
-    serde_json::from_str(json)
-        .map_err(|e| StoreError::Internal(format!("cannot decode stored JSON: {e}")))
 }
 
 /// A stored status name.

@@ -4,11 +4,11 @@
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row};
 
-use crate::model::{
-    Direction, Message, MetaError, NewEvent, StatusRecord, StatusUpdate, StoredEvent,
-};
+use crate::model::{Direction, Message, NewEvent, StatusRecord, StoredEvent};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
+use crate::store::json_columns;
+pub(super) use crate::store::json_columns::{encode_errors, encode_statuses};
 
 /// Columns read by [`message_from_row`], in its order.
 macro_rules! message_columns {
@@ -57,7 +57,7 @@ pub(super) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, Message)
         reply_to_message_id: row.get(10)?,
         status: status_column(row, 11)?,
         errors: errors
-            .map(|json| decode_json(&json, 12))
+            .map(|json| decode_column(json_columns::decode_errors(&json), 12))
             .transpose()?
             .unwrap_or_default(),
         status_history: Vec::new(),
@@ -122,16 +122,7 @@ pub(super) fn find_message(conn: &Connection, lookup: &str) -> Result<Option<Mes
 pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     let statuses: Option<String> = row.get(12)?;
     let statuses = match statuses {
-        Some(json) => decode_json::<Vec<StatusJson>>(&json, 12)?
-            .into_iter()
-            .map(|s| {
-                Ok(StatusUpdate {
-                    status: parse_status(&s.status, 12)?,
-                    timestamp: s.timestamp,
-                    errors: s.errors,
-                })
-            })
-            .collect::<rusqlite::Result<_>>()?,
+        Some(json) => decode_column(json_columns::decode_statuses(&json), 12)?,
         None => Vec::new(),
     };
     Ok(StoredEvent {
@@ -154,55 +145,9 @@ pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
-/// How an event's statuses are stored: `[{"status":"failed","timestamp":1,"errors":[..]}]`.
-#[derive(serde::Deserialize)]
-struct StatusJson {
-    status: String,
-    timestamp: i64,
-    #[serde(default)]
-    errors: Vec<MetaError>,
-}
-
-/// [`StatusJson`] borrowed from the event, so encoding copies nothing.
-#[derive(serde::Serialize)]
-struct StatusJsonRef<'a> {
-    status: &'a str,
-    timestamp: i64,
-    #[serde(skip_serializing_if = "<[MetaError]>::is_empty")]
-    errors: &'a [MetaError],
-}
-
-/// The statuses column of an event: `None` when it has none (the common case).
-pub(super) fn encode_statuses(statuses: &[StatusUpdate]) -> Result<Option<String>, StoreError> {
-    if statuses.is_empty() {
-        return Ok(None);
-    }
-    let rows: Vec<StatusJsonRef<'_>> = statuses
-        .iter()
-        .map(|s| StatusJsonRef {
-            status: s.status.as_str(),
-            timestamp: s.timestamp,
-            errors: &s.errors,
-        })
-        .collect();
-    encode_json(&rows).map(Some)
-}
-
-/// The errors column of a message: `None` when there are none.
-pub(super) fn encode_errors(errors: &[MetaError]) -> Result<Option<String>, StoreError> {
-    if errors.is_empty() {
-        return Ok(None);
-    }
-    encode_json(&errors).map(Some)
-}
-
-fn encode_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("cannot encode: {e}")))
-}
-
-fn decode_json<T: serde::de::DeserializeOwned>(json: &str, column: usize) -> rusqlite::Result<T> {
-    serde_json::from_str(json)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, Type::Text, Box::new(e)))
+/// A JSON column's decoding outcome as rusqlite reports a bad column.
+fn decode_column<T>(decoded: Result<T, String>, column: usize) -> rusqlite::Result<T> {
+    decoded.map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, Type::Text, e.into()))
 }
 
 /// A stored status name.
