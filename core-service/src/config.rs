@@ -18,7 +18,8 @@ pub struct Config {
     #[arg(long, env = "CORE_LISTEN_ADDR", default_value = "127.0.0.1:50051")]
     pub listen_addr: SocketAddr,
 
-    /// Where events and messages are stored: `sqlite://FILE` (embedded default).
+    /// Where events and messages are stored: `sqlite://FILE` (embedded default)
+    /// or `postgres://USER@HOST:PORT/DB` (several cores on one database).
     #[arg(
         long,
         env = "DATABASE_URL",

@@ -9,7 +9,7 @@
 //! - [`tls`]: optional TLS and client certificates on the gRPC port
 //! - [`model`]: domain types (deliveries, events, messages, explicit outcomes)
 //! - [`status`]: message status and its forward-only rule
-//! - [`store`]: the `Store` trait and its SQLite backend (group commit)
+//! - [`store`]: the `Store` trait and its SQLite (embedded) and PostgreSQL backends
 //! - [`ingest`]: `Ingest.IngestEvents`, the adapter's way in
 //! - [`messaging`]: `Messaging`, what internal services call
 //! - [`watch`]: following the event log, replay then live
