@@ -1,5 +1,7 @@
 //! `webhook::parse` on arbitrary bodies, as single and as batch deliveries:
-//! never panics, and only a body that is valid JSON can parse.
+//! never panics, and only a body that is valid JSON can parse. "Valid" is
+//! syntax: a number too large for an f64 (`1E999`) is still JSON, and the
+//! gateway stores the bytes exactly as sent, so the oracle must not judge range.
 
 #![no_main]
 
@@ -13,7 +15,7 @@ fuzz_target!(|body: &[u8]| {
             batch,
         };
         if let Ok(parsed) = parse(body, hints) {
-            assert!(serde_json::from_slice::<serde_json::Value>(body).is_ok());
+            assert!(serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok());
             for event in &parsed.events {
                 // Each event keeps exact bytes of the body, never a re-serialisation.
                 let text = std::str::from_utf8(body).unwrap();

@@ -358,3 +358,16 @@ fn non_object_batch_items_are_forwarded_not_refused() {
     assert_eq!(parsed.events.len(), 2);
     assert_eq!(parsed.events[1].payload_json, "7");
 }
+
+#[test]
+fn a_number_beyond_f64_range_is_still_json_and_kept_byte_for_byte() {
+    // Found by fuzzing: valid JSON syntax that a `serde_json::Value` refuses.
+    let body = b"{\n  \"is_new_message\":22222E2222222}\n";
+    let hints = Hints {
+        event_type: Some("whatsapp.message.received"),
+        batch: false,
+    };
+    let parsed = parse(body, hints).expect("syntactically valid JSON is accepted");
+    assert_eq!(parsed.events.len(), 1);
+    assert_eq!(parsed.events[0].payload_json.as_bytes(), body);
+}
