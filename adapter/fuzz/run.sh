@@ -4,6 +4,10 @@
 #
 #   adapter/fuzz/run.sh 30
 #
+# FUZZ_RUNS=N instead runs N inputs per target from a fixed seed: the same
+# inputs on every machine, so CI passes or fails reproducibly (exploring new
+# ground is what the timed runs are for).
+#
 # Needs only the stable toolchain: cargo-fuzz passes nightly-only `-Z` flags
 # (sanitizer, coverage instrumentation), and RUSTC_BOOTSTRAP=1 makes stable
 # rustc accept them. Installs cargo-fuzz if it is missing. Crashes are kept
@@ -28,8 +32,13 @@ for target in $(cargo fuzz list); do
     else
         echo "no fixtures at $fixtures: starting $target from an empty corpus" >&2
     fi
-    echo "== $target: ${seconds}s"
     # -a: debug assertions (overflow checks) on; -max_len: webhook bodies run to KBs.
+    if [ -n "${FUZZ_RUNS:-}" ]; then
+        budget=(-runs="$FUZZ_RUNS" -seed=1)
+    else
+        budget=(-max_total_time="$seconds")
+    fi
+    echo "== $target: ${budget[*]}"
     cargo fuzz run -a "$target" "$corpus" -- \
-        -max_total_time="$seconds" -max_len=16384 -print_final_stats=1
+        "${budget[@]}" -max_len=16384 -print_final_stats=1
 done
