@@ -3,9 +3,9 @@
 //! Every write request (ingest, begin/finish send, ack) is a closure sent to one
 //! thread that owns the write connection. The thread blocks for the first
 //! request, drains whatever else is already queued, and runs the lot in ONE
-//! transaction with a savepoint per request: a request that fails is rolled back
-//! alone and answered with its error, the others commit. One COMMIT means one
-//! fsync for the whole batch, which is what makes durable-on-return writes fast.
+//! transaction: a request that fails is rolled back alone and answered with its
+//! error, the others commit. One COMMIT means one fsync for the whole batch,
+//! which is what makes durable-on-return writes fast.
 //!
 //! Because there is exactly one writer, sequences are assigned and committed in
 //! order: once a commit is published, no later commit can add an event with a
@@ -29,14 +29,15 @@ const MAX_BATCH: usize = 512;
 
 /// A queued write request, type-erased so the loop knows nothing of what it does.
 pub(super) trait Job: Send {
-    /// Runs the request on the connection, inside its own savepoint. `true` on success.
+    /// Runs the request on the connection. `true` on success. May be called
+    /// again after a rollback; only the last run's outcome is answered.
     fn run(&mut self, conn: &Connection) -> bool;
     /// Sends the outcome; `failure` is set when the batch as a whole did not commit.
     fn answer(self: Box<Self>, failure: Option<&str>);
 }
 
 struct Request<T, F> {
-    work: Option<F>,
+    work: F,
     outcome: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -44,14 +45,11 @@ struct Request<T, F> {
 impl<T, F> Job for Request<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    F: FnMut(&Connection) -> Result<T, StoreError> + Send,
 {
     fn run(&mut self, conn: &Connection) -> bool {
-        let Some(work) = self.work.take() else {
-            return false;
-        };
         // A bug in one request must not take the writer (and every other caller) down.
-        let outcome = catch_unwind(AssertUnwindSafe(|| work(conn)))
+        let outcome = catch_unwind(AssertUnwindSafe(|| (self.work)(conn)))
             .unwrap_or_else(|_| Err(StoreError::Internal("write request panicked".into())));
         let ok = outcome.is_ok();
         self.outcome = Some(outcome);
@@ -105,15 +103,17 @@ impl Writer {
         })
     }
 
-    /// Runs `work` in the next batch and returns its outcome once the batch is durable.
+    /// Runs `work` in the next batch and returns its outcome once the batch is
+    /// durable. `work` runs a second time when another request of its batch
+    /// fails, so it must only touch the connection.
     pub(super) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(Request {
-            work: Some(work),
+            work,
             outcome: None,
             reply,
         });
@@ -209,42 +209,61 @@ fn write_loop(
 
 /// Runs every request of the batch in one transaction. `Err` when the batch as
 /// a whole did not commit (then every successful request is answered with it).
+///
+/// Requests almost always succeed, so they first run side by side with no
+/// savepoints: a savepoint copies every page a request touches, a cost paid
+/// on the hot path for the rare failure. When one fails, the transaction is
+/// rolled back and the batch runs again with a savepoint per request, so the
+/// failing request is undone alone.
 fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
+    let all_succeeded = in_transaction(conn, |conn| Ok(batch.iter_mut().all(|job| job.run(conn))))?;
+    if !all_succeeded {
+        in_transaction(conn, |conn| run_isolated(conn, batch).map(|()| true))?;
+    }
+    Ok(())
+}
+
+/// Runs `body` in a transaction and commits when it returns `Ok(true)`; rolls
+/// back otherwise. Returns what `body` returned, or why the commit failed.
+fn in_transaction(
+    conn: &Connection,
+    body: impl FnOnce(&Connection) -> Result<bool, String>,
+) -> Result<bool, String> {
     // IMMEDIATE: take the write lock now rather than on the first write, so a
     // lock problem fails the batch up front instead of midway.
-    conn.prepare_cached("BEGIN IMMEDIATE")
-        .and_then(|mut s| s.execute([]))
-        .map_err(|e| e.to_string())?;
-    let result = run_requests(conn, batch).and_then(|()| {
-        conn.prepare_cached("COMMIT")
-            .and_then(|mut s| s.execute([]))
-            .map_err(|e| e.to_string())
-            .map(drop)
+    step(conn, "BEGIN IMMEDIATE")?;
+    let outcome = body(conn).and_then(|keep| {
+        if keep {
+            step(conn, "COMMIT")?;
+        }
+        Ok(keep)
     });
-    if result.is_err()
+    if outcome != Ok(true)
         && !conn.is_autocommit()
         && let Err(error) = conn.execute_batch("ROLLBACK")
     {
         tracing::error!(%error, "sqlite rollback failed");
     }
-    result
+    outcome
 }
 
-fn run_requests(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
-    let step = |sql: &str| {
-        conn.prepare_cached(sql)
-            .and_then(|mut s| s.execute([]))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    };
+/// Runs each request inside its own savepoint, rolling back the ones that fail.
+fn run_isolated(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
     for job in batch.iter_mut() {
-        step("SAVEPOINT request")?;
+        step(conn, "SAVEPOINT request")?;
         if !job.run(conn) {
-            step("ROLLBACK TO request")?;
+            step(conn, "ROLLBACK TO request")?;
         }
-        step("RELEASE request")?;
+        step(conn, "RELEASE request")?;
     }
     Ok(())
+}
+
+fn step(conn: &Connection, sql: &str) -> Result<(), String> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -303,7 +322,7 @@ mod tests {
             .map(|i| {
                 let (reply, answer) = oneshot::channel();
                 let job: Box<dyn Job> = Box::new(Request {
-                    work: Some(move |conn: &Connection| insert(conn, &format!("c{i:02}"))),
+                    work: move |conn: &Connection| insert(conn, &format!("c{i:02}")),
                     outcome: None,
                     reply,
                 });
