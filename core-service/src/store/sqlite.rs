@@ -2,6 +2,8 @@
 //! one gateway node.
 //!
 //! - [`writer`]: the single writer thread that group-commits every write
+//! - [`durable`]: the fsync thread that makes each commit durable and answers it
+//! - [`checkpoint`]: copying the log back into the database off the writer
 //! - [`ingest`]: how a delivery changes the log, messages and conversations
 //! - [`outbound`]: recording sends and how they ended
 //! - [`consumers`]: consumers' acknowledged positions
@@ -14,6 +16,7 @@
 //! contended and many requests share one fsync; reads use their own connections,
 //! which WAL lets run beside the writer.
 
+mod checkpoint;
 mod consumers;
 mod durable;
 mod ingest;
@@ -38,6 +41,7 @@ use crate::model::{
     Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
     SendResult, StoredEvent,
 };
+use checkpoint::Checkpointer;
 use reads::ReadPool;
 use writer::Writer;
 
@@ -47,6 +51,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Arc<ReadPool>,
+    /// Held for its thread; `None` when it could not start.
+    _checkpointer: Option<Checkpointer>,
 }
 
 impl SqliteStore {
@@ -65,10 +71,12 @@ impl SqliteStore {
         let committed = rows::committed_sequence(&conn)?;
         let writer = Writer::spawn(conn, committed)?;
         let readers = Arc::new(ReadPool::new(path.clone()));
+        let checkpointer = Checkpointer::spawn(&path);
         Ok(SqliteStore {
             path,
             writer,
             readers,
+            _checkpointer: checkpointer,
         })
     }
 
