@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# How ingest cost grows with the stored history: single-event webhooks against an
+# empty store and against one holding EVENTS events, same build, same run.
+#
+#   1. an empty store: kapso-loadgen, single events, 64 connections, SECONDS
+#   2. a second store filled to EVENTS with batches of 10 (not measured)
+#   3. the filled store, after a restart of the gateway: the same load as 1
+#   4. another empty store, the same load again (drift of the machine during the run)
+#
+# Usage: scripts/bench-history.sh [EVENTS] [SECONDS]   (defaults 5000000 and 10)
+# Needs the release build (cargo build --release --bins), python3 (to count events)
+# and about 1.6 KB of disk per event (8 GB for 5 M) under $TMPDIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENTS=${1:-5000000}
+SECS=${2:-10}
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+export RUST_LOG=warn KAPSO_WEBHOOK_SECRET=bench-secret-not-real
+export ADAPTER_LISTEN_ADDR=127.0.0.1:18300 CORE_LISTEN_ADDR=127.0.0.1:15300 CORE_METRICS_ADDR=off
+TARGET=127.0.0.1:18300
+
+wait_port() { for _ in $(seq 300); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+
+start() {
+  DATABASE_URL="sqlite://$WORK/$1.db" target/release/kapso-gateway & GATEWAY=$!
+  wait_port 18300
+}
+
+stop() { kill "$GATEWAY"; wait "$GATEWAY" || true; }
+
+stored() {
+  python3 - "$WORK/$1.db" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+print(db.execute("SELECT coalesce(max(sequence), 0) FROM events").fetchone()[0])
+EOF
+}
+
+measure() {
+  echo "== $1"
+  target/release/kapso-loadgen --target "$TARGET" --concurrency 64 --duration "$SECS" --warmup 2 \
+    --batch 1 --mix mixed --pid "gateway=$GATEWAY"
+}
+
+echo "machine: $(nproc) cores, $(uname -r)"
+start empty && measure "empty store" && stop
+
+start history
+while [ "$(stored history)" -lt "$EVENTS" ]; do
+  target/release/kapso-loadgen --target "$TARGET" --concurrency 64 --duration 30 --warmup 0 \
+    --batch 10 --mix mixed >/dev/null
+  echo "filling: $(stored history) events stored" >&2
+done
+stop
+start history
+measure "store holding $(stored history) events ($(du -sh "$WORK/history.db" | cut -f1))"
+stop
+
+start empty-again && measure "empty store, again" && stop
