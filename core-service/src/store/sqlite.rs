@@ -41,7 +41,6 @@ use crate::model::{
     Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
     SendResult, StoredEvent,
 };
-use checkpoint::Checkpointer;
 use reads::ReadPool;
 use writer::Writer;
 
@@ -51,8 +50,6 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Arc<ReadPool>,
-    /// Held for its thread; `None` when it could not start.
-    _checkpointer: Option<Checkpointer>,
 }
 
 impl SqliteStore {
@@ -71,12 +68,10 @@ impl SqliteStore {
         let committed = rows::committed_sequence(&conn)?;
         let writer = Writer::spawn(conn, committed)?;
         let readers = Arc::new(ReadPool::new(path.clone()));
-        let checkpointer = Checkpointer::spawn(&path);
         Ok(SqliteStore {
             path,
             writer,
             readers,
-            _checkpointer: checkpointer,
         })
     }
 

@@ -7,33 +7,45 @@
 //! checkpoint on the committing connection, which stalls the writer on a
 //! database fsync over megabytes.
 //!
-//! This thread copies pages back continuously from a connection of its own
-//! (PASSIVE: it never waits for, nor blocks, the writer). The writer keeps
+//! This thread copies pages back from a connection of its own, a few
+//! milliseconds after each commit (PASSIVE: it never waits for, nor blocks, the
+//! writer), and sleeps while nothing is written. The writer keeps
 //! SQLite's automatic checkpoint, but by the time it runs, only the pages of
 //! the last few milliseconds are left, and the writer's checkpoint is the one
 //! that can finish the log and let it start over, since no commit runs beside it.
 
 use std::path::Path;
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::Connection;
 
-/// Pause between rounds; also leaves the writer gaps to finish the log.
+/// Pause between a commit and the round it starts: lets more commits gather,
+/// and leaves the writer gaps to finish the log.
 const ROUND_INTERVAL: Duration = Duration::from_millis(10);
 
-/// Handle to the checkpoint thread; dropping it stops the thread.
+/// Handle to the checkpoint thread; dropping it waits for the thread, which
+/// stops once its [`Nudge`] is dropped (drop that first).
 pub(super) struct Checkpointer {
-    stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// The writer's end: tells the thread the log grew.
+pub(super) struct Nudge(mpsc::SyncSender<()>);
+
+impl Nudge {
+    /// A commit added to the log. Never blocks: one pending nudge is enough.
+    pub(super) fn committed(&self) {
+        let _ = self.0.try_send(());
+    }
 }
 
 impl Checkpointer {
     /// Starts the thread on a new connection to `database`. `None` when that
     /// fails: the writer's own checkpoints then do all the work, as SQLite's
     /// default does.
-    pub(super) fn spawn(database: &Path) -> Option<Checkpointer> {
+    pub(super) fn spawn(database: &Path) -> Option<(Checkpointer, Nudge)> {
         let conn = match super::migrate::open_checkpointer(database) {
             Ok(conn) => conn,
             Err(error) => {
@@ -41,21 +53,20 @@ impl Checkpointer {
                 return None;
             }
         };
-        let (stop, stopping) = mpsc::channel();
+        let (nudge, nudges) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&conn, &stopping))
+            .spawn(move || checkpoint_loop(&conn, &nudges))
             .ok()?;
-        Some(Checkpointer {
-            stop: Some(stop),
+        let checkpointer = Checkpointer {
             thread: Some(thread),
-        })
+        };
+        Some((checkpointer, Nudge(nudge)))
     }
 }
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
-        drop(self.stop.take());
         if let Some(thread) = self.thread.take()
             && thread.join().is_err()
         {
@@ -64,14 +75,24 @@ impl Drop for Checkpointer {
     }
 }
 
-fn checkpoint_loop(conn: &Connection, stopping: &mpsc::Receiver<()>) {
-    // The sender is only ever dropped, never used: a disconnect means stop.
-    while let Err(RecvTimeoutError::Timeout) = stopping.recv_timeout(ROUND_INTERVAL) {
-        // A round with nothing new to copy costs a lock and a header read.
+fn checkpoint_loop(conn: &Connection, nudges: &mpsc::Receiver<()>) {
+    let mut failing = false;
+    // Idle until a commit; the writer dropping its end means stop.
+    while nudges.recv().is_ok() {
+        std::thread::sleep(ROUND_INTERVAL);
         let round = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        if let Err(error) = round {
-            // Transient (a full disk, say): the writer's own checkpoints carry on.
-            tracing::warn!(%error, "background checkpoint failed");
+        // Said once when it starts and once when it ends, not 100 times a second.
+        // Meanwhile the writer's own checkpoints carry on (a full disk, say).
+        match round {
+            Err(error) if !failing => {
+                tracing::warn!(%error, "background checkpoints failing; the writer checkpoints alone");
+                failing = true;
+            }
+            Ok(()) if failing => {
+                tracing::info!("background checkpoints working again");
+                failing = false;
+            }
+            _ => {}
         }
     }
 }
@@ -79,6 +100,36 @@ fn checkpoint_loop(conn: &Connection, stopping: &mpsc::Receiver<()>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// After a commit, the thread copies the log into the database on its own:
+    /// the file grows although the writer never checkpoints here.
+    #[test]
+    fn a_commit_is_copied_into_the_database_by_the_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.db");
+        let writer = super::super::migrate::open_writer(&path).unwrap();
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        writer
+            .execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+            .unwrap();
+        let (_checkpointer, nudge) = Checkpointer::spawn(&path).unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        let tx = writer.unchecked_transaction().unwrap();
+        for _ in 0..256 {
+            tx.execute("INSERT INTO blobs (body) VALUES (?1)", [vec![7u8; 4096]])
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        nudge.committed();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::fs::metadata(&path).unwrap().len() < before + 1_000_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing was copied into the database"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 
     /// Under writes that never pause, the log still starts over: it stays near
     /// the writer's checkpoint threshold instead of growing with everything written.
@@ -90,7 +141,7 @@ mod tests {
         writer
             .execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
             .unwrap();
-        let _checkpointer = Checkpointer::spawn(&path).unwrap();
+        let (_checkpointer, nudge) = Checkpointer::spawn(&path).unwrap();
         let wal = dir.path().join("gw.db-wal");
         let page = vec![7u8; 4096];
         let mut largest = 0;
@@ -102,6 +153,7 @@ mod tests {
                     .unwrap();
             }
             tx.commit().unwrap();
+            nudge.committed();
             largest = largest.max(std::fs::metadata(&wal).unwrap().len());
         }
         let threshold = 4_000 * 4_096;

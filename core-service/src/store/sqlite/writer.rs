@@ -20,6 +20,7 @@ use std::thread::JoinHandle;
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
+use super::checkpoint::{Checkpointer, Nudge};
 use super::durable::{Committed, Syncer};
 use super::rows;
 use crate::store::{CommitObserver, StoreError};
@@ -75,6 +76,8 @@ pub(super) struct Writer {
     committed: watch::Receiver<u64>,
     /// Told each committed batch's size; set at most once, after the thread started.
     observer: Arc<OnceLock<CommitObserver>>,
+    /// Declared after `thread`: joined once the writer, which nudges it, is gone.
+    _checkpointer: Option<Checkpointer>,
 }
 
 impl Writer {
@@ -91,15 +94,20 @@ impl Writer {
             // The syncer thread fsyncs the log for each commit; SQLite need not.
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
+        let (checkpointer, nudge) = conn
+            .path()
+            .and_then(|path| Checkpointer::spawn(Path::new(path)))
+            .unzip();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(&conn, &requests, &publish, &observed, syncer))
+            .spawn(move || write_loop(&conn, &requests, &publish, &observed, syncer, nudge))
             .map_err(|e| StoreError::Unavailable(format!("cannot start sqlite writer: {e}")))?;
         Ok(Writer {
             queue: Some(queue),
             thread: Some(thread),
             committed: watch,
             observer,
+            _checkpointer: checkpointer,
         })
     }
 
@@ -159,6 +167,7 @@ fn write_loop(
     publish: &watch::Sender<u64>,
     observer: &OnceLock<CommitObserver>,
     syncer: Option<Syncer>,
+    checkpoint: Option<Nudge>,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = requests.recv() {
@@ -175,6 +184,9 @@ fn write_loop(
         } else {
             if let Some(observe) = observer.get() {
                 observe(batch.len());
+            }
+            if let Some(checkpoint) = &checkpoint {
+                checkpoint.committed();
             }
             if let Some(syncer) = &syncer {
                 match rows::committed_sequence(conn) {
