@@ -86,6 +86,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         result: SendResult,
     ) -> Result<Message, StoreError>;
 
+    /// Forgets a started send that certainly never reached Kapso, with its
+    /// history, so that a retry under the same idempotency key calls Kapso again.
+    /// Only a send still `Accepted` and without a wamid is forgotten; returns
+    /// whether it was.
+    async fn release_send(&self, gateway_id: &str) -> Result<bool, StoreError>;
+
     /// Moves a named consumer's position forward (never back); returns the position.
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError>;
 

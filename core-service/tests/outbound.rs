@@ -275,17 +275,32 @@ async fn message_in_flight_conflict_is_retried() {
 }
 
 #[tokio::test]
-async fn rate_limit_that_outlasts_retries_is_resource_exhausted() {
+async fn rate_limit_that_outlasts_retries_is_resource_exhausted_and_the_key_stays_usable() {
     let app = spawn_app().await;
     let throttled = || Reply::meta_error(400, 131056, "pair rate limit");
     app.kapso.script((0..ATTEMPTS).map(|_| throttled()));
-    let status = status_of(app.outbound.send_text(text("hola")).await);
+    let status = status_of(app.outbound.send_text(keyed("hola", "k-busy")).await);
     assert_eq!(status.code(), Code::ResourceExhausted);
     assert_eq!(app.kapso.calls(), ATTEMPTS as usize);
     assert_eq!(trailer(&status, "x-meta-error-code"), Some("131056"));
-    let gateway_id = trailer(&status, "x-message-id").unwrap();
-    let stored = app.store.message(gateway_id).await.unwrap().unwrap();
-    assert_eq!(stored.status, MessageStatus::Failed);
+    // Nothing was sent, so nothing is kept under the key or a message id.
+    assert_eq!(trailer(&status, "x-message-id"), None);
+    assert_eq!(app.store.message("k-busy").await.unwrap(), None);
+    // Once Kapso takes requests again, the caller's retry with the same key sends, once.
+    let sent = app
+        .outbound
+        .send_text(keyed("hola", "k-busy"))
+        .await
+        .unwrap();
+    assert_eq!(sent.status, MessageStatus::Sent);
+    assert_eq!(app.kapso.calls(), ATTEMPTS as usize + 1);
+    let replayed = app
+        .outbound
+        .send_text(keyed("hola", "k-busy"))
+        .await
+        .unwrap();
+    assert_eq!(replayed, sent);
+    assert_eq!(app.kapso.calls(), ATTEMPTS as usize + 1);
 }
 
 #[tokio::test]

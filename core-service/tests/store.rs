@@ -53,6 +53,7 @@ macro_rules! all_store_tests {
                 a_wrongly_settled_send_is_corrected_by_the_send_responses,
                 message_lookup_by_wamid_gateway_id_and_key,
                 failed_send_is_terminal_and_keeps_api_errors,
+                a_released_send_frees_its_key_and_a_settled_one_stays,
                 ack_only_moves_forward,
                 check_writable_succeeds_on_a_healthy_store,
             ],

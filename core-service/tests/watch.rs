@@ -306,6 +306,9 @@ impl Store for CountingStore {
     ) -> Result<Message, StoreError> {
         self.inner.finish_send(gateway_id, result).await
     }
+    async fn release_send(&self, gateway_id: &str) -> Result<bool, StoreError> {
+        self.inner.release_send(gateway_id).await
+    }
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
         self.inner.ack(consumer, sequence).await
     }

@@ -174,8 +174,13 @@ impl Outbound {
             }
             tokio::time::sleep(pause.min(deadline - now)).await;
             pause = (pause * 2).min(POLL_MAX);
+            // Gone: Kapso never took the earlier call and its claim was released.
             message = self.store.message(&gateway_id).await?.ok_or_else(|| {
-                StoreError::Internal(format!("send {gateway_id} vanished from the store"))
+                OutboundError::Unavailable {
+                    gateway_id: None,
+                    reason: "an earlier call with this idempotency key was not taken by Kapso"
+                        .into(),
+                }
             })?;
         }
     }
@@ -221,6 +226,9 @@ impl OwnedSend {
                     reason,
                 })
             }
+            not_taken @ CallOutcome::Retryable(_) => {
+                self.not_taken(failure_errors(&not_taken)).await
+            }
             failed => self.failed(failure_errors(&failed)).await,
         }
     }
@@ -233,6 +241,21 @@ impl OwnedSend {
             .last_inbound_at(&self.message.phone_number_id, &self.message.to)
             .await?;
         Ok(last.is_some_and(|at| unix_now() - at > CUSTOMER_WINDOW_SECS))
+    }
+
+    /// Kapso certainly never took the request (unreachable, or busy until the
+    /// deadline). The claim is released rather than recorded as failed, so the
+    /// caller's retry with the same idempotency key calls Kapso again: the usual
+    /// "retry on UNAVAILABLE" policy then works without minting new keys.
+    async fn not_taken(self, errors: Vec<MetaError>) -> Result<Message, OutboundError> {
+        if !self.store.release_send(&self.gateway_id).await? {
+            // A webhook reached the row meanwhile; keep the usual record.
+            return self.failed(errors).await;
+        }
+        // No message id: nothing is stored under it any more.
+        let error = OutboundError::from_failure(None, &errors);
+        tracing::warn!(gateway_id = %self.gateway_id, %error, "send not taken by Kapso; its idempotency key is free again");
+        Err(error)
     }
 
     async fn failed(self, errors: Vec<MetaError>) -> Result<Message, OutboundError> {

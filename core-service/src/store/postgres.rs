@@ -232,6 +232,16 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn release_send(&self, gateway_id: &str) -> Result<bool, StoreError> {
+        match self
+            .write(Write::ReleaseSend(gateway_id.to_owned()))
+            .await?
+        {
+            Written::Released(released) => Ok(released),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
         match self
             .write(Write::Ack(consumer.to_owned(), sequence))

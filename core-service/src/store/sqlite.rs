@@ -171,6 +171,13 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn release_send(&self, gateway_id: &str) -> Result<bool, StoreError> {
+        let gateway_id = gateway_id.to_owned();
+        self.writer
+            .run(move |conn| outbound::release_send(conn, &gateway_id))
+            .await
+    }
+
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
         let consumer = consumer.to_owned();
         self.writer

@@ -231,6 +231,38 @@ pub async fn failed_send_is_terminal_and_keeps_api_errors(store: Arc<dyn Store>)
     assert_eq!(retried, SendClaim::Existing(message));
 }
 
+pub async fn a_released_send_frees_its_key_and_a_settled_one_stays(store: Arc<dyn Store>) {
+    store
+        .begin_send(intent("gw-1", "idem-1", "fp"))
+        .await
+        .unwrap();
+    assert!(store.release_send("gw-1").await.unwrap());
+    assert_eq!(store.message("gw-1").await.unwrap(), None);
+    assert_eq!(store.message("idem-1").await.unwrap(), None);
+    // The key claims afresh, and its history starts over.
+    let again = store
+        .begin_send(intent("gw-2", "idem-1", "fp"))
+        .await
+        .unwrap();
+    let SendClaim::Started(started) = again else {
+        panic!("the released key was not free: {again:?}");
+    };
+    assert_eq!(started.status_history.len(), 1);
+    // A send Kapso took, or one already settled otherwise, is never forgotten.
+    store
+        .finish_send(
+            "gw-2",
+            SendResult::Sent {
+                wamid: "wamid.X".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!store.release_send("gw-2").await.unwrap());
+    assert!(!store.release_send("gw-nope").await.unwrap());
+    assert!(store.message("idem-1").await.unwrap().is_some());
+}
+
 pub async fn ack_only_moves_forward(store: Arc<dyn Store>) {
     assert_eq!(store.consumer_position("crm").await.unwrap(), None);
     assert_eq!(store.ack("crm", 5).await.unwrap(), 5);

@@ -67,6 +67,27 @@ pub(super) async fn begin_send(
     }
 }
 
+/// See [`Store::release_send`](crate::store::Store::release_send).
+pub(super) async fn release_send(
+    conn: &ClientWrapper,
+    gateway_id: &str,
+) -> Result<bool, StoreError> {
+    // A data-modifying WITH runs to completion whether or not the query reads it.
+    let stmt = conn
+        .prepare_cached(
+            "WITH unsent AS ( \
+               DELETE FROM messages \
+               WHERE gateway_id = $1 AND wamid IS NULL AND status = 'accepted' \
+               RETURNING id), \
+             history AS ( \
+               DELETE FROM status_history WHERE message_id IN (SELECT id FROM unsent)) \
+             SELECT count(*) FROM unsent",
+        )
+        .await?;
+    let released: i64 = conn.query_one(&stmt, &[&gateway_id]).await?.get(0);
+    Ok(released > 0)
+}
+
 /// See [`Store::finish_send`](crate::store::Store::finish_send).
 pub(super) async fn finish_send(
     conn: &ClientWrapper,

@@ -53,6 +53,7 @@ pub(super) enum Write {
     Ingest(Delivery),
     BeginSend(SendIntent),
     FinishSend(String, SendResult),
+    ReleaseSend(String),
     Ack(String, u64),
     /// Prune entries received before this Unix ms, at most this many per table.
     Prune(i64, usize),
@@ -68,6 +69,7 @@ pub(super) enum Written {
     Message(Message),
     Position(u64),
     Pruned(u64),
+    Released(bool),
     Nothing,
 }
 
@@ -84,6 +86,7 @@ impl Write {
             Write::FinishSend(id, result) => {
                 Written::Message(outbound::finish_send(conn, id, result).await?)
             }
+            Write::ReleaseSend(id) => Written::Released(outbound::release_send(conn, id).await?),
             Write::Ack(consumer, sequence) => {
                 Written::Position(outbound::ack(conn, consumer, *sequence).await?)
             }

@@ -66,6 +66,25 @@ pub(super) fn begin_send(conn: &Connection, intent: &SendIntent) -> Result<SendC
     }
 }
 
+/// See [`Store::release_send`](crate::store::Store::release_send).
+pub(super) fn release_send(conn: &Connection, gateway_id: &str) -> Result<bool, StoreError> {
+    let unsent: Option<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM messages \
+             WHERE gateway_id = ?1 AND wamid IS NULL AND status = 'accepted'",
+        )?
+        .query_row([gateway_id], |r| r.get(0))
+        .optional()?;
+    let Some(id) = unsent else {
+        return Ok(false);
+    };
+    conn.prepare_cached("DELETE FROM status_history WHERE message_id = ?1")?
+        .execute([id])?;
+    conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+        .execute([id])?;
+    Ok(true)
+}
+
 /// See [`Store::finish_send`](crate::store::Store::finish_send).
 pub(super) fn finish_send(
     conn: &Connection,
