@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for SECONDS each (default 60), seeded with the shared
-# Kapso fixtures (copied in at run time, never committed).
+# Kapso fixtures in adapter/tests/fixtures (copied into the corpus at run time).
 #
 #   adapter/fuzz/run.sh 30
 #
@@ -16,7 +16,7 @@ set -euo pipefail
 
 seconds="${1:-60}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-fixtures="${KAPSO_FIXTURES:-$here/../../../shared/kapso/fixtures}"
+fixtures="${KAPSO_FIXTURES:-$here/../tests/fixtures}"
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked

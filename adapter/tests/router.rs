@@ -176,7 +176,7 @@ async fn spawn_app_without_core() -> TestApp {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/kapso/fixtures/");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
     std::fs::read(format!("{path}{name}")).unwrap()
 }
 

@@ -9,7 +9,7 @@ use super::*;
 const RECEIVED: &str = "whatsapp.message.received";
 
 fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/kapso/fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 fn fixture(name: &str) -> Vec<u8> {
