@@ -189,6 +189,49 @@ pub async fn conversation_is_remembered_with_last_inbound(store: Arc<dyn Store>)
     assert!(store.conversation("conv-unknown").await.unwrap().is_none());
 }
 
+/// One delivery with several events per conversation leaves each conversation as
+/// those events would one by one: identity from the first that carries it, the
+/// latest inbound time whatever the order inside the batch.
+pub async fn a_batch_updates_each_conversation_as_its_events_would(store: Arc<dyn Store>) {
+    let mut first = received("wamid.b1", "conv-b", "first", 1_000);
+    first.phone_number_id.clear();
+    first.contact_phone.clear();
+    let events = vec![
+        first,
+        received("wamid.b2", "conv-b", "latest", 1_200),
+        received("wamid.c1", "conv-c", "elsewhere", 900),
+        received("wamid.b3", "conv-b", "late arrival", 1_100),
+    ];
+    store
+        .ingest(delivery(Some("batch-1"), events))
+        .await
+        .unwrap();
+    let b = store.conversation("conv-b").await.unwrap().unwrap();
+    assert_eq!(
+        (b.phone_number_id.as_str(), b.contact_phone.as_str()),
+        (PHONE_NUMBER_ID, CONTACT)
+    );
+    assert_eq!(b.last_inbound_at, Some(1_200));
+    let c = store.conversation("conv-c").await.unwrap().unwrap();
+    assert_eq!(c.last_inbound_at, Some(900));
+}
+
+/// A message first known from a status event and then received inbound keeps
+/// its row: the inbound event fills in what the status lacked and adds `received`.
+pub async fn an_inbound_message_completes_a_row_a_status_created(store: Arc<dyn Store>) {
+    ingest_each(&store, [status("wamid.seen", "delivered", 500)]).await;
+    ingest_each(&store, [received("wamid.seen", "conv-1", "hola", 400)]).await;
+    let message = store.message("wamid.seen").await.unwrap().unwrap();
+    assert_eq!(message.text, "hola");
+    assert!(
+        message
+            .status_history
+            .contains(&record(MessageStatus::Received, 400)),
+        "history {:?}",
+        message.status_history
+    );
+}
+
 fn record(status: MessageStatus, timestamp: i64) -> StatusRecord {
     StatusRecord { status, timestamp }
 }

@@ -6,6 +6,8 @@
 //! De-duplication relies on primary keys (`INSERT .. ON CONFLICT DO NOTHING`
 //! and the number of rows changed), never on a prior lookup.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{rows, unix_ms};
@@ -31,13 +33,20 @@ pub(super) fn apply(conn: &Connection, delivery: &Delivery) -> Result<Receipt, S
         }
     }
     let mut claims = Vec::with_capacity(delivery.events.len());
+    let mut conversations = SeenConversations::default();
     for event in &delivery.events {
-        claims.push(claim_event(conn, event, now_ms)?);
+        claims.push(claim_event(conn, event, now_ms, &mut conversations)?);
     }
+    conversations.remember(conn)?;
     Ok(Receipt::Stored(claims))
 }
 
-fn claim_event(conn: &Connection, event: &NewEvent, now_ms: i64) -> Result<Claim, StoreError> {
+fn claim_event<'a>(
+    conn: &Connection,
+    event: &'a NewEvent,
+    now_ms: i64,
+    conversations: &mut SeenConversations<'a>,
+) -> Result<Claim, StoreError> {
     let claimed = conn
         .prepare_cached(
             "INSERT INTO event_keys (key, received_at_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
@@ -69,12 +78,17 @@ fn claim_event(conn: &Connection, event: &NewEvent, now_ms: i64) -> Result<Claim
     ])?;
     let sequence = u64::try_from(conn.last_insert_rowid())
         .map_err(|_| StoreError::Internal("negative event sequence".into()))?;
-    apply_event(conn, event, now_ms / 1000)?;
+    apply_event(conn, event, now_ms / 1000, conversations)?;
     Ok(Claim::New { sequence })
 }
 
-/// Applies a new event to conversations and messages.
-fn apply_event(conn: &Connection, event: &NewEvent, now: i64) -> Result<(), StoreError> {
+/// Applies a new event to messages, and notes what it says of its conversation.
+fn apply_event<'a>(
+    conn: &Connection,
+    event: &'a NewEvent,
+    now: i64,
+    conversations: &mut SeenConversations<'a>,
+) -> Result<(), StoreError> {
     let at = if event.timestamp > 0 {
         event.timestamp
     } else {
@@ -82,7 +96,7 @@ fn apply_event(conn: &Connection, event: &NewEvent, now: i64) -> Result<(), Stor
     };
     let inbound = is_inbound_message(event);
     if !event.conversation_id.is_empty() {
-        remember_conversation(conn, event, inbound.then_some(at))?;
+        conversations.saw(event, inbound.then_some(at));
     }
     if event.message_id.is_empty() {
         Ok(())
@@ -108,31 +122,63 @@ fn is_inbound_message(event: &NewEvent) -> bool {
                 && event.event_type == "whatsapp.message.received"))
 }
 
-fn remember_conversation(
-    conn: &Connection,
-    event: &NewEvent,
-    inbound_at: Option<i64>,
-) -> Result<(), StoreError> {
-    // Identity is filled in when first known, never overwritten by a blank;
-    // the last inbound time only moves forward.
-    conn.prepare_cached(
-        "INSERT INTO conversations (id, phone_number_id, contact_phone, last_inbound_at) \
-         VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (id) DO UPDATE SET \
-           phone_number_id = CASE WHEN phone_number_id = '' \
-             THEN excluded.phone_number_id ELSE phone_number_id END, \
-           contact_phone = CASE WHEN contact_phone = '' \
-             THEN excluded.contact_phone ELSE contact_phone END, \
-           last_inbound_at = max(coalesce(last_inbound_at, excluded.last_inbound_at), \
-                                 coalesce(excluded.last_inbound_at, last_inbound_at))",
-    )?
-    .execute(params![
-        event.conversation_id,
-        event.phone_number_id,
-        event.contact_phone,
-        inbound_at
-    ])?;
-    Ok(())
+/// What a delivery's new events say of their conversations, written with one
+/// upsert per conversation once the events are in: a batch is usually one
+/// conversation's messages, and one upsert leaves what one per event would.
+#[derive(Default)]
+struct SeenConversations<'a>(BTreeMap<&'a str, SeenConversation<'a>>);
+
+struct SeenConversation<'a> {
+    phone_number_id: &'a str,
+    contact_phone: &'a str,
+    last_inbound_at: Option<i64>,
+}
+
+impl<'a> SeenConversations<'a> {
+    /// Folds `event` in by the upsert's own rules: the first identity that is
+    /// not blank wins, the last inbound time only moves forward.
+    fn saw(&mut self, event: &'a NewEvent, inbound_at: Option<i64>) {
+        let seen = self
+            .0
+            .entry(&event.conversation_id)
+            .or_insert(SeenConversation {
+                phone_number_id: "",
+                contact_phone: "",
+                last_inbound_at: None,
+            });
+        if seen.phone_number_id.is_empty() {
+            seen.phone_number_id = &event.phone_number_id;
+        }
+        if seen.contact_phone.is_empty() {
+            seen.contact_phone = &event.contact_phone;
+        }
+        seen.last_inbound_at = seen.last_inbound_at.max(inbound_at);
+    }
+
+    fn remember(&self, conn: &Connection) -> Result<(), StoreError> {
+        for (id, seen) in &self.0 {
+            // Identity is filled in when first known, never overwritten by a
+            // blank; the last inbound time only moves forward.
+            conn.prepare_cached(
+                "INSERT INTO conversations (id, phone_number_id, contact_phone, last_inbound_at) \
+                 VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (id) DO UPDATE SET \
+                   phone_number_id = CASE WHEN phone_number_id = '' \
+                     THEN excluded.phone_number_id ELSE phone_number_id END, \
+                   contact_phone = CASE WHEN contact_phone = '' \
+                     THEN excluded.contact_phone ELSE contact_phone END, \
+                   last_inbound_at = max(coalesce(last_inbound_at, excluded.last_inbound_at), \
+                                         coalesce(excluded.last_inbound_at, last_inbound_at))",
+            )?
+            .execute(params![
+                id,
+                seen.phone_number_id,
+                seen.contact_phone,
+                seen.last_inbound_at
+            ])?;
+        }
+        Ok(())
+    }
 }
 
 fn record_inbound(
@@ -141,38 +187,46 @@ fn record_inbound(
     at: i64,
     now: i64,
 ) -> Result<(), StoreError> {
-    let id: i64 = conn
+    let fields = params![
+        event.message_id,
+        event.conversation_id,
+        event.phone_number_id,
+        event.contact_phone,
+        event.message_type,
+        event.text,
+        event.reply_to_message_id,
+        at,
+        now
+    ];
+    // A message seen for the first time (nearly always) is a plain insert. An
+    // upsert with RETURNING would cost more on every call: SQLite buffers the
+    // returned rows in a temporary table.
+    let inserted = conn
         .prepare_cached(
             "INSERT INTO messages (wamid, direction, conversation_id, phone_number_id, \
              contact_phone, type, text, reply_to, status, timestamp, created_at, updated_at) \
              VALUES (?1, 'inbound', ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8, ?9, ?9) \
-             ON CONFLICT (wamid) DO UPDATE SET \
-               conversation_id = CASE WHEN conversation_id = '' \
-                 THEN excluded.conversation_id ELSE conversation_id END, \
-               phone_number_id = CASE WHEN phone_number_id = '' \
-                 THEN excluded.phone_number_id ELSE phone_number_id END, \
-               contact_phone = CASE WHEN contact_phone = '' \
-                 THEN excluded.contact_phone ELSE contact_phone END, \
-               type = CASE WHEN type = '' THEN excluded.type ELSE type END, \
-               text = CASE WHEN text = '' THEN excluded.text ELSE text END, \
-               reply_to = CASE WHEN reply_to = '' THEN excluded.reply_to ELSE reply_to END, \
-               updated_at = excluded.updated_at \
+             ON CONFLICT (wamid) DO NOTHING",
+        )?
+        .execute(fields)?;
+    let id = if inserted == 1 {
+        conn.last_insert_rowid()
+    } else {
+        // Known already (a status webhook came first): fill in what it lacked.
+        conn.prepare_cached(
+            "UPDATE messages SET \
+               conversation_id = CASE WHEN conversation_id = '' THEN ?2 ELSE conversation_id END, \
+               phone_number_id = CASE WHEN phone_number_id = '' THEN ?3 ELSE phone_number_id END, \
+               contact_phone = CASE WHEN contact_phone = '' THEN ?4 ELSE contact_phone END, \
+               type = CASE WHEN type = '' THEN ?5 ELSE type END, \
+               text = CASE WHEN text = '' THEN ?6 ELSE text END, \
+               reply_to = CASE WHEN reply_to = '' THEN ?7 ELSE reply_to END, \
+               updated_at = ?9 \
+             WHERE wamid = ?1 \
              RETURNING id",
         )?
-        .query_row(
-            params![
-                event.message_id,
-                event.conversation_id,
-                event.phone_number_id,
-                event.contact_phone,
-                event.message_type,
-                event.text,
-                event.reply_to_message_id,
-                at,
-                now
-            ],
-            |r| r.get(0),
-        )?;
+        .query_row(fields, |r| r.get(0))?
+    };
     record_history(conn, id, MessageStatus::Received, at)
 }
 
