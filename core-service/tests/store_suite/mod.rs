@@ -61,6 +61,20 @@ pub async fn redelivery_under_new_key_is_stored_once(store: Arc<dyn Store>) {
     assert_eq!(all_events(&store).await.len(), 3);
 }
 
+/// A duplicate takes no sequence number: the log stays gapless, so a
+/// consumer's lag (last sequence minus its position) counts real events.
+pub async fn a_duplicate_event_takes_no_sequence(store: Arc<dyn Store>) {
+    let a = received("wamid.A", "conv-1", "one", 100);
+    let first = only_sequence(store.ingest(delivery(Some("k-1"), vec![a.clone()])).await);
+    for key in ["k-2", "k-3"] {
+        let receipt = store.ingest(delivery(Some(key), vec![a.clone()])).await;
+        assert_eq!(receipt.unwrap(), Receipt::Stored(vec![Claim::Duplicate]));
+    }
+    let b = received("wamid.B", "conv-1", "two", 101);
+    let next = only_sequence(store.ingest(delivery(Some("k-4"), vec![b])).await);
+    assert_eq!(next, first + 1);
+}
+
 pub async fn concurrent_identical_deliveries_store_once(store: Arc<dyn Store>) {
     let same_key = delivery(
         Some("key-1"),

@@ -1,10 +1,10 @@
-//! How a delivery changes the store: claim its key, claim each event's
-//! identity, append new events to the log, and apply them to conversations and
-//! messages. Runs on the writer thread inside the request's savepoint, so a
+//! How a delivery changes the store: claim its key, append each event whose
+//! identity the log does not hold yet, and apply the new ones to messages and
+//! conversations. Runs on the writer thread inside the request's savepoint, so a
 //! failing delivery leaves no trace.
 //!
-//! De-duplication relies on primary keys (`INSERT .. ON CONFLICT DO NOTHING`
-//! and the number of rows changed), never on a prior lookup.
+//! De-duplication is enforced by unique keys (the delivery key, the log's
+//! `dedup_key`) and read off the number of rows each insert changed.
 
 use std::collections::BTreeMap;
 
@@ -47,19 +47,21 @@ fn claim_event<'a>(
     now_ms: i64,
     conversations: &mut SeenConversations<'a>,
 ) -> Result<Claim, StoreError> {
-    let claimed = conn
-        .prepare_cached(
-            "INSERT INTO event_keys (key, received_at_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![event.dedup_key(), now_ms])?;
-    if claimed == 0 {
+    let identity = event.dedup_key();
+    // Looked up first rather than left to ON CONFLICT: a conflicting insert
+    // would still use up a sequence number. The unique index backs the
+    // lookup, and with one writer nothing can slip in between.
+    let known = conn
+        .prepare_cached("SELECT 1 FROM events WHERE dedup_key = ?1")?
+        .exists([&identity])?;
+    if known {
         return Ok(Claim::Duplicate);
     }
     conn.prepare_cached(
         "INSERT INTO events (received_at_ms, event_type, message_id, conversation_id, \
          phone_number_id, contact_phone, direction, message_type, text, reply_to, timestamp, \
-         statuses_json, payload_json) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         statuses_json, payload_json, dedup_key) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         now_ms,
@@ -75,6 +77,7 @@ fn claim_event<'a>(
         event.timestamp,
         rows::encode_statuses(&event.statuses)?,
         event.payload_json,
+        identity,
     ])?;
     let sequence = u64::try_from(conn.last_insert_rowid())
         .map_err(|_| StoreError::Internal("negative event sequence".into()))?;

@@ -1,27 +1,43 @@
 //! Connection settings and the versioned schema.
 //!
 //! Migrations are SQL files under `core-service/migrations/sqlite/`, embedded in
-//! the binary and applied in order at open. `PRAGMA user_version` records how
-//! many have run; each runs in its own transaction together with the version
-//! bump, so a crash leaves the schema at a known version.
+//! the binary and applied in order at open, each optionally followed by a data
+//! step in Rust. `PRAGMA user_version` records how many have run; each runs in
+//! its own transaction together with the version bump, so a crash leaves the
+//! schema at a known version.
 
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, params};
 
+use crate::model::NewEvent;
 use crate::store::StoreError;
 
+struct Migration {
+    name: &'static str,
+    sql: &'static str,
+    /// Rewrites existing rows after `sql`, in the same transaction.
+    data: Option<fn(&Connection) -> Result<(), StoreError>>,
+}
+
 /// Every migration, in order. Index + 1 is the `user_version` after it ran.
-const MIGRATIONS: &[(&str, &str)] = &[
-    (
-        "0001_initial",
-        include_str!("../../../migrations/sqlite/0001_initial.sql"),
-    ),
-    (
-        "0002_retention",
-        include_str!("../../../migrations/sqlite/0002_retention.sql"),
-    ),
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001_initial",
+        sql: include_str!("../../../migrations/sqlite/0001_initial.sql"),
+        data: None,
+    },
+    Migration {
+        name: "0002_retention",
+        sql: include_str!("../../../migrations/sqlite/0002_retention.sql"),
+        data: None,
+    },
+    Migration {
+        name: "0003_event_identity",
+        sql: include_str!("../../../migrations/sqlite/0003_event_identity.sql"),
+        data: Some(move_event_keys_into_the_log),
+    },
 ];
 
 /// How long a connection waits for a lock held by another before failing.
@@ -93,14 +109,44 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             "database schema version {version} is newer than this build ({known})"
         )));
     }
-    for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(applied) {
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let name = migration.name;
+        let failed = |e: String| StoreError::Internal(format!("migration {name} failed: {e}"));
         let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(sql)
-            .map_err(|e| StoreError::Internal(format!("migration {name} failed: {e}")))?;
+        tx.execute_batch(migration.sql)
+            .map_err(|e| failed(e.to_string()))?;
+        if let Some(data) = migration.data {
+            data(&tx).map_err(|e| failed(e.to_string()))?;
+        }
         tx.pragma_update(None, "user_version", index + 1)?;
         tx.commit()?;
         tracing::info!(migration = name, "applied sqlite migration");
     }
+    Ok(())
+}
+
+/// 0003: gives every stored event its identity, computed as ingest computes it
+/// (from the type, message id and payload, all stored), then drops the
+/// `event_keys` table that held the identities apart from the log.
+fn move_event_keys_into_the_log(conn: &Connection) -> Result<(), StoreError> {
+    let mut select = conn.prepare(
+        "SELECT sequence, event_type, message_id, payload_json FROM events WHERE dedup_key IS NULL",
+    )?;
+    // OR IGNORE: the log never held one identity twice; should it, the later
+    // event keeps no identity rather than failing the upgrade.
+    let mut update =
+        conn.prepare("UPDATE OR IGNORE events SET dedup_key = ?2 WHERE sequence = ?1")?;
+    let mut rows = select.query([])?;
+    while let Some(row) = rows.next()? {
+        let event = NewEvent {
+            event_type: row.get(1)?,
+            message_id: row.get(2)?,
+            payload_json: row.get(3)?,
+            ..NewEvent::default()
+        };
+        update.execute(params![row.get::<_, i64>(0)?, event.dedup_key()])?;
+    }
+    conn.execute_batch("DROP TABLE event_keys")?;
     Ok(())
 }
 
@@ -118,6 +164,57 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len());
+    }
+
+    /// A database from before 0003 keeps de-duplicating what it already stored.
+    #[test]
+    fn upgrading_moves_stored_identities_into_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.db");
+        let old = Connection::open(&path).unwrap();
+        for migration in &MIGRATIONS[..2] {
+            old.execute_batch(migration.sql).unwrap();
+        }
+        old.pragma_update(None, "user_version", 2).unwrap();
+        let received = NewEvent {
+            event_type: "whatsapp.message.received".into(),
+            message_id: "wamid.before-upgrade".into(),
+            payload_json: r#"{"message":{"id":"wamid.before-upgrade"}}"#.into(),
+            ..NewEvent::default()
+        };
+        let created = NewEvent {
+            event_type: "whatsapp.conversation.created".into(),
+            payload_json: r#"{"conversation":{"id":"conv-1"}}"#.into(),
+            ..NewEvent::default()
+        };
+        for event in [&received, &created] {
+            old.execute(
+                "INSERT INTO events (received_at_ms, event_type, message_id, conversation_id, \
+                 phone_number_id, contact_phone, direction, message_type, text, reply_to, \
+                 timestamp, payload_json) VALUES (1, ?1, ?2, '', '', '', 'inbound', '', '', '', 0, ?3)",
+                params![event.event_type, event.message_id, event.payload_json],
+            )
+            .unwrap();
+        }
+        drop(old);
+
+        let conn = open_writer(&path).unwrap();
+        let keys: Vec<String> = conn
+            .prepare("SELECT dedup_key FROM events ORDER BY sequence")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(keys, [received.dedup_key(), created.dedup_key()]);
+        let leftover: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'event_keys%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(leftover, 0, "event_keys and its index are gone");
     }
 
     #[test]
