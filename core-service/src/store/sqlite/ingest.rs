@@ -4,7 +4,8 @@
 //! failing delivery leaves no trace.
 //!
 //! De-duplication is enforced by unique keys (the delivery key, the log's
-//! `dedup_key`) and read off the number of rows each insert changed.
+//! `dedup_key`): a delivery is a duplicate when inserting its key changes no
+//! row, an event when the log already holds its identity.
 
 use std::collections::BTreeMap;
 

@@ -14,11 +14,13 @@ use rusqlite::{Connection, params};
 use crate::model::NewEvent;
 use crate::store::StoreError;
 
+/// Rewrites existing rows after a migration's SQL, in the same transaction.
+type DataStep = fn(&Connection) -> Result<(), StoreError>;
+
 struct Migration {
     name: &'static str,
     sql: &'static str,
-    /// Rewrites existing rows after `sql`, in the same transaction.
-    data: Option<fn(&Connection) -> Result<(), StoreError>>,
+    data: Option<DataStep>,
 }
 
 /// Every migration, in order. Index + 1 is the `user_version` after it ran.
