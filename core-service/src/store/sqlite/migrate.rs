@@ -168,7 +168,8 @@ mod tests {
         assert_eq!(version, MIGRATIONS.len());
     }
 
-    /// A database from before 0003 keeps de-duplicating what it already stored.
+    /// A database from before 0003 gets the identity of every stored event,
+    /// exactly as ingest computes it, so what it held still de-duplicates.
     #[test]
     fn upgrading_moves_stored_identities_into_the_log() {
         let dir = tempfile::tempdir().unwrap();
