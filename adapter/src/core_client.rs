@@ -3,21 +3,26 @@
 //! The channel connects lazily so the adapter starts, and answers 503, while the
 //! core is down; tonic reconnects on the next call once it is back. Every call
 //! carries the bearer token (when configured) and the delivery's trace context.
+//! In `kapso-gateway` the same calls go to the core's services in the process
+//! instead ([`CoreClient::in_process`]): same messages, same checks, no sockets.
 //!
 //! - `credentials`: the bearer token and the TLS files.
 
 mod credentials;
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, header};
 use kapso_gateway_proto::v1::ingest_client::IngestClient;
 use kapso_gateway_proto::v1::{IngestEventsRequest, IngestEventsResponse, ingest_server};
 use tonic::metadata::MetadataMap;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tower::ServiceExt as _;
+use tower::util::BoxCloneSyncService;
 
 pub use credentials::{ApiToken, CoreTls, PemFile, TokenError};
 
@@ -80,25 +85,77 @@ pub fn endpoint(config: &Config) -> Result<Endpoint, SetupError> {
     }
 }
 
-/// Handle to the core; cheap to clone (one shared HTTP/2 channel).
-#[derive(Debug, Clone)]
+/// How calls reach the core: an HTTP/2 channel, or the core's services in this
+/// process. The channel's error type for both, since reaching services in the
+/// process cannot fail.
+type Transport = BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    tonic::transport::Error,
+>;
+
+/// Handle to the core; cheap to clone (one shared HTTP/2 channel, or the in-process services).
+#[derive(Clone)]
 pub struct CoreClient {
-    ingest: IngestClient<Channel>,
-    health: HealthClient<Channel>,
+    ingest: IngestClient<Transport>,
+    health: HealthClient<Transport>,
     token: Option<ApiToken>,
     timeout: Duration,
+    /// Where calls go, for the logs: the URL, or "in-process".
+    target: String,
+}
+
+impl std::fmt::Debug for CoreClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreClient")
+            .field("target", &self.target)
+            .field("token", &self.token)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CoreClient {
     /// Prepares a channel to the configured core without connecting. Must run inside a Tokio runtime.
     pub fn connect_lazy(config: &Config) -> Result<Self, SetupError> {
         let channel = endpoint(config)?.connect_lazy();
-        Ok(Self {
-            ingest: IngestClient::new(channel.clone()),
-            health: HealthClient::new(channel),
+        let target = config.core_grpc_url.to_string();
+        Ok(Self::over(Transport::new(channel), config, target))
+    }
+
+    /// Calls `services`, the core's `Ingest` and health services in this
+    /// process (`kapso-gateway`), instead of a channel to `CORE_GRPC_URL`.
+    /// Requests and answers are the same gRPC messages, through the same token
+    /// check; only the HTTP/2 connection and its sockets are left out.
+    pub fn in_process<S>(services: S, config: &Config) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let transport = Transport::new(services.map_err(|never| match never {}));
+        Self::over(transport, config, "in-process".to_owned())
+    }
+
+    fn over(transport: Transport, config: &Config, target: String) -> Self {
+        Self {
+            ingest: IngestClient::new(transport.clone()),
+            health: HealthClient::new(transport),
             token: config.gateway_api_token.clone(),
             timeout: config.core_timeout(),
-        })
+            target,
+        }
+    }
+
+    /// Where calls go: the core's URL, or "in-process".
+    pub fn target(&self) -> &str {
+        &self.target
     }
 
     /// Stores one delivery. `Ok` means the core committed it durably.

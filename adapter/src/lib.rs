@@ -101,10 +101,23 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(&config)?;
+    let core = core_client::CoreClient::connect_lazy(&config)?;
+    run_with_core(config, core, listener, shutdown).await
+}
+
+/// As [`run`], reaching the core through `core` rather than `CORE_GRPC_URL`:
+/// `kapso-gateway` passes the core's services in the same process.
+pub async fn run_with_core(
+    config: Config,
+    core: core_client::CoreClient,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let core_target = core.target().to_owned();
+    let state = AppState::with_core(&config, core);
     tracing::info!(
         addr = %listener.local_addr()?,
-        core = %config.core_grpc_url,
+        core = core_target,
         core_tls = config.core_tls_ca.is_some(),
         core_token = config.gateway_api_token.is_some(),
         secrets = config.webhook_secret.len(),

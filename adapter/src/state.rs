@@ -35,9 +35,14 @@ impl AppState {
     /// Must be called inside a Tokio runtime; does not contact the core. Fails
     /// only on an inconsistent TLS configuration (see [`Config::validate`]).
     pub fn new(config: &Config) -> Result<Self, SetupError> {
+        Ok(Self::with_core(config, CoreClient::connect_lazy(config)?))
+    }
+
+    /// As [`new`](Self::new), with the way to the core given (see [`CoreClient::in_process`]).
+    pub fn with_core(config: &Config, core: CoreClient) -> Self {
         let shared = Shared {
             secrets: config.webhook_secret.clone(),
-            core: CoreClient::connect_lazy(config)?,
+            core,
             metrics: Metrics::new(),
             body_limit_bytes: config.body_limit_bytes,
             body_read_timeout: config.body_read_timeout(),
@@ -45,9 +50,9 @@ impl AppState {
             retry_after_secs: config.retry_after_secs,
             log_message_content: config.log_message_content,
         };
-        Ok(Self {
+        Self {
             inner: Arc::new(shared),
-        })
+        }
     }
 
     pub(crate) fn shared(&self) -> &Shared {

@@ -123,6 +123,11 @@ impl Authenticate {
     pub fn new(tokens: Option<ApiTokens>) -> Authenticate {
         Authenticate(tokens.map(Arc::new))
     }
+
+    /// Whether calls must present one of the tokens.
+    pub fn requires_token(&self) -> bool {
+        self.0.is_some()
+    }
 }
 
 impl Interceptor for Authenticate {

@@ -60,38 +60,84 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = store::open(&config.database_url).await?;
-    let outbound = Arc::new(outbound::Outbound::from_config(
-        config.outbound,
-        store.clone(),
-    )?);
-    let tls = tls::server_config(&config.tls)?;
-    let metrics = Arc::new(metrics::CoreMetrics::new().with_outbound(outbound.clone()));
-    store.observe_commits(metrics.commit_observer());
-    // Both the gRPC server and the metrics server stop on the one shutdown signal.
-    let shutdown = shutdown.boxed().shared();
-    let _metrics_server = serve_metrics(config.metrics_addr, &metrics, &store, shutdown.clone())
-        .await
-        .map(server::AbortOnDrop);
-    let _retention = (config.event_retention_days > 0).then(|| {
-        server::AbortOnDrop(tokio::spawn(retention::run(
+    Core::open(config).await?.serve(listener, shutdown).await
+}
+
+/// A core whose store is open and whose services are built, not serving yet.
+/// [`run`] in two steps, so that a binary holding the adapter too can take the
+/// in-process [`link`](Core::link) before serving.
+#[derive(Debug)]
+pub struct Core {
+    services: server::Services,
+    store: Arc<dyn store::Store>,
+    metrics: Arc<metrics::CoreMetrics>,
+    metrics_addr: MetricsAddr,
+    event_retention_days: u32,
+}
+
+impl Core {
+    /// Opens the store (running its migrations) and builds the services.
+    pub async fn open(config: Config) -> anyhow::Result<Core> {
+        let store = store::open(&config.database_url).await?;
+        let outbound = Arc::new(outbound::Outbound::from_config(
+            config.outbound,
             store.clone(),
-            config.event_retention_days,
-            metrics.clone(),
-        )))
-    });
-    tracing::info!(
-        addr = %listener.local_addr()?,
-        tls = tls.is_some(),
-        auth = config.gateway_api_tokens.is_some(),
-        "core listening"
-    );
-    let guards = server::Guards {
-        tokens: config.gateway_api_tokens,
-        tls,
-        metrics,
-    };
-    server::serve(store, outbound, guards, listener, shutdown).await
+        )?);
+        let tls = tls::server_config(&config.tls)?;
+        let metrics = Arc::new(metrics::CoreMetrics::new().with_outbound(outbound.clone()));
+        store.observe_commits(metrics.commit_observer());
+        let guards = server::Guards {
+            tokens: config.gateway_api_tokens,
+            tls,
+            metrics: metrics.clone(),
+        };
+        Ok(Core {
+            services: server::Services::new(store.clone(), outbound, guards),
+            store,
+            metrics,
+            metrics_addr: config.metrics_addr,
+            event_retention_days: config.event_retention_days,
+        })
+    }
+
+    /// `Ingest` and health as a gRPC service in this process; see [`server::Link`].
+    pub fn link(&self) -> server::Link {
+        self.services.link()
+    }
+
+    /// Serves the gRPC API on `listener`, metrics and retention beside it, until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Core {
+            services,
+            store,
+            metrics,
+            metrics_addr,
+            event_retention_days,
+        } = self;
+        // Both the gRPC server and the metrics server stop on the one shutdown signal.
+        let shutdown = shutdown.boxed().shared();
+        let _metrics_server = serve_metrics(metrics_addr, &metrics, &store, shutdown.clone())
+            .await
+            .map(server::AbortOnDrop);
+        let _retention = (event_retention_days > 0).then(|| {
+            server::AbortOnDrop(tokio::spawn(retention::run(
+                store.clone(),
+                event_retention_days,
+                metrics.clone(),
+            )))
+        });
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            tls = services.tls(),
+            auth = services.auth(),
+            "core listening"
+        );
+        services.serve(listener, shutdown).await
+    }
 }
 
 /// Starts the metrics endpoint if one is configured. A port that cannot be bound

@@ -1,5 +1,6 @@
 //! The gRPC server: the core's services, health and reflection on one port,
-//! optionally over TLS, with a bounded graceful shutdown.
+//! optionally over TLS, with a bounded graceful shutdown; and the same
+//! adapter-facing services as an in-process [`Link`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,10 +8,14 @@ use std::time::Duration;
 
 use kapso_gateway_proto::v1::{ingest_server::IngestServer, messaging_server::MessagingServer};
 use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
+use tower::Layer as _;
 
 use crate::auth::{ApiTokens, Authenticate};
 use crate::ingest::IngestService;
@@ -19,7 +24,7 @@ use crate::metered::{MeteredIngest, MeteredMessaging};
 use crate::metrics::CoreMetrics;
 use crate::outbound::Outbound;
 use crate::store::Store;
-use crate::trace_context::TraceContextLayer;
+use crate::trace_context::{TraceContext, TraceContextLayer};
 
 /// How long in-flight calls get to finish after shutdown starts. Watch streams
 /// never finish on their own, so the drain must be bounded.
@@ -37,74 +42,146 @@ pub struct Guards {
     pub metrics: Arc<CoreMetrics>,
 }
 
-/// Serves the core's gRPC API on `listener` until `shutdown` resolves.
-pub async fn serve(
+/// The ingest service as served: behind the token check.
+type GuardedIngest = InterceptedService<IngestServer<MeteredIngest>, Authenticate>;
+
+/// The adapter-facing services (`Ingest` and health) as one gRPC service in
+/// this process: the same token check, spans and metrics as over the network,
+/// without the HTTP/2 connection and the sockets under it. `kapso-gateway`
+/// hands it to its adapter.
+pub type Link = TraceContext<Routes>;
+
+/// The core's gRPC services, built once: [`serve`](Services::serve) puts them
+/// on a listener, [`link`](Services::link) lends the adapter-facing ones to an
+/// adapter in the same process.
+pub struct Services {
     store: Arc<dyn Store>,
     outbound: Arc<Outbound>,
-    guards: Guards,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let Guards {
-        tokens,
-        tls,
-        metrics,
-    } = guards;
-    let (reporter, health) = tonic_health::server::health_reporter();
-    let _probe = AbortOnDrop(tokio::spawn(report_health(
-        store.clone(),
-        reporter,
-        metrics.clone(),
-    )));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(kapso_gateway_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    tls: Option<ServerTlsConfig>,
+    metrics: Arc<CoreMetrics>,
+    auth: Authenticate,
+    ingest: GuardedIngest,
+    health: HealthServer<HealthService>,
+    reporter: HealthReporter,
+}
 
-    // Small request/response messages on long-lived HTTP/2 connections:
-    // Nagle's algorithm would only add latency.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-    let (closing_tx, closing) = tokio::sync::watch::channel(false);
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: no new calls, draining in-flight ones");
-        let _ = closing_tx.send(true);
-        let _ = draining_tx.send(());
-    };
-    let mut builder = Server::builder();
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls)?;
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
-    let ingest = MeteredIngest::new(IngestService::new(store.clone()), metrics.clone());
-    let messaging = MeteredMessaging::new(MessagingService::new(store, outbound, closing), metrics);
-    // Tokens guard only the gateway's own services, in this one place: health
-    // and reflection stay open for load balancers and tooling.
-    let auth = Authenticate::new(tokens);
-    let server = builder
-        // Outermost, so refused calls are logged with the caller's trace context too.
-        .layer(TraceContextLayer)
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(IngestServer::with_interceptor(ingest, auth.clone()))
-        .add_service(MessagingServer::with_interceptor(messaging, auth))
-        .serve_with_incoming_shutdown(incoming, signal);
+}
 
-    let grace_over = async {
-        if draining_rx.await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
+impl Services {
+    pub fn new(store: Arc<dyn Store>, outbound: Arc<Outbound>, guards: Guards) -> Services {
+        let Guards {
+            tokens,
+            tls,
+            metrics,
+        } = guards;
+        let reporter = HealthReporter::new();
+        let health = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
+        let auth = Authenticate::new(tokens);
+        let ingest = MeteredIngest::new(IngestService::new(store.clone()), metrics.clone());
+        let ingest = IngestServer::with_interceptor(ingest, auth.clone());
+        Services {
+            store,
+            outbound,
+            tls,
+            metrics,
+            auth,
+            ingest,
+            health,
+            reporter,
         }
-    };
-    let result = tokio::select! {
-        result = server => result.map_err(anyhow::Error::from),
-        () = grace_over => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "calls still open after the grace period; closing them");
-            Ok(())
+    }
+
+    /// Whether the gRPC port speaks TLS.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether calls to the gateway's services need a bearer token.
+    pub fn auth(&self) -> bool {
+        self.auth.requires_token()
+    }
+
+    /// `Ingest` and health, callable in this process (see [`Link`]).
+    pub fn link(&self) -> Link {
+        let routes = Routes::new(self.health.clone()).add_service(self.ingest.clone());
+        TraceContextLayer.layer(routes)
+    }
+
+    /// Serves every service on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Services {
+            store,
+            outbound,
+            tls,
+            metrics,
+            auth,
+            ingest,
+            health,
+            reporter,
+        } = self;
+        let _probe = AbortOnDrop(tokio::spawn(report_health(
+            store.clone(),
+            reporter,
+            metrics.clone(),
+        )));
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(kapso_gateway_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+
+        // Small request/response messages on long-lived HTTP/2 connections:
+        // Nagle's algorithm would only add latency.
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+        let (closing_tx, closing) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new calls, draining in-flight ones");
+            let _ = closing_tx.send(true);
+            let _ = draining_tx.send(());
+        };
+        let mut builder = Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls)?;
         }
-    };
-    result
+        let messaging =
+            MeteredMessaging::new(MessagingService::new(store, outbound, closing), metrics);
+        // Tokens guard only the gateway's own services, in this one place: health
+        // and reflection stay open for load balancers and tooling.
+        let server = builder
+            // Outermost, so refused calls are logged with the caller's trace context too.
+            .layer(TraceContextLayer)
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(ingest)
+            .add_service(MessagingServer::with_interceptor(messaging, auth))
+            .serve_with_incoming_shutdown(incoming, signal);
+
+        let grace_over = async {
+            if draining_rx.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = server => result.map_err(anyhow::Error::from),
+            () = grace_over => {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "calls still open after the grace period; closing them");
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Stops a background task when the server future ends or is dropped, so a
