@@ -130,12 +130,6 @@ impl Core {
                 metrics.clone(),
             )))
         });
-        tracing::info!(
-            addr = %listener.local_addr()?,
-            tls = services.tls(),
-            auth = services.auth(),
-            "core listening"
-        );
         services.serve(listener, shutdown).await
     }
 }

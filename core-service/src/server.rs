@@ -97,16 +97,6 @@ impl Services {
         }
     }
 
-    /// Whether the gRPC port speaks TLS.
-    pub fn tls(&self) -> bool {
-        self.tls.is_some()
-    }
-
-    /// Whether calls to the gateway's services need a bearer token.
-    pub fn auth(&self) -> bool {
-        self.auth.requires_token()
-    }
-
     /// `Ingest` and health, callable in this process (see [`Link`]).
     pub fn link(&self) -> Link {
         let routes = Routes::new(self.health.clone()).add_service(self.ingest.clone());
@@ -129,6 +119,12 @@ impl Services {
             health,
             reporter,
         } = self;
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            tls = tls.is_some(),
+            auth = auth.requires_token(),
+            "core listening"
+        );
         let _probe = AbortOnDrop(tokio::spawn(report_health(
             store.clone(),
             reporter,
