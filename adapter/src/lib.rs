@@ -115,10 +115,10 @@ pub async fn run_with_core(
 ) -> anyhow::Result<()> {
     let core_target = core.target().to_owned();
     let state = AppState::with_core(&config, core);
+    // `core` is the URL (TLS exactly when it is https://) or "in-process".
     tracing::info!(
         addr = %listener.local_addr()?,
         core = core_target,
-        core_tls = config.core_tls_ca.is_some(),
         core_token = config.gateway_api_token.is_some(),
         secrets = config.webhook_secret.len(),
         body_limit_bytes = config.body_limit_bytes,
