@@ -3,7 +3,10 @@
 //! gateway's processes.
 //!
 //! Every request carries a fresh `X-Idempotency-Key` and fresh message ids, so
-//! nothing is a duplicate and every event costs a durable write. Each worker
+//! nothing is a duplicate and every event costs a durable write. Keys and ids
+//! are random, as Kapso's and WhatsApp's are, and messages come from
+//! `--contacts` customers: the store's indexes see the spread of real traffic,
+//! not a few keys that only grow. Each worker
 //! owns one keep-alive HTTP/1.1 connection, like Kapso's senders and wrk.
 //!
 //! ```sh
@@ -50,6 +53,10 @@ struct Args {
     /// Events per delivery: 1 sends single events, more sends Kapso v2 batches.
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Contacts the messages come from, each in its own conversation. A delivery
+    /// is one contact's messages, from a contact picked at random.
+    #[arg(long, default_value_t = 1000)]
+    contacts: u64,
     /// Message types: text, media (image with caption) or mixed (alternating).
     #[arg(long, value_enum, default_value_t = Mix::Mixed)]
     mix: Mix,
@@ -95,14 +102,14 @@ async fn main() -> anyhow::Result<()> {
     let run_id = std::process::id();
 
     let workers: Vec<_> = (0..args.concurrency)
-        .map(|worker| {
+        .map(|_| {
             let job = Job {
                 target: args.target.clone(),
                 secret: args.secret.clone(),
                 batch: args.batch.max(1),
+                contacts: args.contacts.max(1),
                 mix: args.mix,
                 run_id,
-                worker,
             };
             tokio::spawn(job.run(stop.clone(), measuring.clone(), sequence.clone()))
         })
@@ -139,9 +146,9 @@ struct Job {
     target: String,
     secret: String,
     batch: usize,
+    contacts: u64,
     mix: Mix,
     run_id: u32,
-    worker: usize,
 }
 
 impl Job {
@@ -193,25 +200,26 @@ impl Job {
     }
 
     fn request(&self, n: u64) -> anyhow::Result<hyper::Request<Full<Bytes>>> {
+        let delivery = mix64(u64::from(self.run_id) << 40 ^ n);
+        let contact = Contact::new(delivery % self.contacts);
         let events: Vec<String> = (0..self.batch as u64)
             .map(|i| {
-                let id = format!("wamid.lg{}-{}-{n}-{i}", self.run_id, self.worker);
                 let media = match self.mix {
                     Mix::Text => false,
                     Mix::Media => true,
                     Mix::Mixed => (n + i) % 2 == 1,
                 };
-                event_json(&id, media)
+                event_json(&contact, &contact.wamid(mix64(delivery ^ i)), media)
             })
             .collect();
         let body = if self.batch == 1 {
             events.into_iter().next().unwrap_or_default()
         } else {
             format!(
-                r#"{{"type":"whatsapp.message.received","batch":true,"data":[{}],"batch_info":{{"size":{},"window_ms":5000,"conversation_id":"conv_lg{}"}}}}"#,
+                r#"{{"type":"whatsapp.message.received","batch":true,"data":[{}],"batch_info":{{"size":{},"window_ms":5000,"conversation_id":"{}"}}}}"#,
                 events.join(","),
                 self.batch,
-                self.worker
+                contact.conversation
             )
         };
         let mut request = hyper::Request::post("/api/whatsapp/webhook")
@@ -219,10 +227,7 @@ impl Job {
             .header("content-type", "application/json")
             .header("x-webhook-event", "whatsapp.message.received")
             .header("x-webhook-signature", sign(&self.secret, body.as_bytes()))
-            .header(
-                "x-idempotency-key",
-                format!("lg-{}-{}-{n}", self.run_id, self.worker),
-            )
+            .header("x-idempotency-key", uuid_shaped(delivery))
             .header("x-webhook-payload-version", "v2");
         if self.batch > 1 {
             request = request
@@ -233,15 +238,60 @@ impl Job {
     }
 }
 
+/// One of the `--contacts` customers writing in.
+struct Contact {
+    phone: String,
+    conversation: String,
+}
+
+impl Contact {
+    fn new(index: u64) -> Self {
+        Self {
+            phone: format!("1650{index:07}"),
+            conversation: format!("conv_lg{index:07}"),
+        }
+    }
+
+    /// A message id shaped like WhatsApp's: a prefix shared by the contact's
+    /// messages, then random characters. Sequential ids would flatter the
+    /// store: its unique indexes would only ever grow at a few points.
+    fn wamid(&self, random: u64) -> String {
+        format!("wamid.HBgL{}FQIAEhgU{random:016X}", self.phone)
+    }
+}
+
+/// A delivery key shaped like Kapso's (a random UUID): like message ids, keys
+/// that only grow would flatter the store.
+fn uuid_shaped(delivery: u64) -> String {
+    let (high, low) = (delivery, mix64(!delivery));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        high >> 32,
+        (high >> 16) & 0xffff,
+        high & 0xfff,
+        low >> 52,
+        low & 0xffff_ffff_ffff
+    )
+}
+
+/// splitmix64: spreads consecutive numbers over the whole range, repeatably.
+fn mix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// A received message shaped like Kapso's v2 events (about 1 KB, as the fixtures).
-fn event_json(id: &str, media: bool) -> String {
+fn event_json(contact: &Contact, id: &str, media: bool) -> String {
+    let Contact { phone, conversation } = contact;
     let content = if media {
         r#""type":"image","image":{"caption":"Foto del pedido","id":"media_lg","mime_type":"image/jpeg"},"kapso":{"direction":"inbound","status":"received","processing_status":"pending","origin":"cloud_api","has_media":true,"content":"Foto del pedido Image attached (photo.jpg) [Size: 200 KB | Type: image/jpeg]","media_url":"https://api.kapso.ai/media/lg"}"#
     } else {
         r#""type":"text","text":{"body":"Hola, necesito ayuda con mi pedido numero 12345, no ha llegado todavia"},"kapso":{"direction":"inbound","status":"received","processing_status":"pending","origin":"cloud_api","has_media":false,"content":"Hola, necesito ayuda con mi pedido numero 12345, no ha llegado todavia"}"#
     };
     format!(
-        r#"{{"message":{{"id":"{id}","timestamp":"1730092800","from":"16505551234",{content}}},"conversation":{{"id":"conv_lg","phone_number":"+16505551234","status":"active","last_active_at":"2025-10-28T14:25:01Z","created_at":"2025-10-28T13:40:00Z","updated_at":"2025-10-28T14:25:01Z","metadata":{{}},"phone_number_id":"123456789012345","kapso":{{"contact_name":"John Doe","messages_count":1}}}},"is_new_conversation":false,"phone_number_id":"123456789012345"}}"#
+        r#"{{"message":{{"id":"{id}","timestamp":"1730092800","from":"{phone}",{content}}},"conversation":{{"id":"{conversation}","phone_number":"+{phone}","status":"active","last_active_at":"2025-10-28T14:25:01Z","created_at":"2025-10-28T13:40:00Z","updated_at":"2025-10-28T14:25:01Z","metadata":{{}},"phone_number_id":"123456789012345","kapso":{{"contact_name":"John Doe","messages_count":1}}}},"is_new_conversation":false,"phone_number_id":"123456789012345"}}"#
     )
 }
 
