@@ -59,12 +59,10 @@ async fn measure(store: &Arc<dyn Store>, batch: usize, duration: Duration) -> Ru
         .map(|caller| {
             let (store, stop, events) = (Arc::clone(store), Arc::clone(&stop), Arc::clone(&events));
             tokio::spawn(async move {
-                let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let delivery = delivery(caller, n, batch);
+                    let delivery = delivery(caller, batch);
                     store.ingest(delivery).await.expect("a stored delivery");
                     events.fetch_add(batch as u64, Ordering::Relaxed);
-                    n += 1;
                 }
             })
         })
@@ -87,10 +85,12 @@ async fn measure(store: &Arc<dyn Store>, batch: usize, duration: Duration) -> Ru
 }
 
 /// A delivery of `batch` received messages shaped like Kapso's (about 1 KB each).
-fn delivery(caller: usize, n: u64, batch: usize) -> Delivery {
+/// Message ids and the delivery key are random, as WhatsApp's and Kapso's are:
+/// ids that grow in order would only ever touch the end of the unique indexes.
+fn delivery(caller: usize, batch: usize) -> Delivery {
     let events = (0..batch)
-        .map(|i| {
-            let id = format!("wamid.bench-{caller}-{n}-{i}");
+        .map(|_| {
+            let id = format!("wamid.HBgL{caller:011}FQIAEhgU{:016X}", rand::random::<u64>());
             let text = "Hola, necesito ayuda con mi pedido numero 12345, no ha llegado todavia";
             NewEvent {
                 event_type: "whatsapp.message.received".into(),
@@ -110,7 +110,7 @@ fn delivery(caller: usize, n: u64, batch: usize) -> Delivery {
         })
         .collect();
     Delivery {
-        key: Some(format!("bench-{caller}-{n}")),
+        key: Some(format!("{:032x}", rand::random::<u128>())),
         events,
     }
 }
