@@ -284,7 +284,10 @@ fn mix64(x: u64) -> u64 {
 
 /// A received message shaped like Kapso's v2 events (about 1 KB, as the fixtures).
 fn event_json(contact: &Contact, id: &str, media: bool) -> String {
-    let Contact { phone, conversation } = contact;
+    let Contact {
+        phone,
+        conversation,
+    } = contact;
     let content = if media {
         r#""type":"image","image":{"caption":"Foto del pedido","id":"media_lg","mime_type":"image/jpeg"},"kapso":{"direction":"inbound","status":"received","processing_status":"pending","origin":"cloud_api","has_media":true,"content":"Foto del pedido Image attached (photo.jpg) [Size: 200 KB | Type: image/jpeg]","media_url":"https://api.kapso.ai/media/lg"}"#
     } else {
