@@ -110,6 +110,16 @@ pub async fn status_before_send_response_is_merged(store: Arc<dyn Store>) {
         .unwrap();
     let read = store.message("idem-1").await.unwrap().unwrap();
     assert_eq!(read.status, MessageStatus::Read);
+
+    // Kapso re-sends the early status under a new key: the merged row still knows it.
+    let logged = all_events(&store).await.len();
+    let mut delivered_again = status("wamid.OUT", "delivered", 210);
+    delivered_again.contact_phone.clear();
+    store
+        .ingest(delivery(Some("d2"), vec![delivered_again]))
+        .await
+        .unwrap();
+    assert_eq!(all_events(&store).await.len(), logged, "a duplicate");
 }
 
 pub async fn unknown_outcome_is_settled_by_status_webhook(store: Arc<dyn Store>) {
@@ -187,6 +197,16 @@ pub async fn a_wrongly_settled_send_is_corrected_by_the_send_responses(store: Ar
         store.message("wamid.A").await.unwrap().unwrap().gateway_id,
         "gw-a"
     );
+
+    // The status that was guessed wrong is still known under its wamid.
+    let logged = all_events(&store).await.len();
+    let mut sent_b_again = status("wamid.B", "sent", 200);
+    sent_b_again.text = "Your order has shipped".into();
+    store
+        .ingest(delivery(Some("s2"), vec![sent_b_again]))
+        .await
+        .unwrap();
+    assert_eq!(all_events(&store).await.len(), logged, "a duplicate");
 }
 
 pub async fn message_lookup_by_wamid_gateway_id_and_key(store: Arc<dyn Store>) {

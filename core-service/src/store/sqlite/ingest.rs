@@ -4,8 +4,8 @@
 //! failing delivery leaves no trace.
 //!
 //! De-duplication is enforced by unique keys (the delivery key, the log's
-//! `dedup_key`): a delivery is a duplicate when inserting its key changes no
-//! row, an event when the log already holds its identity.
+//! identities, see [`Identity`]): a delivery is a duplicate when inserting its
+//! key changes no row, an event when the log already holds its identity.
 
 use std::collections::BTreeMap;
 
@@ -48,21 +48,28 @@ fn claim_event<'a>(
     now_ms: i64,
     conversations: &mut SeenConversations<'a>,
 ) -> Result<Claim, StoreError> {
-    let identity = event.dedup_key();
+    let identity = Identity::of(event);
     // Looked up first rather than left to ON CONFLICT: a conflicting insert
-    // would still use up a sequence number. The unique index backs the
-    // lookup, and with one writer nothing can slip in between.
-    let known = conn
-        .prepare_cached("SELECT 1 FROM events WHERE dedup_key = ?1")?
-        .exists([&identity])?;
-    if known {
+    // would still use up a sequence number. A unique index backs each lookup,
+    // and with one writer nothing can slip in between.
+    if identity.is_known(conn)? {
         return Ok(Claim::Duplicate);
     }
+    let message_row = apply_event(conn, event, now_ms / 1000, conversations)?;
+    let (message_row, key) = match (&identity, message_row) {
+        (Identity::OfMessage { kind, .. }, Some(row)) => (Some(row), kind.to_string()),
+        (Identity::Own(key), None) => (None, key.clone()),
+        _ => {
+            return Err(StoreError::Internal(
+                "an event's identity and its effect on messages disagree".into(),
+            ));
+        }
+    };
     conn.prepare_cached(
         "INSERT INTO events (received_at_ms, event_type, message_id, conversation_id, \
          phone_number_id, contact_phone, direction, message_type, text, reply_to, timestamp, \
-         statuses_json, payload_json, dedup_key) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         statuses_json, payload_json, dedup_key, message_row) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         now_ms,
@@ -78,21 +85,66 @@ fn claim_event<'a>(
         event.timestamp,
         rows::encode_statuses(&event.statuses)?,
         event.payload_json,
-        identity,
+        key,
+        message_row,
     ])?;
     let sequence = u64::try_from(conn.last_insert_rowid())
         .map_err(|_| StoreError::Internal("negative event sequence".into()))?;
-    apply_event(conn, event, now_ms / 1000, conversations)?;
     Ok(Claim::New { sequence })
 }
 
+/// How the log recognises an event that comes again (the same identity as
+/// [`NewEvent::dedup_key`], stored in two forms; migration 0004).
+pub(super) enum Identity<'a> {
+    /// A received message or a status: its message's row and the kind of event.
+    /// Message rows are numbered in arrival order, so this index grows at its
+    /// end, where one keyed by the random wamid would take a page per event.
+    OfMessage { wamid: &'a str, kind: &'a str },
+    /// Any other event: the whole identity.
+    Own(String),
+}
+
+impl<'a> Identity<'a> {
+    pub(super) fn of(event: &'a NewEvent) -> Self {
+        if !touches_message(event) {
+            return Identity::Own(event.dedup_key());
+        }
+        let kind = match event.reported_status() {
+            Some(status) => status.as_str(),
+            None => &event.event_type,
+        };
+        Identity::OfMessage {
+            wamid: &event.message_id,
+            kind,
+        }
+    }
+
+    pub(super) fn is_known(&self, conn: &Connection) -> Result<bool, StoreError> {
+        let known = match self {
+            Identity::OfMessage { wamid, kind } => conn
+                .prepare_cached(
+                    "SELECT 1 FROM events WHERE dedup_key = ?2 \
+                     AND message_row = (SELECT id FROM messages WHERE wamid = ?1)",
+                )?
+                .exists(params![wamid, kind])?,
+            Identity::Own(key) => conn
+                .prepare_cached(
+                    "SELECT 1 FROM events WHERE dedup_key = ?1 AND message_row IS NULL",
+                )?
+                .exists([key])?,
+        };
+        Ok(known)
+    }
+}
+
 /// Applies a new event to messages, and notes what it says of its conversation.
+/// Returns the row of the message it changed, `None` when it touches none.
 fn apply_event<'a>(
     conn: &Connection,
     event: &'a NewEvent,
     now: i64,
     conversations: &mut SeenConversations<'a>,
-) -> Result<(), StoreError> {
+) -> Result<Option<i64>, StoreError> {
     let at = if event.timestamp > 0 {
         event.timestamp
     } else {
@@ -102,19 +154,23 @@ fn apply_event<'a>(
     if !event.conversation_id.is_empty() {
         conversations.saw(event, inbound.then_some(at));
     }
-    if event.message_id.is_empty() {
-        Ok(())
+    if !touches_message(event) {
+        // No message id, or another kind of message event (a new type Kapso added): logged only.
+        Ok(None)
     } else if inbound {
-        record_inbound(conn, event, at, now)
-    } else if event.reported_status().is_some()
-        || !event.statuses.is_empty()
-        || event.direction == Direction::Outbound
-    {
-        record_statuses(conn, event, at, now)
+        record_inbound(conn, event, at, now).map(Some)
     } else {
-        // Another kind of message event (a new type Kapso added): logged only.
-        Ok(())
+        record_statuses(conn, event, at, now).map(Some)
     }
+}
+
+/// Whether storing `event` creates or changes a message row.
+fn touches_message(event: &NewEvent) -> bool {
+    !event.message_id.is_empty()
+        && (is_inbound_message(event)
+            || event.reported_status().is_some()
+            || !event.statuses.is_empty()
+            || event.direction == Direction::Outbound)
 }
 
 /// A message the contact sent to the business.
@@ -190,7 +246,7 @@ fn record_inbound(
     event: &NewEvent,
     at: i64,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     let fields = params![
         event.message_id,
         event.conversation_id,
@@ -231,7 +287,8 @@ fn record_inbound(
         )?
         .query_row(fields, |r| r.get(0))?
     };
-    record_history(conn, id, MessageStatus::Received, at)
+    record_history(conn, id, MessageStatus::Received, at)?;
+    Ok(id)
 }
 
 /// A status (or other outbound) event: move the message forward.
@@ -240,7 +297,7 @@ fn record_statuses(
     event: &NewEvent,
     at: i64,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     let mut updates: Vec<(MessageStatus, i64, &[MetaError])> = event
         .statuses
         .iter()
@@ -292,7 +349,7 @@ fn record_statuses(
     for (status, when, _) in &updates {
         record_history(conn, id, *status, *when)?;
     }
-    Ok(())
+    Ok(id)
 }
 
 fn find_by_wamid(

@@ -9,8 +9,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
+use super::ingest::Identity;
+use super::rows::{self, event_columns};
 use crate::model::NewEvent;
 use crate::store::StoreError;
 
@@ -39,6 +41,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0003_event_identity",
         sql: include_str!("../../../migrations/sqlite/0003_event_identity.sql"),
         data: Some(move_event_keys_into_the_log),
+    },
+    Migration {
+        name: "0004_message_event_identity",
+        sql: include_str!("../../../migrations/sqlite/0004_message_event_identity.sql"),
+        data: Some(key_message_events_by_their_row),
     },
 ];
 
@@ -154,6 +161,34 @@ fn move_event_keys_into_the_log(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// 0004: gives each stored received message and status the identity ingest now
+/// gives it, its message's row and kind. An event whose message row is gone
+/// keeps its whole identity.
+fn key_message_events_by_their_row(conn: &Connection) -> Result<(), StoreError> {
+    let mut select = conn.prepare(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM events WHERE message_id <> '' AND message_row IS NULL"
+    ))?;
+    let mut row_of = conn.prepare("SELECT id FROM messages WHERE wamid = ?1")?;
+    // OR IGNORE: as in 0003, an identity met twice stays as it was.
+    let mut update = conn.prepare(
+        "UPDATE OR IGNORE events SET message_row = ?2, dedup_key = ?3 WHERE sequence = ?1",
+    )?;
+    let mut stored = select.query([])?;
+    while let Some(row) = stored.next()? {
+        let stored = rows::event_from_row(row)?;
+        let Identity::OfMessage { wamid, kind } = Identity::of(&stored.event) else {
+            continue;
+        };
+        let message_row: Option<i64> = row_of.query_row([wamid], |r| r.get(0)).optional()?;
+        if let Some(message_row) = message_row {
+            update.execute(params![stored.sequence as i64, message_row, kind])?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +268,78 @@ mod tests {
             )
             .unwrap();
         assert_eq!(leftover, 0, "event_keys and its index are gone");
+    }
+
+    /// A database from before 0004: its received messages and statuses are
+    /// found by message row and kind, other events by their whole identity,
+    /// so what it held still de-duplicates.
+    #[test]
+    fn upgrading_keys_message_events_by_their_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.db");
+        let old = Connection::open(&path).unwrap();
+        for migration in &MIGRATIONS[..3] {
+            old.execute_batch(migration.sql).unwrap();
+        }
+        old.pragma_update(None, "user_version", 3).unwrap();
+        old.execute(
+            "INSERT INTO messages (id, wamid, direction, status, timestamp, created_at, updated_at) \
+             VALUES (7, 'wamid.before-upgrade', 'inbound', 'received', 1, 1, 1)",
+            [],
+        )
+        .unwrap();
+        let received = NewEvent {
+            event_type: "whatsapp.message.received".into(),
+            message_id: "wamid.before-upgrade".into(),
+            direction: crate::model::Direction::Inbound,
+            payload_json: "{}".into(),
+            ..NewEvent::default()
+        };
+        let created = NewEvent {
+            event_type: "whatsapp.conversation.created".into(),
+            payload_json: r#"{"conversation":{"id":"conv-1"}}"#.into(),
+            ..NewEvent::default()
+        };
+        for event in [&received, &created] {
+            old.execute(
+                "INSERT INTO events (received_at_ms, event_type, message_id, conversation_id, \
+                 phone_number_id, contact_phone, direction, message_type, text, reply_to, \
+                 timestamp, payload_json, dedup_key) \
+                 VALUES (1, ?1, ?2, '', '', '', ?3, '', '', '', 0, ?4, ?5)",
+                params![
+                    event.event_type,
+                    event.message_id,
+                    event.direction.as_str(),
+                    event.payload_json,
+                    event.dedup_key()
+                ],
+            )
+            .unwrap();
+        }
+        drop(old);
+
+        let conn = open_writer(&path).unwrap();
+        let identities: Vec<(Option<i64>, String)> = conn
+            .prepare("SELECT message_row, dedup_key FROM events ORDER BY sequence")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            identities,
+            [
+                (Some(7), "whatsapp.message.received".to_string()),
+                (None, created.dedup_key())
+            ]
+        );
+        for event in [&received, &created] {
+            assert!(
+                Identity::of(event).is_known(&conn).unwrap(),
+                "{}",
+                event.event_type
+            );
+        }
     }
 
     #[test]

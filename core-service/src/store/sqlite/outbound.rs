@@ -159,6 +159,7 @@ fn merge_webhook_row(
         // on number, contact and text: a guess, which Kapso's answer overrules.
         // That send keeps its own row and goes back to waiting for its wamid.
         tracing::warn!(wamid, "wamid claimed by another send; detaching it");
+        move_message_events(conn, other, id)?;
         conn.prepare_cached("UPDATE messages SET wamid = NULL WHERE id = ?1")?
             .execute([other])?;
         return Ok(None);
@@ -180,8 +181,19 @@ fn merge_webhook_row(
     .execute([id, other])?;
     conn.prepare_cached("DELETE FROM status_history WHERE message_id = ?1")?
         .execute([other])?;
+    move_message_events(conn, other, id)?;
     // Deleted before the caller sets the wamid on the send's row (it is unique).
     conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?
         .execute([other])?;
     Ok(Some(status))
+}
+
+/// Hands the identities of the events about `wamid` (see `ingest::Identity`)
+/// from the row that held it to the send's row. Before the row is deleted: a
+/// message row's number can be given out again, and a new message must not
+/// inherit them.
+fn move_message_events(conn: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE events SET message_row = ?2 WHERE message_row = ?1")?
+        .execute([from, to])?;
+    Ok(())
 }
