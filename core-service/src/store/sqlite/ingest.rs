@@ -56,15 +56,11 @@ fn claim_event<'a>(
         return Ok(Claim::Duplicate);
     }
     let message_row = apply_event(conn, event, now_ms / 1000, conversations)?;
-    let (message_row, key) = match (&identity, message_row) {
-        (Identity::OfMessage { kind, .. }, Some(row)) => (Some(row), kind.to_string()),
-        (Identity::Own(key), None) => (None, key.clone()),
-        _ => {
-            return Err(StoreError::Internal(
-                "an event's identity and its effect on messages disagree".into(),
-            ));
-        }
-    };
+    // Both follow `touches_message`: a message event always has its row.
+    debug_assert_eq!(
+        message_row.is_some(),
+        matches!(identity, Identity::OfMessage { .. })
+    );
     conn.prepare_cached(
         "INSERT INTO events (received_at_ms, event_type, message_id, conversation_id, \
          phone_number_id, contact_phone, direction, message_type, text, reply_to, timestamp, \
@@ -85,7 +81,7 @@ fn claim_event<'a>(
         event.timestamp,
         rows::encode_statuses(&event.statuses)?,
         event.payload_json,
-        key,
+        identity.key(),
         message_row,
     ])?;
     let sequence = u64::try_from(conn.last_insert_rowid())
@@ -116,6 +112,14 @@ impl<'a> Identity<'a> {
         Identity::OfMessage {
             wamid: &event.message_id,
             kind,
+        }
+    }
+
+    /// What the log's `dedup_key` column holds for this identity.
+    fn key(&self) -> &str {
+        match self {
+            Identity::OfMessage { kind, .. } => kind,
+            Identity::Own(key) => key,
         }
     }
 
