@@ -220,28 +220,39 @@ mod tests {
         assert_eq!(version, MIGRATIONS.len());
     }
 
+    /// A database as a release that knew only the first `version` migrations left it.
+    fn database_at_version(path: &std::path::Path, version: usize) -> Connection {
+        let old = Connection::open(path).unwrap();
+        for migration in &MIGRATIONS[..version] {
+            old.execute_batch(migration.sql).unwrap();
+        }
+        old.pragma_update(None, "user_version", version).unwrap();
+        old
+    }
+
+    /// An event with no message: identified by its whole identity in every version.
+    fn conversation_created() -> NewEvent {
+        NewEvent {
+            event_type: "whatsapp.conversation.created".into(),
+            payload_json: r#"{"conversation":{"id":"conv-1"}}"#.into(),
+            ..NewEvent::default()
+        }
+    }
+
     /// A database from before 0003 gets the identity of every stored event,
     /// exactly as ingest computes it, so what it held still de-duplicates.
     #[test]
     fn upgrading_moves_stored_identities_into_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gw.db");
-        let old = Connection::open(&path).unwrap();
-        for migration in &MIGRATIONS[..2] {
-            old.execute_batch(migration.sql).unwrap();
-        }
-        old.pragma_update(None, "user_version", 2).unwrap();
+        let old = database_at_version(&path, 2);
         let received = NewEvent {
             event_type: "whatsapp.message.received".into(),
             message_id: "wamid.before-upgrade".into(),
             payload_json: r#"{"message":{"id":"wamid.before-upgrade"}}"#.into(),
             ..NewEvent::default()
         };
-        let created = NewEvent {
-            event_type: "whatsapp.conversation.created".into(),
-            payload_json: r#"{"conversation":{"id":"conv-1"}}"#.into(),
-            ..NewEvent::default()
-        };
+        let created = conversation_created();
         for event in [&received, &created] {
             old.execute(
                 "INSERT INTO events (received_at_ms, event_type, message_id, conversation_id, \
@@ -279,11 +290,7 @@ mod tests {
     fn upgrading_keys_message_events_by_their_row() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gw.db");
-        let old = Connection::open(&path).unwrap();
-        for migration in &MIGRATIONS[..3] {
-            old.execute_batch(migration.sql).unwrap();
-        }
-        old.pragma_update(None, "user_version", 3).unwrap();
+        let old = database_at_version(&path, 3);
         old.execute(
             "INSERT INTO messages (id, wamid, direction, status, timestamp, created_at, updated_at) \
              VALUES (7, 'wamid.before-upgrade', 'inbound', 'received', 1, 1, 1)",
@@ -297,11 +304,7 @@ mod tests {
             payload_json: "{}".into(),
             ..NewEvent::default()
         };
-        let created = NewEvent {
-            event_type: "whatsapp.conversation.created".into(),
-            payload_json: r#"{"conversation":{"id":"conv-1"}}"#.into(),
-            ..NewEvent::default()
-        };
+        let created = conversation_created();
         for event in [&received, &created] {
             old.execute(
                 "INSERT INTO events (received_at_ms, event_type, message_id, conversation_id, \
