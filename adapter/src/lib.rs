@@ -13,6 +13,7 @@
 //! - [`routes`]: the HTTP handlers.
 //! - [`trace_context`]: the request id and W3C `traceparent` of each request.
 //! - `serve`: the accept loop with connection, header-timeout and shutdown limits.
+//! - [`shutdown`]: the signal that stops the binaries.
 //! - [`state`]: what the handlers share.
 //! - [`error`]: the one error type of the HTTP boundary.
 //! - [`metrics`]: Prometheus counters and the latency histogram.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod metrics;
 pub mod routes;
 mod serve;
+pub mod shutdown;
 pub mod signature;
 pub mod state;
 pub mod telemetry;

@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         stopped(adapter_stopping),
     ));
     tokio::spawn(async move {
-        shutdown_signal().await;
+        kapso_adapter::shutdown::signal().await;
         let _ = stop_adapter.send(true);
     });
 
@@ -86,26 +86,4 @@ Configured by environment variables (see `kapso-adapter --help` and `kapso-core 
 /// Resolves once the flag flips to true (or its sender is gone).
 async fn stopped(mut flag: watch::Receiver<bool>) {
     let _ = flag.wait_for(|stop| *stop).await;
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }
