@@ -49,13 +49,15 @@ fn claim_event<'a>(
     conversations: &mut SeenConversations<'a>,
 ) -> Result<Claim, StoreError> {
     let identity = Identity::of(event);
+    // Found once: the identity of a message event and its changes both need it.
+    let message = identity.message(conn)?;
     // Looked up first rather than left to ON CONFLICT: a conflicting insert
     // would still use up a sequence number. A unique index backs each lookup,
     // and with one writer nothing can slip in between.
-    if identity.is_known(conn)? {
+    if identity.is_known(conn, message)? {
         return Ok(Claim::Duplicate);
     }
-    let message_row = apply_event(conn, event, now_ms / 1000, conversations)?;
+    let message_row = apply_event(conn, event, message, now_ms / 1000, conversations)?;
     // Both follow `touches_message`: a message event always has its row.
     debug_assert_eq!(
         message_row.is_some(),
@@ -123,14 +125,26 @@ impl<'a> Identity<'a> {
         }
     }
 
-    pub(super) fn is_known(&self, conn: &Connection) -> Result<bool, StoreError> {
+    /// The stored message a message event is about, if there is one yet.
+    pub(super) fn message(&self, conn: &Connection) -> Result<Option<KnownMessage>, StoreError> {
+        match self {
+            Identity::OfMessage { wamid, .. } => find_by_wamid(conn, wamid),
+            Identity::Own(_) => Ok(None),
+        }
+    }
+
+    /// Whether the log holds this identity; `message` is what [`Self::message`] found.
+    pub(super) fn is_known(
+        &self,
+        conn: &Connection,
+        message: Option<KnownMessage>,
+    ) -> Result<bool, StoreError> {
         let known = match self {
-            Identity::OfMessage { wamid, kind } => conn
-                .prepare_cached(
-                    "SELECT 1 FROM events WHERE dedup_key = ?2 \
-                     AND message_row = (SELECT id FROM messages WHERE wamid = ?1)",
-                )?
-                .exists(params![wamid, kind])?,
+            // No row yet, so no event about the message either.
+            Identity::OfMessage { .. } if message.is_none() => false,
+            Identity::OfMessage { kind, .. } => conn
+                .prepare_cached("SELECT 1 FROM events WHERE message_row = ?1 AND dedup_key = ?2")?
+                .exists(params![message.map(|m| m.row), kind])?,
             Identity::Own(key) => conn
                 .prepare_cached(
                     "SELECT 1 FROM events WHERE dedup_key = ?1 AND message_row IS NULL",
@@ -146,6 +160,7 @@ impl<'a> Identity<'a> {
 fn apply_event<'a>(
     conn: &Connection,
     event: &'a NewEvent,
+    message: Option<KnownMessage>,
     now: i64,
     conversations: &mut SeenConversations<'a>,
 ) -> Result<Option<i64>, StoreError> {
@@ -162,9 +177,9 @@ fn apply_event<'a>(
         // No message id, or another kind of message event (a new type Kapso added): logged only.
         Ok(None)
     } else if inbound {
-        record_inbound(conn, event, at, now).map(Some)
+        record_inbound(conn, event, message, at, now).map(Some)
     } else {
-        record_statuses(conn, event, at, now).map(Some)
+        record_statuses(conn, event, message, at, now).map(Some)
     }
 }
 
@@ -248,48 +263,56 @@ impl<'a> SeenConversations<'a> {
 fn record_inbound(
     conn: &Connection,
     event: &NewEvent,
+    message: Option<KnownMessage>,
     at: i64,
     now: i64,
 ) -> Result<i64, StoreError> {
-    let fields = params![
-        event.message_id,
-        event.conversation_id,
-        event.phone_number_id,
-        event.contact_phone,
-        event.message_type,
-        event.text,
-        event.reply_to_message_id,
-        at,
-        now
-    ];
-    // A message seen for the first time (nearly always) is a plain insert. An
-    // upsert with RETURNING would cost more on every call: SQLite buffers the
-    // returned rows in a temporary table.
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO messages (wamid, direction, conversation_id, phone_number_id, \
-             contact_phone, type, text, reply_to, status, timestamp, created_at, updated_at) \
-             VALUES (?1, 'inbound', ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8, ?9, ?9) \
-             ON CONFLICT (wamid) DO NOTHING",
-        )?
-        .execute(fields)?;
-    let id = if inserted == 1 {
-        conn.last_insert_rowid()
-    } else {
+    let id = match message {
         // Known already (a status webhook came first): fill in what it lacked.
-        conn.prepare_cached(
-            "UPDATE messages SET \
-               conversation_id = CASE WHEN conversation_id = '' THEN ?2 ELSE conversation_id END, \
-               phone_number_id = CASE WHEN phone_number_id = '' THEN ?3 ELSE phone_number_id END, \
-               contact_phone = CASE WHEN contact_phone = '' THEN ?4 ELSE contact_phone END, \
-               type = CASE WHEN type = '' THEN ?5 ELSE type END, \
-               text = CASE WHEN text = '' THEN ?6 ELSE text END, \
-               reply_to = CASE WHEN reply_to = '' THEN ?7 ELSE reply_to END, \
-               updated_at = ?9 \
-             WHERE wamid = ?1 \
-             RETURNING id",
-        )?
-        .query_row(fields, |r| r.get(0))?
+        Some(KnownMessage { row, .. }) => {
+            conn.prepare_cached(
+                "UPDATE messages SET \
+                   conversation_id = CASE WHEN conversation_id = '' THEN ?2 ELSE conversation_id END, \
+                   phone_number_id = CASE WHEN phone_number_id = '' THEN ?3 ELSE phone_number_id END, \
+                   contact_phone = CASE WHEN contact_phone = '' THEN ?4 ELSE contact_phone END, \
+                   type = CASE WHEN type = '' THEN ?5 ELSE type END, \
+                   text = CASE WHEN text = '' THEN ?6 ELSE text END, \
+                   reply_to = CASE WHEN reply_to = '' THEN ?7 ELSE reply_to END, \
+                   updated_at = ?8 \
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                row,
+                event.conversation_id,
+                event.phone_number_id,
+                event.contact_phone,
+                event.message_type,
+                event.text,
+                event.reply_to_message_id,
+                now
+            ])?;
+            row
+        }
+        // Seen for the first time (nearly always): a plain insert.
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO messages (wamid, direction, conversation_id, phone_number_id, \
+                 contact_phone, type, text, reply_to, status, timestamp, created_at, updated_at) \
+                 VALUES (?1, 'inbound', ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8, ?9, ?9)",
+            )?
+            .execute(params![
+                event.message_id,
+                event.conversation_id,
+                event.phone_number_id,
+                event.contact_phone,
+                event.message_type,
+                event.text,
+                event.reply_to_message_id,
+                at,
+                now
+            ])?;
+            conn.last_insert_rowid()
+        }
     };
     record_history(conn, id, MessageStatus::Received, at)?;
     Ok(id)
@@ -299,6 +322,7 @@ fn record_inbound(
 fn record_statuses(
     conn: &Connection,
     event: &NewEvent,
+    message: Option<KnownMessage>,
     at: i64,
     now: i64,
 ) -> Result<i64, StoreError> {
@@ -327,12 +351,15 @@ fn record_statuses(
         (status, errors)
     };
 
-    let known = match find_by_wamid(conn, &event.message_id)? {
+    let known = match message {
         Some(found) => Some(found),
         None => find_unsettled_send(conn, event, now)?,
     };
     let id = match known {
-        Some((id, current)) => {
+        Some(KnownMessage {
+            row: id,
+            status: current,
+        }) => {
             let (status, errors) = advance(current);
             update_message(conn, id, event, status, errors, now)?;
             id
@@ -356,15 +383,26 @@ fn record_statuses(
     Ok(id)
 }
 
-fn find_by_wamid(
-    conn: &Connection,
-    wamid: &str,
-) -> Result<Option<(i64, MessageStatus)>, StoreError> {
+/// A stored message as an event about it needs it: its row and its status now.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct KnownMessage {
+    row: i64,
+    status: MessageStatus,
+}
+
+fn find_by_wamid(conn: &Connection, wamid: &str) -> Result<Option<KnownMessage>, StoreError> {
     let found = conn
         .prepare_cached("SELECT id, status FROM messages WHERE wamid = ?1")?
-        .query_row([wamid], |r| Ok((r.get(0)?, rows::status_column(r, 1)?)))
+        .query_row([wamid], known_message)
         .optional()?;
     Ok(found)
+}
+
+fn known_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<KnownMessage> {
+    Ok(KnownMessage {
+        row: row.get(0)?,
+        status: rows::status_column(row, 1)?,
+    })
 }
 
 /// A recent send with no wamid yet (its response is pending or was lost) that the
@@ -374,7 +412,7 @@ fn find_unsettled_send(
     conn: &Connection,
     event: &NewEvent,
     now: i64,
-) -> Result<Option<(i64, MessageStatus)>, StoreError> {
+) -> Result<Option<KnownMessage>, StoreError> {
     if event.direction == Direction::Inbound
         || event.phone_number_id.is_empty()
         || event.contact_phone.is_empty()
@@ -396,7 +434,7 @@ fn find_unsettled_send(
                 now - SETTLE_WINDOW_SECS,
                 event.text
             ],
-            |r| Ok((r.get(0)?, rows::status_column(r, 1)?)),
+            known_message,
         )?
         .collect::<Result<Vec<_>, _>>()?;
     // Without text to compare, only an unambiguous match is safe to settle.

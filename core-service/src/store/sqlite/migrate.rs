@@ -339,8 +339,10 @@ mod tests {
             ]
         );
         for event in [&received, &created] {
+            let identity = Identity::of(event);
+            let message = identity.message(&conn).unwrap();
             assert!(
-                Identity::of(event).is_known(&conn).unwrap(),
+                identity.is_known(&conn, message).unwrap(),
                 "{}",
                 event.event_type
             );
