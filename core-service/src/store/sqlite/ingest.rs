@@ -140,11 +140,15 @@ impl<'a> Identity<'a> {
         message: Option<KnownMessage>,
     ) -> Result<bool, StoreError> {
         let known = match self {
-            // No row yet, so no event about the message either.
-            Identity::OfMessage { .. } if message.is_none() => false,
-            Identity::OfMessage { kind, .. } => conn
-                .prepare_cached("SELECT 1 FROM events WHERE message_row = ?1 AND dedup_key = ?2")?
-                .exists(params![message.map(|m| m.row), kind])?,
+            Identity::OfMessage { kind, .. } => match message {
+                // No row yet, so no event about the message either.
+                None => false,
+                Some(found) => conn
+                    .prepare_cached(
+                        "SELECT 1 FROM events WHERE message_row = ?1 AND dedup_key = ?2",
+                    )?
+                    .exists(params![found.row, kind])?,
+            },
             Identity::Own(key) => conn
                 .prepare_cached(
                     "SELECT 1 FROM events WHERE dedup_key = ?1 AND message_row IS NULL",
