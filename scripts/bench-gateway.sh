@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The gateway under kapso-loadgen: single events and batches of 10, 64
-# connections, durable SQLite (fsync before every 200). Prints throughput,
-# latency percentiles and the RSS of each process.
+# The gateway under kapso-loadgen: single events, batches of 10, and
+# conversations (each received message followed by the sent, delivered and read
+# receipts of a reply), 64 connections, durable SQLite (fsync before every
+# 200). Prints throughput, latency percentiles and the RSS of each process.
 #
 # Usage: scripts/bench-gateway.sh [SECONDS] [split]
 #   split: run kapso-adapter and kapso-core as two processes (default: kapso-gateway)
@@ -31,9 +32,10 @@ fi
 wait_port 18200
 
 echo "machine: $(nproc) cores, $(uname -r); mode: $MODE"
-for batch in 1 10; do
+for load in "--batch 1" "--batch 10" "--batch 1 --traffic conversation"; do
+  # shellcheck disable=SC2086 # $load is several arguments
   target/release/kapso-loadgen --target 127.0.0.1:18200 --concurrency 64 --duration "$SECS" --warmup 2 \
-    --batch "$batch" --mix mixed "${PIDS[@]}"
+    $load --mix mixed "${PIDS[@]}"
   echo
 done
 curl -s "http://$CORE_METRICS_ADDR/metrics" | grep -E '^kapso_core_store_commit_batch_size_(sum|count)' || true

@@ -2,12 +2,10 @@
 //! and reports throughput, latency percentiles, errors and the memory of the
 //! gateway's processes.
 //!
-//! Every request carries a fresh `X-Idempotency-Key` and fresh message ids, so
-//! nothing is a duplicate and every event costs a durable write. Keys and ids
-//! are random, as Kapso's and WhatsApp's are, and messages come from
-//! `--contacts` customers: the store's indexes see the spread of real traffic,
-//! not a few keys that only grow. Each worker
-//! owns one keep-alive HTTP/1.1 connection, like Kapso's senders and wrk.
+//! What it sends is in [`deliveries`]: fresh random keys and ids on every
+//! delivery, messages from `--contacts` customers, and with `--traffic
+//! conversation` the status receipts of the replies too. Each worker owns one
+//! keep-alive HTTP/1.1 connection, like Kapso's senders and wrk.
 //!
 //! ```sh
 //! kapso-loadgen --secret dev-secret-change-me --concurrency 64 --duration 10 \
@@ -28,6 +26,10 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use kapso_adapter::signature::sign;
 use tokio::net::TcpStream;
+
+use deliveries::{Delivery, Mix, Plan, Traffic};
+
+mod deliveries;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,22 +59,19 @@ struct Args {
     /// is one contact's messages, from a contact picked at random.
     #[arg(long, default_value_t = 1000)]
     contacts: u64,
-    /// Message types: text, media (image with caption) or mixed (alternating).
+    /// Message types of received messages: text, media (image with caption) or mixed (alternating).
     #[arg(long, value_enum, default_value_t = Mix::Mixed)]
     mix: Mix,
+    /// received: received messages only. conversation: each delivery of received
+    /// messages followed by the sent, delivered and read receipts of a reply.
+    #[arg(long, value_enum, default_value_t = Traffic::Received)]
+    traffic: Traffic,
     /// Processes whose RSS to sample, as NAME=PID (repeatable).
     #[arg(long = "pid", value_parser = parse_pid)]
     pids: Vec<(String, u32)>,
     /// Also print the summary as one JSON line.
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Mix {
-    Text,
-    Media,
-    Mixed,
 }
 
 fn parse_pid(raw: &str) -> Result<(String, u32), String> {
@@ -87,6 +86,8 @@ fn parse_pid(raw: &str) -> Result<(String, u32), String> {
 struct Tally {
     latency_us: Histogram<u64>,
     ok: u64,
+    /// Events in the deliveries answered 200.
+    events: u64,
     non_200: u64,
     errors: u64,
 }
@@ -99,17 +100,20 @@ async fn main() -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let sequence = Arc::new(AtomicU64::new(0));
-    let run_id = std::process::id();
+    let plan = Plan {
+        batch: args.batch.max(1),
+        contacts: args.contacts.max(1),
+        mix: args.mix,
+        traffic: args.traffic,
+        run_id: std::process::id(),
+    };
 
     let workers: Vec<_> = (0..args.concurrency)
         .map(|_| {
             let job = Job {
                 target: args.target.clone(),
                 secret: args.secret.clone(),
-                batch: args.batch.max(1),
-                contacts: args.contacts.max(1),
-                mix: args.mix,
-                run_id,
+                plan,
             };
             tokio::spawn(job.run(stop.clone(), measuring.clone(), sequence.clone()))
         })
@@ -127,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
     let mut total = Tally {
         latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
         ok: 0,
+        events: 0,
         non_200: 0,
         errors: 0,
     };
@@ -134,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
         let tally = worker.await??;
         total.latency_us.add(&tally.latency_us)?;
         total.ok += tally.ok;
+        total.events += tally.events;
         total.non_200 += tally.non_200;
         total.errors += tally.errors;
     }
@@ -145,10 +151,7 @@ async fn main() -> anyhow::Result<()> {
 struct Job {
     target: String,
     secret: String,
-    batch: usize,
-    contacts: u64,
-    mix: Mix,
-    run_id: u32,
+    plan: Plan,
 }
 
 impl Job {
@@ -161,6 +164,7 @@ impl Job {
         let mut tally = Tally {
             latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
             ok: 0,
+            events: 0,
             non_200: 0,
             errors: 0,
         };
@@ -177,13 +181,16 @@ impl Job {
                 }
             }
             let n = sequence.fetch_add(1, Ordering::Relaxed);
-            let request = self.request(n)?;
+            let delivery = self.plan.delivery(n);
+            let events = delivery.events as u64;
+            let request = self.request(delivery)?;
             let started = Instant::now();
             let outcome = send(sender.as_mut().context("connected")?, request).await;
             let measured = measuring.load(Ordering::Relaxed);
             match outcome {
                 Ok(200) if measured => {
                     tally.ok += 1;
+                    tally.events += events;
                     tally
                         .latency_us
                         .saturating_record(started.elapsed().as_micros() as u64);
@@ -199,103 +206,28 @@ impl Job {
         Ok(tally)
     }
 
-    fn request(&self, n: u64) -> anyhow::Result<hyper::Request<Full<Bytes>>> {
-        let delivery = mix64(u64::from(self.run_id) << 40 ^ n);
-        let contact = Contact::new(delivery % self.contacts);
-        let events: Vec<String> = (0..self.batch as u64)
-            .map(|i| {
-                let media = match self.mix {
-                    Mix::Text => false,
-                    Mix::Media => true,
-                    Mix::Mixed => (n + i) % 2 == 1,
-                };
-                event_json(&contact, &contact.wamid(mix64(delivery ^ i)), media)
-            })
-            .collect();
-        let body = if self.batch == 1 {
-            events.into_iter().next().unwrap_or_default()
-        } else {
-            format!(
-                r#"{{"type":"whatsapp.message.received","batch":true,"data":[{}],"batch_info":{{"size":{},"window_ms":5000,"conversation_id":"{}"}}}}"#,
-                events.join(","),
-                self.batch,
-                contact.conversation
-            )
-        };
+    fn request(&self, delivery: Delivery) -> anyhow::Result<hyper::Request<Full<Bytes>>> {
+        let Delivery {
+            event_type,
+            key,
+            body,
+            events,
+            batch,
+        } = delivery;
         let mut request = hyper::Request::post("/api/whatsapp/webhook")
             .header("host", &self.target)
             .header("content-type", "application/json")
-            .header("x-webhook-event", "whatsapp.message.received")
+            .header("x-webhook-event", event_type)
             .header("x-webhook-signature", sign(&self.secret, body.as_bytes()))
-            .header("x-idempotency-key", uuid_shaped(delivery))
+            .header("x-idempotency-key", key)
             .header("x-webhook-payload-version", "v2");
-        if self.batch > 1 {
+        if batch {
             request = request
                 .header("x-webhook-batch", "true")
-                .header("x-batch-size", self.batch.to_string());
+                .header("x-batch-size", events.to_string());
         }
         Ok(request.body(Full::new(Bytes::from(body)))?)
     }
-}
-
-/// One of the `--contacts` customers writing in.
-struct Contact {
-    phone: String,
-    conversation: String,
-}
-
-impl Contact {
-    fn new(index: u64) -> Self {
-        Self {
-            phone: format!("1650{index:07}"),
-            conversation: format!("conv_lg{index:07}"),
-        }
-    }
-
-    /// A message id shaped like WhatsApp's: a prefix shared by the contact's
-    /// messages, then random characters. Sequential ids would flatter the
-    /// store: its unique indexes would only ever grow at a few points.
-    fn wamid(&self, random: u64) -> String {
-        format!("wamid.HBgL{}FQIAEhgU{random:016X}", self.phone)
-    }
-}
-
-/// A delivery key shaped like Kapso's (a random UUID): like message ids, keys
-/// that only grow would flatter the store.
-fn uuid_shaped(delivery: u64) -> String {
-    let (high, low) = (delivery, mix64(!delivery));
-    format!(
-        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-        high >> 32,
-        (high >> 16) & 0xffff,
-        high & 0xfff,
-        low >> 52,
-        low & 0xffff_ffff_ffff
-    )
-}
-
-/// splitmix64: spreads consecutive numbers over the whole range, repeatably.
-fn mix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A received message shaped like Kapso's v2 events (about 1 KB, as the fixtures).
-fn event_json(contact: &Contact, id: &str, media: bool) -> String {
-    let Contact {
-        phone,
-        conversation,
-    } = contact;
-    let content = if media {
-        r#""type":"image","image":{"caption":"Foto del pedido","id":"media_lg","mime_type":"image/jpeg"},"kapso":{"direction":"inbound","status":"received","processing_status":"pending","origin":"cloud_api","has_media":true,"content":"Foto del pedido Image attached (photo.jpg) [Size: 200 KB | Type: image/jpeg]","media_url":"https://api.kapso.ai/media/lg"}"#
-    } else {
-        r#""type":"text","text":{"body":"Hola, necesito ayuda con mi pedido numero 12345, no ha llegado todavia"},"kapso":{"direction":"inbound","status":"received","processing_status":"pending","origin":"cloud_api","has_media":false,"content":"Hola, necesito ayuda con mi pedido numero 12345, no ha llegado todavia"}"#
-    };
-    format!(
-        r#"{{"message":{{"id":"{id}","timestamp":"1730092800","from":"{phone}",{content}}},"conversation":{{"id":"{conversation}","phone_number":"+{phone}","status":"active","last_active_at":"2025-10-28T14:25:01Z","created_at":"2025-10-28T13:40:00Z","updated_at":"2025-10-28T14:25:01Z","metadata":{{}},"phone_number_id":"123456789012345","kapso":{{"contact_name":"John Doe","messages_count":1}}}},"is_new_conversation":false,"phone_number_id":"123456789012345"}}"#
-    )
 }
 
 async fn connect(target: &str) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
@@ -343,11 +275,11 @@ fn rss_kib(pid: u32) -> Option<u64> {
 fn print_summary(args: &Args, total: &Tally, elapsed: Duration, rss: &[(String, u64, u64)]) {
     let secs = elapsed.as_secs_f64();
     let rps = total.ok as f64 / secs;
-    let eps = rps * args.batch.max(1) as f64;
+    let eps = total.events as f64 / secs;
     let ms = |q: f64| total.latency_us.value_at_quantile(q) as f64 / 1000.0;
     println!(
-        "target {} concurrency {} batch {} mix {:?}: {} ok in {:.1} s",
-        args.target, args.concurrency, args.batch, args.mix, total.ok, secs
+        "target {} concurrency {} batch {} mix {:?} traffic {:?}: {} ok in {:.1} s",
+        args.target, args.concurrency, args.batch, args.mix, args.traffic, total.ok, secs
     );
     println!("throughput  {rps:.0} deliveries/s  {eps:.0} events/s");
     println!(
