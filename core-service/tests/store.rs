@@ -47,6 +47,7 @@ macro_rules! all_store_tests {
                 conversation_is_remembered_with_last_inbound,
                 a_batch_updates_each_conversation_as_its_events_would,
                 an_inbound_message_completes_a_row_a_status_created,
+                a_later_status_completes_a_row_a_status_created,
                 committed_watch_advances_after_ingest,
                 concurrent_ingests_are_group_committed_and_all_readable,
                 begin_send_claims_key_once_concurrently,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kapso_core::model::{Direction, StatusRecord};
+use kapso_core::model::{Direction, NewEvent, StatusRecord};
 use kapso_core::status::MessageStatus;
 use kapso_core::store::Store;
 
@@ -219,7 +219,11 @@ pub async fn a_batch_updates_each_conversation_as_its_events_would(store: Arc<dy
 /// A message first known from a status event and then received inbound keeps
 /// its row: the inbound event fills in what the status lacked and adds `received`.
 pub async fn an_inbound_message_completes_a_row_a_status_created(store: Arc<dyn Store>) {
-    ingest_each(&store, [status("wamid.seen", "delivered", 500)]).await;
+    ingest_each(
+        &store,
+        [without_conversation(status("wamid.seen", "delivered", 500))],
+    )
+    .await;
     ingest_each(&store, [received("wamid.seen", "conv-1", "hola", 400)]).await;
     let message = store.message("wamid.seen").await.unwrap().unwrap();
     assert_eq!(message.text, "hola");
@@ -230,6 +234,58 @@ pub async fn an_inbound_message_completes_a_row_a_status_created(store: Arc<dyn 
         "history {:?}",
         message.status_history
     );
+    assert_listed_in_its_conversation(&store, "wamid.seen").await;
+}
+
+/// A status that names no conversation (as Meta-shaped webhooks may) creates the
+/// message's row; a later status that names it fills it in, and the message is
+/// then listed in its conversation.
+pub async fn a_later_status_completes_a_row_a_status_created(store: Arc<dyn Store>) {
+    ingest_each(
+        &store,
+        [without_conversation(status("wamid.bare", "sent", 500))],
+    )
+    .await;
+    let message = store.message("wamid.bare").await.unwrap().unwrap();
+    assert_eq!(message.conversation_id, "");
+
+    ingest_each(&store, [status("wamid.bare", "delivered", 510)]).await;
+    let message = store.message("wamid.bare").await.unwrap().unwrap();
+    assert_eq!(message.status, MessageStatus::Delivered);
+    assert_listed_in_its_conversation(&store, "wamid.bare").await;
+
+    // What a row has is kept: a later status naming another conversation changes nothing.
+    let mut elsewhere = status("wamid.bare", "read", 520);
+    elsewhere.conversation_id = "conv-2".into();
+    ingest_each(&store, [elsewhere]).await;
+    let message = store.message("wamid.bare").await.unwrap().unwrap();
+    assert_eq!(message.status, MessageStatus::Read);
+    assert_eq!(message.conversation_id, "conv-1");
+}
+
+fn without_conversation(mut event: NewEvent) -> NewEvent {
+    event.conversation_id.clear();
+    event.phone_number_id.clear();
+    event.contact_phone.clear();
+    event
+}
+
+async fn assert_listed_in_its_conversation(store: &Arc<dyn Store>, wamid: &str) {
+    let message = store.message(wamid).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            message.conversation_id.as_str(),
+            message.phone_number_id.as_str()
+        ),
+        ("conv-1", PHONE_NUMBER_ID)
+    );
+    assert_eq!(message.contact_phone, CONTACT);
+    let page = store
+        .conversation_messages("conv-1", 10, None)
+        .await
+        .unwrap();
+    let listed: Vec<&str> = page.messages.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(listed, [wamid]);
 }
 
 fn record(status: MessageStatus, timestamp: i64) -> StatusRecord {

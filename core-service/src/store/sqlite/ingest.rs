@@ -276,25 +276,20 @@ fn record_inbound(
         Some(KnownMessage { row, .. }) => {
             conn.prepare_cached(
                 "UPDATE messages SET \
-                   conversation_id = CASE WHEN conversation_id = '' THEN ?2 ELSE conversation_id END, \
-                   phone_number_id = CASE WHEN phone_number_id = '' THEN ?3 ELSE phone_number_id END, \
-                   contact_phone = CASE WHEN contact_phone = '' THEN ?4 ELSE contact_phone END, \
-                   type = CASE WHEN type = '' THEN ?5 ELSE type END, \
-                   text = CASE WHEN text = '' THEN ?6 ELSE text END, \
-                   reply_to = CASE WHEN reply_to = '' THEN ?7 ELSE reply_to END, \
-                   updated_at = ?8 \
+                   type = CASE WHEN type = '' THEN ?2 ELSE type END, \
+                   text = CASE WHEN text = '' THEN ?3 ELSE text END, \
+                   reply_to = CASE WHEN reply_to = '' THEN ?4 ELSE reply_to END, \
+                   updated_at = ?5 \
                  WHERE id = ?1",
             )?
             .execute(params![
                 row,
-                event.conversation_id,
-                event.phone_number_id,
-                event.contact_phone,
                 event.message_type,
                 event.text,
                 event.reply_to_message_id,
                 now
             ])?;
+            fill_in_identity(conn, row, event)?;
             row
         }
         // Seen for the first time (nearly always): a plain insert.
@@ -459,26 +454,44 @@ fn update_message(
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE messages SET status = ?2, errors_json = coalesce(?3, errors_json), \
-           wamid = coalesce(wamid, ?4), \
-           conversation_id = CASE WHEN conversation_id = '' THEN ?5 ELSE conversation_id END, \
-           phone_number_id = CASE WHEN phone_number_id = '' THEN ?6 ELSE phone_number_id END, \
-           contact_phone = CASE WHEN contact_phone = '' THEN ?7 ELSE contact_phone END, \
-           type = CASE WHEN type = '' THEN ?8 ELSE type END, \
-           text = CASE WHEN text = '' THEN ?9 ELSE text END, \
-           updated_at = ?10 \
+           type = CASE WHEN type = '' THEN ?4 ELSE type END, \
+           text = CASE WHEN text = '' THEN ?5 ELSE text END, \
+           updated_at = ?6 \
          WHERE id = ?1",
     )?
     .execute(params![
         id,
         status.as_str(),
         rows::encode_errors(errors)?,
-        event.message_id,
-        event.conversation_id,
-        event.phone_number_id,
-        event.contact_phone,
         event.message_type,
         event.text,
         now
+    ])?;
+    fill_in_identity(conn, id, event)
+}
+
+/// Fills in the indexed columns a message row lacks (a row a status created
+/// first has no conversation; a send waiting for its response has no wamid).
+///
+/// A statement of its own, which leaves a complete row alone by its `WHERE`:
+/// SQLite rewrites the entries of every index whose column an UPDATE sets, even
+/// to the value it had, so folding these into the status update would dirty a
+/// page of the wamid and by-conversation indexes on every receipt.
+fn fill_in_identity(conn: &Connection, id: i64, event: &NewEvent) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE messages SET wamid = coalesce(wamid, nullif(?2, '')), \
+           conversation_id = CASE WHEN conversation_id = '' THEN ?3 ELSE conversation_id END, \
+           phone_number_id = CASE WHEN phone_number_id = '' THEN ?4 ELSE phone_number_id END, \
+           contact_phone = CASE WHEN contact_phone = '' THEN ?5 ELSE contact_phone END \
+         WHERE id = ?1 AND (wamid IS NULL OR conversation_id = '' \
+           OR phone_number_id = '' OR contact_phone = '')",
+    )?
+    .execute(params![
+        id,
+        event.message_id,
+        event.conversation_id,
+        event.phone_number_id,
+        event.contact_phone
     ])?;
     Ok(())
 }
