@@ -92,6 +92,28 @@ struct Tally {
     errors: u64,
 }
 
+impl Tally {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            // Up to a minute, three significant digits.
+            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+            ok: 0,
+            events: 0,
+            non_200: 0,
+            errors: 0,
+        })
+    }
+
+    fn add(&mut self, other: &Tally) -> anyhow::Result<()> {
+        self.latency_us.add(&other.latency_us)?;
+        self.ok += other.ok;
+        self.events += other.events;
+        self.non_200 += other.non_200;
+        self.errors += other.errors;
+        Ok(())
+    }
+}
+
 // One thread, like `wrk -t1`: a generator that spreads over every core competes with
 // the gateway it measures on a small machine.
 #[tokio::main(flavor = "current_thread")]
@@ -128,20 +150,9 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
 
-    let mut total = Tally {
-        latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-        ok: 0,
-        events: 0,
-        non_200: 0,
-        errors: 0,
-    };
+    let mut total = Tally::new()?;
     for worker in workers {
-        let tally = worker.await??;
-        total.latency_us.add(&tally.latency_us)?;
-        total.ok += tally.ok;
-        total.events += tally.events;
-        total.non_200 += tally.non_200;
-        total.errors += tally.errors;
+        total.add(&worker.await??)?;
     }
     let rss = sampler.await?;
     print_summary(&args, &total, elapsed, &rss);
@@ -161,13 +172,7 @@ impl Job {
         measuring: Arc<AtomicBool>,
         sequence: Arc<AtomicU64>,
     ) -> anyhow::Result<Tally> {
-        let mut tally = Tally {
-            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-            ok: 0,
-            events: 0,
-            non_200: 0,
-            errors: 0,
-        };
+        let mut tally = Tally::new()?;
         let mut sender = None;
         while !stop.load(Ordering::Relaxed) {
             if sender.is_none() {
