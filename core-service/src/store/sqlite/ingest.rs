@@ -479,7 +479,7 @@ fn update_message(
 /// page of the wamid and by-conversation indexes on every receipt.
 fn fill_in_identity(conn: &Connection, id: i64, event: &NewEvent) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "UPDATE messages SET wamid = coalesce(wamid, nullif(?2, '')), \
+        "UPDATE messages SET wamid = coalesce(wamid, ?2), \
            conversation_id = CASE WHEN conversation_id = '' THEN ?3 ELSE conversation_id END, \
            phone_number_id = CASE WHEN phone_number_id = '' THEN ?4 ELSE phone_number_id END, \
            contact_phone = CASE WHEN contact_phone = '' THEN ?5 ELSE contact_phone END \
