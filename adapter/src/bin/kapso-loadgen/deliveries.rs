@@ -6,6 +6,8 @@
 //! WhatsApp's are: ids that only grow would flatter the store, whose unique
 //! indexes would then change at their end only.
 
+use std::num::{NonZeroU64, NonZeroUsize};
+
 /// Message types of received messages.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Mix {
@@ -27,8 +29,12 @@ pub enum Traffic {
     Conversation,
 }
 
-/// The statuses a reply goes through, in order, as Kapso names them.
-const RECEIPTS: [&str; 3] = ["sent", "delivered", "read"];
+/// The statuses a reply goes through, in order: Meta's name and Kapso's event.
+const RECEIPTS: [(&str, &str); 3] = [
+    ("sent", "whatsapp.message.sent"),
+    ("delivered", "whatsapp.message.delivered"),
+    ("read", "whatsapp.message.read"),
+];
 
 /// Rounds between a reply's receipts (a round is one delivery of received
 /// messages and three receipts). On a phone `delivered` and `read` come seconds
@@ -40,9 +46,9 @@ pub const RECEIPT_LAG_ROUNDS: u64 = 1_000;
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
     /// Events per delivery of received messages: more than 1 sends v2 batches.
-    pub batch: usize,
+    pub batch: NonZeroUsize,
     /// Customers writing in, each in a conversation of their own.
-    pub contacts: u64,
+    pub contacts: NonZeroU64,
     pub mix: Mix,
     pub traffic: Traffic,
     /// Keeps the ids of two runs against one store apart.
@@ -78,8 +84,8 @@ impl Plan {
     /// One contact's messages, from a contact picked at random.
     fn received(&self, n: u64) -> Delivery {
         let seed = mix64(self.run_bits() ^ n);
-        let contact = Contact::new(seed % self.contacts.max(1));
-        let batch = self.batch.max(1);
+        let contact = Contact::new(seed % self.contacts);
+        let batch = self.batch.get();
         let events: Vec<String> = (0..batch as u64)
             .map(|i| {
                 let media = match self.mix {
@@ -117,15 +123,10 @@ impl Plan {
         // Received messages' seeds mix `n`; replies' mix a different pattern of
         // bits, so the two never share an id.
         let seed = mix64(self.run_bits() ^ reply ^ 0xA5A5_0000_0000_0000);
-        let contact = Contact::new(seed % self.contacts.max(1));
+        let contact = Contact::new(seed % self.contacts);
         let wamid = contact.wamid(mix64(seed));
-        let event_type = match step {
-            0 => "whatsapp.message.sent",
-            1 => "whatsapp.message.delivered",
-            _ => "whatsapp.message.read",
-        };
         Delivery {
-            event_type,
+            event_type: RECEIPTS[step].1,
             key: uuid_shaped(mix64(seed ^ (step as u64 + 1))),
             body: receipt_json(&contact, &wamid, step),
             events: 1,
@@ -190,7 +191,7 @@ fn receipt_json(contact: &Contact, id: &str, step: usize) -> String {
         .map(|i| {
             format!(
                 r#"{{"id":"{id}","status":"{}","timestamp":"{}","recipient_id":"{}"}}"#,
-                RECEIPTS[i],
+                RECEIPTS[i].0,
                 1_730_092_860 + 28 * i,
                 contact.phone
             )
@@ -198,7 +199,7 @@ fn receipt_json(contact: &Contact, id: &str, step: usize) -> String {
         .collect();
     format!(
         r#"{{"message":{{"id":"{id}","timestamp":"1730092860","type":"text","text":{{"body":"Gracias, ya estamos revisando su pedido"}},"kapso":{{"direction":"outbound","status":"{}","processing_status":"completed","origin":"cloud_api","has_media":false,"statuses":[{}]}}}},"conversation":{},"is_new_conversation":false,"phone_number_id":"123456789012345"}}"#,
-        RECEIPTS[step],
+        RECEIPTS[step].0,
         history.join(","),
         contact.conversation_json()
     )
@@ -236,8 +237,8 @@ mod tests {
 
     fn plan(traffic: Traffic, batch: usize) -> Plan {
         Plan {
-            batch,
-            contacts: 50,
+            batch: NonZeroUsize::new(batch).expect("a batch of one or more"),
+            contacts: NonZeroU64::new(50).expect("not zero"),
             mix: Mix::Mixed,
             traffic,
             run_id: 7,

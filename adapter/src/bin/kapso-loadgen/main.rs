@@ -13,6 +13,7 @@
 //! ```
 
 use std::fmt::Write as _;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -53,12 +54,12 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     warmup: u64,
     /// Events per delivery: 1 sends single events, more sends Kapso v2 batches.
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
+    #[arg(long, default_value = "1")]
+    batch: NonZeroUsize,
     /// Contacts the messages come from, each in its own conversation. A delivery
     /// is one contact's messages, from a contact picked at random.
-    #[arg(long, default_value_t = 1000)]
-    contacts: u64,
+    #[arg(long, default_value = "1000")]
+    contacts: NonZeroU64,
     /// Message types of received messages: text, media (image with caption) or mixed (alternating).
     #[arg(long, value_enum, default_value_t = Mix::Mixed)]
     mix: Mix,
@@ -123,8 +124,8 @@ async fn main() -> anyhow::Result<()> {
     let measuring = Arc::new(AtomicBool::new(false));
     let sequence = Arc::new(AtomicU64::new(0));
     let plan = Plan {
-        batch: args.batch.max(1),
-        contacts: args.contacts.max(1),
+        batch: args.batch,
+        contacts: args.contacts,
         mix: args.mix,
         traffic: args.traffic,
         run_id: std::process::id(),
