@@ -8,7 +8,7 @@
 #   4. another empty store, the same load again (drift of the machine during the run)
 #
 # Usage: scripts/bench-history.sh [EVENTS] [SECONDS]   (defaults 5000000 and 10)
-# Needs the release build (cargo build --release --bins), python3 (to count events)
+# Needs the release build (cargo build --release --bins), python3 (to count events and compare the runs)
 # and about 1.6 KB of disk per event (8 GB for 5 M) under $TMPDIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,14 +37,15 @@ print(db.execute("SELECT coalesce(max(sequence), 0) FROM events").fetchone()[0])
 EOF
 }
 
+# measure NAME LABEL: one run; its report, ending in a line of JSON, is also kept as $WORK/NAME.out.
 measure() {
-  echo "== $1"
+  echo "== $2"
   target/release/kapso-loadgen --target "$TARGET" --concurrency 64 --duration "$SECS" --warmup 2 \
-    --batch 1 --mix mixed --pid "gateway=$GATEWAY"
+    --batch 1 --mix mixed --pid "gateway=$GATEWAY" --json | tee "$WORK/$1.out"
 }
 
 echo "machine: $(nproc) cores, $(uname -r)"
-start empty && measure "empty store" && stop
+start empty && measure empty "empty store" && stop
 
 start history
 while [ "$(stored history)" -lt "$EVENTS" ]; do
@@ -54,7 +55,14 @@ while [ "$(stored history)" -lt "$EVENTS" ]; do
 done
 stop
 start history
-measure "store holding $(stored history) events ($(du -sh "$WORK/history.db" | cut -f1))"
+measure history "store holding $(stored history) events ($(du -sh "$WORK/history.db" | cut -f1))"
 stop
 
-start empty-again && measure "empty store, again" && stop
+start empty-again && measure empty-again "empty store, again" && stop
+
+# The target compares the full store with the empty ones' mean: the machine may drift during the run.
+python3 - "$WORK"/{empty,history,empty-again}.out <<'EOF'
+import json, sys
+empty, full, again = (json.loads(open(path).read().splitlines()[-1])["deliveries_per_s"] for path in sys.argv[1:])
+print(f"full store: {100 * full / ((empty + again) / 2):.0f}% of the empty stores' mean (target: at least 80%)")
+EOF
