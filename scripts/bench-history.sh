@@ -3,7 +3,7 @@
 # empty store and against one holding EVENTS events, same build, same run.
 #
 #   1. an empty store: kapso-loadgen, single events, 64 connections, SECONDS
-#   2. a second store filled to EVENTS with batches of 10 (not measured)
+#   2. a second store filled to at least EVENTS with 30 s runs of batches of 10 (not measured)
 #   3. the filled store, after a restart of the gateway: the same load as 1
 #   4. another empty store, the same load again (drift of the machine during the run)
 #
