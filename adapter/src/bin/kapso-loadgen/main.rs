@@ -1,6 +1,6 @@
 //! `kapso-loadgen`: posts realistic signed Kapso deliveries to a running adapter
-//! and reports throughput, latency percentiles, errors and the memory of the
-//! gateway's processes.
+//! and reports throughput, latency percentiles, errors, and the memory and disk
+//! writes of the gateway's processes.
 //!
 //! What it sends is in [`deliveries`]: fresh random keys and ids on every
 //! delivery, messages from `--contacts` customers, and with `--traffic
@@ -29,8 +29,10 @@ use kapso_adapter::signature::sign;
 use tokio::net::TcpStream;
 
 use deliveries::{Delivery, Mix, Plan, Traffic};
+use processes::{Rss, Watched};
 
 mod deliveries;
+mod processes;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,15 +69,15 @@ struct Args {
     /// messages followed by the sent, delivered and read receipts of a reply.
     #[arg(long, value_enum, default_value_t = Traffic::Received)]
     traffic: Traffic,
-    /// Processes whose RSS to sample, as NAME=PID (repeatable).
+    /// Processes whose RSS and disk writes to report, as NAME=PID (repeatable).
     #[arg(long = "pid", value_parser = parse_pid)]
-    pids: Vec<(String, u32)>,
+    pids: Vec<Watched>,
     /// Also print the summary as one JSON line.
     #[arg(long)]
     json: bool,
 }
 
-fn parse_pid(raw: &str) -> Result<(String, u32), String> {
+fn parse_pid(raw: &str) -> Result<Watched, String> {
     let (name, pid) = raw.split_once('=').ok_or("expected NAME=PID")?;
     Ok((
         name.to_owned(),
@@ -141,14 +143,17 @@ async fn main() -> anyhow::Result<()> {
             tokio::spawn(job.run(stop.clone(), measuring.clone(), sequence.clone()))
         })
         .collect();
-    let sampler = tokio::spawn(sample_rss(args.pids.clone(), stop.clone()));
+    let sampler = tokio::spawn(processes::sample_rss(args.pids.clone(), stop.clone()));
 
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    let written_before = processes::written_bytes(&args.pids);
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed();
+    let written =
+        processes::written_between(&written_before, &processes::written_bytes(&args.pids));
     stop.store(true, Ordering::Relaxed);
 
     let mut total = Tally::new()?;
@@ -156,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
         total.add(&worker.await??)?;
     }
     let rss = sampler.await?;
-    print_summary(&args, &total, elapsed, &rss);
+    print_summary(&args, &total, elapsed, &rss, &written);
     Ok(())
 }
 
@@ -256,29 +261,13 @@ async fn send(
     Ok(status)
 }
 
-/// Peak and last RSS in KiB per named process, sampled every 250 ms.
-async fn sample_rss(pids: Vec<(String, u32)>, stop: Arc<AtomicBool>) -> Vec<(String, u64, u64)> {
-    let mut samples: Vec<(String, u64, u64)> =
-        pids.iter().map(|(name, _)| (name.clone(), 0, 0)).collect();
-    while !stop.load(Ordering::Relaxed) {
-        for ((_, pid), sample) in pids.iter().zip(samples.iter_mut()) {
-            if let Some(kib) = rss_kib(*pid) {
-                sample.1 = sample.1.max(kib);
-                sample.2 = kib;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    samples
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn print_summary(args: &Args, total: &Tally, elapsed: Duration, rss: &[(String, u64, u64)]) {
+fn print_summary(
+    args: &Args,
+    total: &Tally,
+    elapsed: Duration,
+    rss: &[Rss],
+    written: &[Option<u64>],
+) {
     let secs = elapsed.as_secs_f64();
     let rps = total.ok as f64 / secs;
     let eps = total.events as f64 / secs;
@@ -299,22 +288,31 @@ fn print_summary(args: &Args, total: &Tally, elapsed: Duration, rss: &[(String, 
         "errors      non-200 {}  transport {}",
         total.non_200, total.errors
     );
-    let mut rss_json = String::new();
-    for (name, peak, last) in rss {
+    let mut processes_json = String::new();
+    for (((name, _), rss), written) in args.pids.iter().zip(rss).zip(written) {
+        let peak_mib = rss.peak_kib as f64 / 1024.0;
         println!(
-            "rss         {name}: peak {:.1} MiB, last {:.1} MiB",
-            *peak as f64 / 1024.0,
-            *last as f64 / 1024.0
+            "rss         {name}: peak {peak_mib:.1} MiB, last {:.1} MiB",
+            rss.last_kib as f64 / 1024.0
         );
-        let _ = write!(
-            rss_json,
-            r#","rss_peak_mib_{name}":{:.1}"#,
-            *peak as f64 / 1024.0
-        );
+        let _ = write!(processes_json, r#","rss_peak_mib_{name}":{peak_mib:.1}"#);
+        if let Some(bytes) = written
+            && total.events > 0
+        {
+            let kib_per_event = *bytes as f64 / 1024.0 / total.events as f64;
+            println!(
+                "written     {name}: {:.0} MB, {kib_per_event:.1} KiB per event",
+                *bytes as f64 / 1e6
+            );
+            let _ = write!(
+                processes_json,
+                r#","written_kib_per_event_{name}":{kib_per_event:.1}"#
+            );
+        }
     }
     if args.json {
         println!(
-            r#"{{"deliveries_per_s":{rps:.0},"events_per_s":{eps:.0},"p50_ms":{:.2},"p99_ms":{:.2},"p999_ms":{:.2},"non_200":{},"errors":{}{rss_json}}}"#,
+            r#"{{"deliveries_per_s":{rps:.0},"events_per_s":{eps:.0},"p50_ms":{:.2},"p99_ms":{:.2},"p999_ms":{:.2},"non_200":{},"errors":{}{processes_json}}}"#,
             ms(0.5),
             ms(0.99),
             ms(0.999),
