@@ -7,6 +7,9 @@
 #   3. the filled store, after a restart of the gateway: the same load as 1
 #   4. another empty store, the same load again (drift of the machine during the run)
 #
+# Ends with the full store's rate as a share of the empty stores' mean, and the bytes
+# the gateway wrote to the disk per event in each.
+#
 # Usage: scripts/bench-history.sh [EVENTS] [SECONDS]   (defaults 5000000 and 10)
 # Needs the release build (cargo build --release --bins), python3 (to count events and compare the runs)
 # and about 1.6 KB of disk per event (8 GB for 5 M) under $TMPDIR.
@@ -63,6 +66,10 @@ start empty-again && measure empty-again "empty store, again" && stop
 # The target compares the full store with the empty ones' mean: the machine may drift during the run.
 python3 - "$WORK"/{empty,history,empty-again}.out <<'EOF'
 import json, sys
-empty, full, again = (json.loads(open(path).read().splitlines()[-1])["deliveries_per_s"] for path in sys.argv[1:])
-print(f"full store: {100 * full / ((empty + again) / 2):.0f}% of the empty stores' mean (target: at least 80%)")
+empty, full, again = (json.loads(open(path).read().splitlines()[-1]) for path in sys.argv[1:])
+def mean_of_empty(key): return (empty[key] + again[key]) / 2
+print(f"full store: {100 * full['deliveries_per_s'] / mean_of_empty('deliveries_per_s'):.0f}% of the empty stores' mean (target: at least 80%)")
+key = "written_kib_per_event_gateway"
+if all(key in run for run in (empty, full, again)):
+    print(f"disk writes: {full[key]:.1f} KiB per event against {mean_of_empty(key):.1f} for the empty stores")
 EOF
