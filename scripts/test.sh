@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Also builds target/debug/kapso-core: the core's process tests run the binary.
 cargo test --workspace --locked
-# The SDK tests drive the real core binary (debug build, reused from above).
-cargo build -p kapso-core --bin kapso-core --locked
+# The SDK tests drive that same binary. (A separate `cargo build -p kapso-core`
+# would resolve features for that package alone and rebuild its dependencies.)
 client-sdk/scripts/test-sdks.sh
