@@ -87,7 +87,10 @@ mod tests {
     fn a_synced_file_counts_as_written() {
         let me = [("self".to_owned(), std::process::id())];
         let before = written_bytes(&me);
-        let mut file = tempfile::tempfile().unwrap();
+        // Beside the sources rather than in $TMPDIR, which is often a tmpfs,
+        // where nothing is written to storage. The file has no name and goes
+        // when it is closed.
+        let mut file = tempfile::tempfile_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         file.write_all(&vec![7u8; 1 << 20]).unwrap();
         file.sync_all().unwrap();
         let written = written_between(&before, &written_bytes(&me))[0];
