@@ -3,6 +3,7 @@
 //! - [`writer`]: the writer task that group-commits every write, and the log
 //!   lock that makes sequence order equal commit order across replicas
 //! - [`ingest`]: how a delivery changes the log, messages and conversations
+//! - [`inbound`]: a received message, the bulk of deliveries, in one statement
 //! - [`outbound`]: recording sends and how they ended; consumers' positions
 //! - [`reads`]: the queries behind the read methods, on pooled connections
 //! - [`committed`]: the commit mark, fed by own commits, `LISTEN/NOTIFY` and a poll
@@ -15,6 +16,7 @@
 //! SQL, and appends to the log are serialized until commit.
 
 mod committed;
+mod inbound;
 mod ingest;
 mod migrate;
 mod outbound;

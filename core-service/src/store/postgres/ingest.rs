@@ -5,10 +5,13 @@
 //!
 //! De-duplication relies on primary keys (`INSERT .. ON CONFLICT DO NOTHING`
 //! and whether a row came back), never on a prior lookup: it holds against
-//! another replica's transaction as well as within a batch.
+//! another replica's transaction as well as within a batch. A received message
+//! takes one statement ([`inbound`](super::inbound)); other events take a few.
 
 use deadpool_postgres::ClientWrapper;
+use tokio_postgres::types::ToSql;
 
+use super::inbound::{self, Stored};
 use super::{rows, unix_ms};
 use crate::model::{Claim, Delivery, Direction, MetaError, NewEvent, Receipt};
 use crate::status::MessageStatus;
@@ -23,22 +26,55 @@ pub(super) async fn apply(
     delivery: &Delivery,
 ) -> Result<Receipt, StoreError> {
     let now_ms = unix_ms();
-    if let Some(key) = &delivery.key {
-        let stmt = conn
-            .prepare_cached(
-                "INSERT INTO deliveries (key, received_at_ms) VALUES ($1, $2) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        if conn.execute(&stmt, &[key, &now_ms]).await? == 0 {
-            return Ok(Receipt::DuplicateDelivery);
-        }
-    }
+    // Claimed by the first event's statement when that is a received message,
+    // else on its own before the first event.
+    let mut unclaimed_key = delivery.key.as_deref();
     let mut claims = Vec::with_capacity(delivery.events.len());
     for event in &delivery.events {
-        claims.push(claim_event(conn, event, now_ms).await?);
+        let claim = if is_inbound_message(event) {
+            let stmt = inbound::prepare(conn).await?;
+            let at = event_time(event, now_ms / 1000);
+            match inbound::store(conn, &stmt, event, unclaimed_key.take(), now_ms, at).await? {
+                Stored::DuplicateDelivery => return Ok(Receipt::DuplicateDelivery),
+                Stored::Event(claim) => claim,
+            }
+        } else {
+            if let Some(key) = unclaimed_key.take()
+                && !claim_delivery(conn, key, now_ms).await?
+            {
+                return Ok(Receipt::DuplicateDelivery);
+            }
+            claim_event(conn, event, now_ms).await?
+        };
+        claims.push(claim);
+    }
+    // A delivery without events still claims its key.
+    if let Some(key) = unclaimed_key
+        && !claim_delivery(conn, key, now_ms).await?
+    {
+        return Ok(Receipt::DuplicateDelivery);
     }
     Ok(Receipt::Stored(claims))
+}
+
+/// Whether `key` was new; a key seen before makes its delivery a duplicate.
+async fn claim_delivery(conn: &ClientWrapper, key: &str, now_ms: i64) -> Result<bool, StoreError> {
+    let stmt = conn
+        .prepare_cached(
+            "INSERT INTO deliveries (key, received_at_ms) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    Ok(conn.execute(&stmt, &[&key, &now_ms]).await? == 1)
+}
+
+/// The message's own time, or `now` when the event carries none.
+fn event_time(event: &NewEvent, now: i64) -> i64 {
+    if event.timestamp > 0 {
+        event.timestamp
+    } else {
+        now
+    }
 }
 
 async fn claim_event(
@@ -60,27 +96,11 @@ async fn claim_event(
              RETURNING sequence",
         )
         .await?;
-    let appended = conn
-        .query_opt(
-            &stmt,
-            &[
-                &event.dedup_key(),
-                &now_ms,
-                &event.event_type,
-                &event.message_id,
-                &event.conversation_id,
-                &event.phone_number_id,
-                &event.contact_phone,
-                &event.direction.as_str(),
-                &event.message_type,
-                &event.text,
-                &event.reply_to_message_id,
-                &event.timestamp,
-                &rows::encode_statuses(&event.statuses)?,
-                &event.payload_json,
-            ],
-        )
-        .await?;
+    let key = event.dedup_key();
+    let values = rows::LogValues::new(event)?;
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&key, &now_ms];
+    params.extend(values.params());
+    let appended = conn.query_opt(&stmt, &params).await?;
     let Some(row) = appended else {
         return Ok(Claim::Duplicate);
     };
@@ -90,21 +110,14 @@ async fn claim_event(
     Ok(Claim::New { sequence })
 }
 
-/// Applies a new event to conversations and messages.
+/// Applies a new event other than a received message to conversations and messages.
 async fn apply_event(conn: &ClientWrapper, event: &NewEvent, now: i64) -> Result<(), StoreError> {
-    let at = if event.timestamp > 0 {
-        event.timestamp
-    } else {
-        now
-    };
-    let inbound = is_inbound_message(event);
+    let at = event_time(event, now);
     if !event.conversation_id.is_empty() {
-        remember_conversation(conn, event, inbound.then_some(at)).await?;
+        remember_conversation(conn, event).await?;
     }
     if event.message_id.is_empty() {
         Ok(())
-    } else if inbound {
-        record_inbound(conn, event, at, now).await
     } else if event.reported_status().is_some()
         || !event.statuses.is_empty()
         || event.direction == Direction::Outbound
@@ -125,23 +138,18 @@ fn is_inbound_message(event: &NewEvent) -> bool {
                 && event.event_type == "whatsapp.message.received"))
 }
 
-async fn remember_conversation(
-    conn: &ClientWrapper,
-    event: &NewEvent,
-    inbound_at: Option<i64>,
-) -> Result<(), StoreError> {
+async fn remember_conversation(conn: &ClientWrapper, event: &NewEvent) -> Result<(), StoreError> {
     // Identity is filled in when first known, never overwritten by a blank;
-    // the last inbound time only moves forward (GREATEST ignores NULLs).
+    // only a received message moves the last inbound time ([`inbound`]).
     let stmt = conn
         .prepare_cached(
-            "INSERT INTO conversations AS c (id, phone_number_id, contact_phone, last_inbound_at) \
-             VALUES ($1, $2, $3, $4) \
+            "INSERT INTO conversations AS c (id, phone_number_id, contact_phone) \
+             VALUES ($1, $2, $3) \
              ON CONFLICT (id) DO UPDATE SET \
                phone_number_id = CASE WHEN c.phone_number_id = '' \
                  THEN excluded.phone_number_id ELSE c.phone_number_id END, \
                contact_phone = CASE WHEN c.contact_phone = '' \
-                 THEN excluded.contact_phone ELSE c.contact_phone END, \
-               last_inbound_at = GREATEST(c.last_inbound_at, excluded.last_inbound_at)",
+                 THEN excluded.contact_phone ELSE c.contact_phone END",
         )
         .await?;
     conn.execute(
@@ -150,56 +158,6 @@ async fn remember_conversation(
             &event.conversation_id,
             &event.phone_number_id,
             &event.contact_phone,
-            &inbound_at,
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
-async fn record_inbound(
-    conn: &ClientWrapper,
-    event: &NewEvent,
-    at: i64,
-    now: i64,
-) -> Result<(), StoreError> {
-    // The row and its `received` history entry in one round trip.
-    let stmt = conn
-        .prepare_cached(
-            "WITH m AS ( \
-               INSERT INTO messages AS m (wamid, direction, conversation_id, phone_number_id, \
-                 contact_phone, type, text, reply_to, status, timestamp, created_at, updated_at) \
-               VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, 'received', $8, $9, $9) \
-               ON CONFLICT (wamid) DO UPDATE SET \
-                 conversation_id = CASE WHEN m.conversation_id = '' \
-                   THEN excluded.conversation_id ELSE m.conversation_id END, \
-                 phone_number_id = CASE WHEN m.phone_number_id = '' \
-                   THEN excluded.phone_number_id ELSE m.phone_number_id END, \
-                 contact_phone = CASE WHEN m.contact_phone = '' \
-                   THEN excluded.contact_phone ELSE m.contact_phone END, \
-                 type = CASE WHEN m.type = '' THEN excluded.type ELSE m.type END, \
-                 text = CASE WHEN m.text = '' THEN excluded.text ELSE m.text END, \
-                 reply_to = CASE WHEN m.reply_to = '' THEN excluded.reply_to ELSE m.reply_to END, \
-                 updated_at = excluded.updated_at \
-               RETURNING id) \
-             INSERT INTO status_history AS h (message_id, status, timestamp) \
-             SELECT id, 'received', $8 FROM m \
-             ON CONFLICT (message_id, status) DO UPDATE SET timestamp = excluded.timestamp \
-             WHERE excluded.timestamp < h.timestamp",
-        )
-        .await?;
-    conn.execute(
-        &stmt,
-        &[
-            &event.message_id,
-            &event.conversation_id,
-            &event.phone_number_id,
-            &event.contact_phone,
-            &event.message_type,
-            &event.text,
-            &event.reply_to_message_id,
-            &at,
-            &now,
         ],
     )
     .await?;

@@ -7,6 +7,7 @@
 
 use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use crate::model::{Direction, Message, NewEvent, StatusRecord, StoredEvent};
 use crate::status::MessageStatus;
@@ -35,6 +36,43 @@ macro_rules! event_columns {
     };
 }
 pub(super) use event_columns;
+
+/// A new event's values for the log's columns from `event_type` to
+/// `payload_json`, in [`event_columns!`] order, as statement parameters.
+pub(super) struct LogValues<'a> {
+    event: &'a NewEvent,
+    // The two columns the event does not hold as stored.
+    direction: &'static str,
+    statuses: Option<String>,
+}
+
+impl<'a> LogValues<'a> {
+    pub(super) fn new(event: &'a NewEvent) -> Result<Self, StoreError> {
+        Ok(Self {
+            event,
+            direction: event.direction.as_str(),
+            statuses: encode_statuses(&event.statuses)?,
+        })
+    }
+
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 12] {
+        let event = self.event;
+        [
+            &event.event_type,
+            &event.message_id,
+            &event.conversation_id,
+            &event.phone_number_id,
+            &event.contact_phone,
+            &self.direction,
+            &event.message_type,
+            &event.text,
+            &event.reply_to_message_id,
+            &event.timestamp,
+            &self.statuses,
+            &event.payload_json,
+        ]
+    }
+}
 
 /// Highest sequence in the log; 0 when empty.
 pub(super) async fn committed_sequence(conn: &ClientWrapper) -> Result<u64, StoreError> {
