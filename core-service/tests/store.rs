@@ -164,6 +164,44 @@ mod postgres {
 
     all_store_tests!();
 
+    /// Single received messages queued together go out in one pipelined run;
+    /// one the database refuses (PostgreSQL's text holds no NUL) must fail
+    /// alone, and every other one be stored once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_delivery_among_queued_ones_fails_alone() {
+        use crate::store_suite::{all_events, delivery, received};
+        const N: usize = 40;
+        let db = make_store();
+        let store = db.open();
+        let tasks: Vec<_> = (0..N)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                let text = if i == N / 2 { "nul \0 byte" } else { "hi" };
+                let event = received(&format!("wamid.{i}"), "conv-1", text, 100);
+                tokio::spawn(async move {
+                    store
+                        .ingest(delivery(Some(&format!("k{i}")), vec![event]))
+                        .await
+                })
+            })
+            .collect();
+        let mut refused = Vec::new();
+        for (i, task) in tasks.into_iter().enumerate() {
+            if task.await.unwrap().is_err() {
+                refused.push(i);
+            }
+        }
+        assert_eq!(refused, [N / 2]);
+        assert_eq!(all_events(&store).await.len(), N - 1);
+        assert!(
+            store
+                .message(&format!("wamid.{}", N / 2))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
     /// Until the shared suite covers them: pruning and the consumer listing.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn prune_removes_old_events_and_keys_but_keeps_messages() {

@@ -9,6 +9,7 @@
 //! takes one statement ([`inbound`](super::inbound)); other events take a few.
 
 use deadpool_postgres::ClientWrapper;
+use futures::future::try_join_all;
 use tokio_postgres::types::ToSql;
 
 use super::inbound::{self, Stored};
@@ -55,6 +56,50 @@ pub(super) async fn apply(
         return Ok(Receipt::DuplicateDelivery);
     }
     Ok(Receipt::Stored(claims))
+}
+
+/// A delivery that is one statement: a single received message, which
+/// [`apply_pipelined`] can send along with others.
+pub(super) struct ReceivedAlone<'a> {
+    key: Option<&'a str>,
+    event: &'a NewEvent,
+}
+
+/// `delivery` as one statement, when it is one.
+pub(super) fn received_alone(delivery: &Delivery) -> Option<ReceivedAlone<'_>> {
+    match delivery.events.as_slice() {
+        [event] if is_inbound_message(event) => Some(ReceivedAlone {
+            key: delivery.key.as_deref(),
+            event,
+        }),
+        _ => None,
+    }
+}
+
+/// Stores deliveries that are each one statement, sending every statement
+/// before reading the first answer. The server still runs them one after
+/// another in this order, so the outcome is that of [`apply`] in turn, without
+/// a round trip each. A query is sent when it is first polled and
+/// `try_join_all` polls in the order given; the statement is prepared
+/// beforehand so that no query waits before it is sent.
+pub(super) async fn apply_pipelined(
+    conn: &ClientWrapper,
+    deliveries: &[ReceivedAlone<'_>],
+) -> Result<Vec<Receipt>, StoreError> {
+    let stmt = inbound::prepare(conn).await?;
+    let now_ms = unix_ms();
+    let stored = try_join_all(deliveries.iter().map(|alone| {
+        let at = event_time(alone.event, now_ms / 1000);
+        inbound::store(conn, &stmt, alone.event, alone.key, now_ms, at)
+    }))
+    .await?;
+    Ok(stored
+        .into_iter()
+        .map(|stored| match stored {
+            Stored::DuplicateDelivery => Receipt::DuplicateDelivery,
+            Stored::Event(claim) => Receipt::Stored(vec![claim]),
+        })
+        .collect())
 }
 
 /// Whether `key` was new; a key seen before makes its delivery a duplicate.

@@ -79,6 +79,14 @@ impl Write {
         matches!(self, Write::Ingest(_) | Write::FinishSend(..))
     }
 
+    /// This request as one statement that can be pipelined, when it is one.
+    fn received_alone(&self) -> Option<ingest::ReceivedAlone<'_>> {
+        match self {
+            Write::Ingest(delivery) => ingest::received_alone(delivery),
+            _ => None,
+        }
+    }
+
     async fn apply(&self, conn: &ClientWrapper) -> Result<Written, StoreError> {
         Ok(match self {
             Write::Ingest(delivery) => Written::Receipt(ingest::apply(conn, delivery).await?),
@@ -232,6 +240,15 @@ async fn run_batch(
     }
 }
 
+/// Runs `work`, turning a panic into an error: a bug in one request must not
+/// take the writer (and every caller) down.
+async fn guarded<T>(work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Internal("write request panicked".into())))
+}
+
 /// Runs `writes` in one transaction and commits it; rolls back on any error.
 async fn commit(conn: &ClientWrapper, writes: &[&Write]) -> Result<Vec<Written>, StoreError> {
     let begin = if writes.iter().any(|w| w.takes_log_lock()) {
@@ -252,13 +269,19 @@ async fn commit(conn: &ClientWrapper, writes: &[&Write]) -> Result<Vec<Written>,
 
 async fn run_all(conn: &ClientWrapper, writes: &[&Write]) -> Result<Vec<Written>, StoreError> {
     let mut results = Vec::with_capacity(writes.len());
-    for write in writes {
-        // A bug in one request must not take the writer (and every caller) down.
-        let result = AssertUnwindSafe(write.apply(conn))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Internal("write request panicked".into())))?;
-        results.push(result);
+    let mut rest = writes;
+    while let Some(write) = rest.first() {
+        // Deliveries of a single received message (what Kapso sends unless
+        // batching is on) go out together: one round trip for a run of them.
+        let alone: Vec<_> = rest.iter().map_while(|w| w.received_alone()).collect();
+        if alone.len() > 1 {
+            let receipts = guarded(ingest::apply_pipelined(conn, &alone)).await?;
+            results.extend(receipts.into_iter().map(Written::Receipt));
+            rest = &rest[alone.len()..];
+        } else {
+            results.push(guarded(write.apply(conn)).await?);
+            rest = &rest[1..];
+        }
     }
     // NOTIFY is queued with the transaction and delivered to every core's
     // listener only once it commits, carrying the new highest sequence.
