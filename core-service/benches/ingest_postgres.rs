@@ -4,8 +4,9 @@
 //!
 //! `cargo bench -p kapso-core --bench ingest_postgres` (release). Uses the test
 //! server (`KAPSO_TEST_POSTGRES_URL`, default 127.0.0.1:5432) on a fresh
-//! database. `KAPSO_BENCH_SECS` changes the duration. Without `--bench` (as
-//! under `cargo test --benches`) it only says so and exits.
+//! database. `KAPSO_BENCH_SECS` changes the duration and `KAPSO_BENCH_BATCH`
+//! the events per delivery (1 by default; Kapso batches up to 100). Without
+//! `--bench` (as under `cargo test --benches`) it only says so and exits.
 
 #[path = "../tests/postgres_db/mod.rs"]
 mod postgres_db;
@@ -26,10 +27,8 @@ fn main() {
         println!("ingest_postgres: run with `cargo bench` to measure");
         return;
     }
-    let secs = std::env::var("KAPSO_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let secs = env_number("KAPSO_BENCH_SECS").unwrap_or(10) as u64;
+    let batch = env_number("KAPSO_BENCH_BATCH").unwrap_or(1).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,12 +39,12 @@ fn main() {
         let one = start_core(&db.url).await;
         report(
             "postgres, 1 core",
-            measure(std::slice::from_ref(&one.0), duration).await,
+            measure(std::slice::from_ref(&one.0), duration, batch).await,
         );
         let two = start_core(&db.url).await;
         report(
             "postgres, 2 cores",
-            measure(&[one.0.clone(), two.0.clone()], duration).await,
+            measure(&[one.0.clone(), two.0.clone()], duration, batch).await,
         );
         drop((one, two));
 
@@ -54,9 +53,13 @@ fn main() {
         let core = start_core(&sqlite).await;
         report(
             "sqlite, 1 core",
-            measure(std::slice::from_ref(&core.0), duration).await,
+            measure(std::slice::from_ref(&core.0), duration, batch).await,
         );
     });
+}
+
+fn env_number(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
 }
 
 /// A core serving until the sender is dropped.
@@ -84,8 +87,9 @@ struct Run {
     latencies: Vec<Duration>,
 }
 
-/// Runs [`CLIENTS`] senders spread over `cores` for `duration`.
-async fn measure(cores: &[String], duration: Duration) -> Run {
+/// Runs [`CLIENTS`] senders spread over `cores` for `duration`, each sending
+/// deliveries of `batch` events; latencies are per delivery.
+async fn measure(cores: &[String], duration: Duration, batch: usize) -> Run {
     let mut channels: Vec<IngestClient<Channel>> = Vec::new();
     for url in cores {
         channels.push(connect(url).await);
@@ -101,10 +105,12 @@ async fn measure(cores: &[String], duration: Duration) -> Run {
                 let mut latencies = Vec::new();
                 let mut i = 0usize;
                 while Instant::now() < until {
-                    let wamid = format!("wamid.{run}.{client}.{i}");
+                    let key = format!("{run}.{client}.{i}");
                     let request = pb::IngestEventsRequest {
-                        delivery_key: wamid.clone(),
-                        events: vec![event(&wamid, i)],
+                        events: (0..batch)
+                            .map(|n| event(&format!("wamid.{key}.{n}"), i))
+                            .collect(),
+                        delivery_key: key,
                         ..Default::default()
                     };
                     let sent = Instant::now();
@@ -121,7 +127,7 @@ async fn measure(cores: &[String], duration: Duration) -> Run {
         latencies.extend(task.await.expect("a sender"));
     }
     Run {
-        events: latencies.len(),
+        events: latencies.len() * batch,
         elapsed: started.elapsed(),
         latencies,
     }
