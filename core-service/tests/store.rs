@@ -36,6 +36,7 @@ macro_rules! all_store_tests {
                 duplicate_delivery_is_stored_once,
                 redelivery_under_new_key_is_stored_once,
                 a_duplicate_event_takes_no_sequence,
+                a_large_batch_keeps_its_order_and_stores_a_repeat_once,
                 concurrent_identical_deliveries_store_once,
                 events_get_increasing_sequences_and_replay_in_order,
                 events_after_filters_by_type_conversation_and_phone,

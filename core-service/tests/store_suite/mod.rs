@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use kapso_core::model::{Claim, EventFilter, Receipt};
+use kapso_core::status::MessageStatus;
 use kapso_core::store::Store;
 
 pub use fixtures::*;
@@ -73,6 +74,59 @@ pub async fn a_duplicate_event_takes_no_sequence(store: Arc<dyn Store>) {
     let b = received("wamid.B", "conv-1", "two", 101);
     let next = only_sequence(store.ingest(delivery(Some("k-4"), vec![b])).await);
     assert_eq!(next, first + 1);
+}
+
+/// Kapso batches up to 100 events: they are stored in the delivery's order,
+/// a message repeated within the batch once, a status in the middle applied
+/// in its turn; the same delivery again adds nothing.
+pub async fn a_large_batch_keeps_its_order_and_stores_a_repeat_once(store: Arc<dyn Store>) {
+    let mut events: Vec<_> = (0..60)
+        .map(|i| {
+            received(
+                &format!("wamid.{i}"),
+                "conv-1",
+                &format!("text {i}"),
+                100 + i,
+            )
+        })
+        .collect();
+    events.insert(20, events[5].clone());
+    events.insert(30, status("wamid.out", "delivered", 200));
+    let batch = delivery(Some("batch-1"), events.clone());
+    let Receipt::Stored(claims) = store.ingest(batch.clone()).await.unwrap() else {
+        panic!("a new delivery is stored");
+    };
+    assert_eq!(claims.len(), events.len());
+    assert_eq!(claims[20], Claim::Duplicate);
+    let sequences: Vec<u64> = claims
+        .iter()
+        .filter_map(|claim| match claim {
+            Claim::New { sequence } => Some(*sequence),
+            Claim::Duplicate => None,
+        })
+        .collect();
+    assert_eq!(sequences.len(), events.len() - 1);
+    assert!(
+        sequences.windows(2).all(|w| w[0] + 1 == w[1]),
+        "{sequences:?}"
+    );
+
+    let stored: Vec<_> = all_events(&store)
+        .await
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    let mut expected = events.clone();
+    expected.remove(20);
+    assert_eq!(stored, expected, "the log holds the batch in its order");
+    let delivered = store.message("wamid.out").await.unwrap().unwrap();
+    assert_eq!(delivered.status, MessageStatus::Delivered);
+
+    assert_eq!(
+        store.ingest(batch).await.unwrap(),
+        Receipt::DuplicateDelivery
+    );
+    assert_eq!(all_events(&store).await.len(), events.len() - 1);
 }
 
 pub async fn concurrent_identical_deliveries_store_once(store: Arc<dyn Store>) {

@@ -27,35 +27,61 @@ pub(super) async fn apply(
     delivery: &Delivery,
 ) -> Result<Receipt, StoreError> {
     let now_ms = unix_ms();
-    // Claimed by the first event's statement when that is a received message,
-    // else on its own before the first event.
-    let mut unclaimed_key = delivery.key.as_deref();
     let mut claims = Vec::with_capacity(delivery.events.len());
-    for event in &delivery.events {
-        let claim = if is_inbound_message(event) {
-            let stmt = inbound::prepare(conn).await?;
-            let at = event_time(event, now_ms / 1000);
-            match inbound::store(conn, &stmt, event, unclaimed_key.take(), now_ms, at).await? {
-                Stored::DuplicateDelivery => return Ok(Receipt::DuplicateDelivery),
-                Stored::Event(claim) => claim,
+    let mut rest = delivery.events.as_slice();
+    // The key decides whether anything is written, so its claim is awaited
+    // first: in the first event's statement when that is a received message.
+    if let Some(key) = delivery.key.as_deref() {
+        match rest {
+            [first, ..] if is_inbound_message(first) => {
+                let stmt = inbound::prepare(conn).await?;
+                let at = event_time(first, now_ms / 1000);
+                match inbound::store(conn, &stmt, first, Some(key), now_ms, at).await? {
+                    Stored::DuplicateDelivery => return Ok(Receipt::DuplicateDelivery),
+                    Stored::Event(claim) => claims.push(claim),
+                }
+                rest = &rest[1..];
             }
-        } else {
-            if let Some(key) = unclaimed_key.take()
-                && !claim_delivery(conn, key, now_ms).await?
-            {
-                return Ok(Receipt::DuplicateDelivery);
+            _ => {
+                if !claim_delivery(conn, key, now_ms).await? {
+                    return Ok(Receipt::DuplicateDelivery);
+                }
             }
-            claim_event(conn, event, now_ms).await?
-        };
-        claims.push(claim);
+        }
     }
-    // A delivery without events still claims its key.
-    if let Some(key) = unclaimed_key
-        && !claim_delivery(conn, key, now_ms).await?
-    {
-        return Ok(Receipt::DuplicateDelivery);
+    while let Some(event) = rest.first() {
+        let received = rest.iter().take_while(|e| is_inbound_message(e)).count();
+        if received == 0 {
+            claims.push(claim_event(conn, event, now_ms).await?);
+            rest = &rest[1..];
+        } else {
+            claims.extend(store_received(conn, &rest[..received], now_ms).await?);
+            rest = &rest[received..];
+        }
     }
     Ok(Receipt::Stored(claims))
+}
+
+/// Stores received messages of a delivery whose key is claimed, pipelined:
+/// each is one statement, the server runs them in the order sent, so a
+/// message repeated within them is still found by its second statement.
+async fn store_received(
+    conn: &ClientWrapper,
+    events: &[NewEvent],
+    now_ms: i64,
+) -> Result<Vec<Claim>, StoreError> {
+    let stmt = inbound::prepare(conn).await?;
+    let stmt = &stmt;
+    try_join_all(events.iter().map(|event| async move {
+        let at = event_time(event, now_ms / 1000);
+        match inbound::store(conn, stmt, event, None, now_ms, at).await? {
+            Stored::Event(claim) => Ok(claim),
+            Stored::DuplicateDelivery => Err(StoreError::Internal(
+                "a duplicate delivery without a delivery key".into(),
+            )),
+        }
+    }))
+    .await
 }
 
 /// A delivery that is one statement: a single received message, which
@@ -79,9 +105,12 @@ pub(super) fn received_alone(delivery: &Delivery) -> Option<ReceivedAlone<'_>> {
 /// Stores deliveries that are each one statement, sending every statement
 /// before reading the first answer. The server still runs them one after
 /// another in this order, so the outcome is that of [`apply`] in turn, without
-/// a round trip each. A query is sent when it is first polled and
-/// `try_join_all` polls in the order given; the statement is prepared
-/// beforehand so that no query waits before it is sent.
+/// a round trip each.
+///
+/// A query is sent when it is first polled, and `try_join_all` first polls
+/// each future once in the order given (also past 30 futures, where it
+/// collects through `FuturesOrdered`). The statement is prepared beforehand so
+/// that no query waits before it is sent.
 pub(super) async fn apply_pipelined(
     conn: &ClientWrapper,
     deliveries: &[ReceivedAlone<'_>],
