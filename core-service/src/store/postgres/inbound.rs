@@ -3,9 +3,9 @@
 //! its conversation, its message row and that row's `received` entry.
 //!
 //! Received messages are most of what Kapso delivers, and the writer holds the
-//! log lock over every round trip of its batch, so the round trips of a
-//! delivery bound the rate of the whole store: four per single-event delivery
-//! when each step was a statement of its own. Each step here is a
+//! log lock over every round trip of its commit, so the round trips of a
+//! delivery bound the rate of the whole store: a single-event delivery would
+//! take four if each step were a statement of its own. Each step here is a
 //! data-modifying CTE fed by the `RETURNING` rows of the step before it, so a
 //! delivery key or an identity already claimed stops the chain and nothing
 //! else changes. The steps write to different tables, so sharing one snapshot
