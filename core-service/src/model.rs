@@ -86,6 +86,15 @@ impl NewEvent {
         }
     }
 
+    /// Whether this is a message the contact sent to the business.
+    pub fn is_inbound_message(&self) -> bool {
+        !self.message_id.is_empty()
+            && self.reported_status().is_none()
+            && (self.direction == Direction::Inbound
+                || (self.direction == Direction::Unknown
+                    && self.event_type == "whatsapp.message.received"))
+    }
+
     /// Identity of the event itself, independent of the delivery that carried it.
     ///
     /// Kapso re-sends a batch message by message under new delivery keys once its

@@ -15,6 +15,7 @@ use crate::model::{
 mod json_columns;
 pub mod postgres;
 pub mod sqlite;
+mod status_updates;
 
 /// Failure of the storage backend. Maps to gRPC `UNAVAILABLE` (retryable) or `INTERNAL`.
 #[derive(Debug, thiserror::Error)]

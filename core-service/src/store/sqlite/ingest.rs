@@ -15,6 +15,7 @@ use super::{rows, unix_ms};
 use crate::model::{Claim, Delivery, Direction, MetaError, NewEvent, Receipt};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
+use crate::store::status_updates::{advance, first_known, status_updates};
 
 /// How long after its request an unsettled send can still be matched by a status webhook.
 const SETTLE_WINDOW_SECS: i64 = 15 * 60;
@@ -173,7 +174,7 @@ fn apply_event<'a>(
     } else {
         now
     };
-    let inbound = is_inbound_message(event);
+    let inbound = event.is_inbound_message();
     if !event.conversation_id.is_empty() {
         conversations.saw(event, inbound.then_some(at));
     }
@@ -190,19 +191,10 @@ fn apply_event<'a>(
 /// Whether storing `event` creates or changes a message row.
 fn touches_message(event: &NewEvent) -> bool {
     !event.message_id.is_empty()
-        && (is_inbound_message(event)
+        && (event.is_inbound_message()
             || event.reported_status().is_some()
             || !event.statuses.is_empty()
             || event.direction == Direction::Outbound)
-}
-
-/// A message the contact sent to the business.
-fn is_inbound_message(event: &NewEvent) -> bool {
-    !event.message_id.is_empty()
-        && event.reported_status().is_none()
-        && (event.direction == Direction::Inbound
-            || (event.direction == Direction::Unknown
-                && event.event_type == "whatsapp.message.received"))
 }
 
 /// What a delivery's new events say of their conversations, written with one
@@ -325,31 +317,7 @@ fn record_statuses(
     at: i64,
     now: i64,
 ) -> Result<i64, StoreError> {
-    let mut updates: Vec<(MessageStatus, i64, &[MetaError])> = event
-        .statuses
-        .iter()
-        .map(|s| {
-            let when = if s.timestamp > 0 { s.timestamp } else { at };
-            (s.status, when, s.errors.as_slice())
-        })
-        .collect();
-    if let Some(reported) = event.reported_status()
-        && !event.statuses.iter().any(|s| s.status == reported)
-    {
-        updates.push((reported, at, &[]));
-    }
-    let advance = |from: MessageStatus| {
-        let mut status = from;
-        let mut errors: &[MetaError] = &[];
-        for (update, _, update_errors) in &updates {
-            status = status.advance(*update);
-            if *update == MessageStatus::Failed && !update_errors.is_empty() {
-                errors = update_errors;
-            }
-        }
-        (status, errors)
-    };
-
+    let updates = status_updates(event, at);
     let known = match message {
         Some(found) => Some(found),
         None => find_unsettled_send(conn, event, now)?,
@@ -359,25 +327,18 @@ fn record_statuses(
             row: id,
             status: current,
         }) => {
-            let (status, errors) = advance(current);
+            let (status, errors) = advance(current, &updates);
             update_message(conn, id, event, status, errors, now)?;
             id
         }
         None => {
-            let direction = match event.direction {
-                Direction::Unknown => Direction::Outbound,
-                known => known,
-            };
-            let base = match direction {
-                Direction::Inbound => MessageStatus::Received,
-                _ => MessageStatus::Accepted,
-            };
-            let (status, errors) = advance(base);
+            let (direction, base) = first_known(event);
+            let (status, errors) = advance(base, &updates);
             insert_message(conn, event, direction, status, errors, at, now)?
         }
     };
-    for (status, when, _) in &updates {
-        record_history(conn, id, *status, *when)?;
+    for update in &updates {
+        record_history(conn, id, update.status, update.at)?;
     }
     Ok(id)
 }
