@@ -3,7 +3,9 @@
 //! - [`writer`]: the writer task that group-commits every write, and the log
 //!   lock that makes sequence order equal commit order across replicas
 //! - [`ingest`]: how a delivery changes the log, messages and conversations
+//! - [`claim`]: the claims and the append every event's statement starts with
 //! - [`inbound`]: a received message, the bulk of deliveries, in one statement
+//! - [`statuses`]: every other event; a status in two round trips
 //! - [`outbound`]: recording sends and how they ended; consumers' positions
 //! - [`reads`]: the queries behind the read methods, on pooled connections
 //! - [`committed`]: the commit mark, fed by own commits, `LISTEN/NOTIFY` and a poll
@@ -15,6 +17,7 @@
 //! and idempotency claims are unique constraints, statuses only move forward in
 //! SQL, and appends to the log are serialized until commit.
 
+mod claim;
 mod committed;
 mod inbound;
 mod ingest;
@@ -23,6 +26,7 @@ mod outbound;
 mod reads;
 mod retention;
 mod rows;
+mod statuses;
 mod writer;
 
 use std::fmt;

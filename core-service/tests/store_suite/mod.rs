@@ -34,6 +34,24 @@ pub async fn duplicate_delivery_is_stored_once(store: Arc<dyn Store>) {
     assert_eq!(all_events(&store).await.len(), 1);
 }
 
+/// The delivery key decides, whatever the delivery holds: a status delivery
+/// under a key seen before changes nothing, neither the log nor the message.
+pub async fn a_status_delivery_under_a_seen_key_changes_nothing(store: Arc<dyn Store>) {
+    let sent = delivery(Some("k-1"), vec![status("wamid.out", "sent", 110)]);
+    let first = store.ingest(sent).await.unwrap();
+    assert!(matches!(first, Receipt::Stored(ref c) if matches!(c[..], [Claim::New { .. }])));
+    let read_under_same_key = delivery(Some("k-1"), vec![status("wamid.out", "read", 120)]);
+    assert_eq!(
+        store.ingest(read_under_same_key).await.unwrap(),
+        Receipt::DuplicateDelivery
+    );
+    assert_eq!(all_events(&store).await.len(), 1);
+    let message = store.message("wamid.out").await.unwrap().unwrap();
+    assert_eq!(message.status, MessageStatus::Sent);
+    let history: Vec<_> = message.status_history.iter().map(|h| h.status).collect();
+    assert!(!history.contains(&MessageStatus::Read), "{history:?}");
+}
+
 pub async fn redelivery_under_new_key_is_stored_once(store: Arc<dyn Store>) {
     let a = received("wamid.A", "conv-1", "one", 100);
     let b = received("wamid.B", "conv-1", "two", 101);

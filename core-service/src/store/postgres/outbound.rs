@@ -7,7 +7,7 @@
 
 use deadpool_postgres::ClientWrapper;
 
-use super::ingest::record_history;
+use super::statuses::record_history;
 use super::{rows, unix_ms};
 use crate::model::{Message, SendClaim, SendIntent, SendResult};
 use crate::status::MessageStatus;
