@@ -6,8 +6,8 @@
 //! together with its history entries.
 //!
 //! How far a status moves its message is decided here, from the status the
-//! lookup read ([`MessageStatus::advance`]), and the update's rank comparison
-//! keeps it forward-only in SQL as well, whatever another replica wrote since.
+//! lookup read ([`advance`]), and the update's rank comparison keeps it
+//! forward-only in SQL as well, whatever another replica wrote since.
 
 use deadpool_postgres::ClientWrapper;
 use futures::future::{try_join, try_join_all};
@@ -74,7 +74,7 @@ const STORE_EVENT: &str = claim_and_append!(
 const FIND_BY_WAMID: &str = "SELECT id, status FROM messages WHERE wamid = $1";
 
 /// Moves the message of a new status (or other outbound) event forward;
-/// `known` is what [`find_by_wamid`] found for it before the event's claim.
+/// `known` is what [`find_by_wamid`] found for it alongside the event's claim.
 async fn record_statuses(
     conn: &ClientWrapper,
     event: &NewEvent,
