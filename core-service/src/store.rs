@@ -14,8 +14,8 @@ use crate::model::{
 
 mod json_columns;
 pub mod postgres;
+mod reported_statuses;
 pub mod sqlite;
-mod status_updates;
 
 /// Failure of the storage backend. Maps to gRPC `UNAVAILABLE` (retryable) or `INTERNAL`.
 #[derive(Debug, thiserror::Error)]

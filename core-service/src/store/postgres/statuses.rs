@@ -19,7 +19,7 @@ use super::rows;
 use crate::model::{Claim, Direction, MetaError, NewEvent};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
-use crate::store::status_updates::{advance, first_known, status_updates};
+use crate::store::reported_statuses::{advance, first_known, reported_statuses};
 
 /// How long after its request an unsettled send can still be matched by a status webhook.
 const SETTLE_WINDOW_SECS: i64 = 15 * 60;
@@ -82,7 +82,7 @@ async fn record_statuses(
     now: i64,
 ) -> Result<(), StoreError> {
     let at = event_time(event, now);
-    let updates = status_updates(event, at);
+    let updates = reported_statuses(event, at);
     let known = match known {
         Some(found) => Some(found),
         None => find_unsettled_send(conn, event, now).await?,

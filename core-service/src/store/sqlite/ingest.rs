@@ -15,7 +15,7 @@ use super::{rows, unix_ms};
 use crate::model::{Claim, Delivery, Direction, MetaError, NewEvent, Receipt};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
-use crate::store::status_updates::{advance, first_known, status_updates};
+use crate::store::reported_statuses::{advance, first_known, reported_statuses};
 
 /// How long after its request an unsettled send can still be matched by a status webhook.
 const SETTLE_WINDOW_SECS: i64 = 15 * 60;
@@ -317,7 +317,7 @@ fn record_statuses(
     at: i64,
     now: i64,
 ) -> Result<i64, StoreError> {
-    let updates = status_updates(event, at);
+    let updates = reported_statuses(event, at);
     let known = match message {
         Some(found) => Some(found),
         None => find_unsettled_send(conn, event, now)?,

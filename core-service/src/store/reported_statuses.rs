@@ -5,8 +5,10 @@
 use crate::model::{Direction, MetaError, NewEvent};
 use crate::status::MessageStatus;
 
-/// One status a status event reports; the history records each.
-pub(crate) struct StatusUpdate<'a> {
+/// One status a status event reports; the history records each. Unlike the
+/// event's own [`StatusUpdate`](crate::model::StatusUpdate)s, its time is
+/// always set, and the status of the event's type is one of them.
+pub(crate) struct ReportedStatus<'a> {
     pub status: MessageStatus,
     /// When the message reached it, unix seconds.
     pub at: i64,
@@ -16,11 +18,11 @@ pub(crate) struct StatusUpdate<'a> {
 /// The statuses `event` reports: its status history (Kapso's `statuses`),
 /// then the status of its type when the history lacks it. `at` stands in for
 /// a time the event does not give.
-pub(crate) fn status_updates(event: &NewEvent, at: i64) -> Vec<StatusUpdate<'_>> {
+pub(crate) fn reported_statuses(event: &NewEvent, at: i64) -> Vec<ReportedStatus<'_>> {
     let mut updates: Vec<_> = event
         .statuses
         .iter()
-        .map(|s| StatusUpdate {
+        .map(|s| ReportedStatus {
             status: s.status,
             at: if s.timestamp > 0 { s.timestamp } else { at },
             errors: &s.errors,
@@ -29,7 +31,7 @@ pub(crate) fn status_updates(event: &NewEvent, at: i64) -> Vec<StatusUpdate<'_>>
     if let Some(reported) = event.reported_status()
         && !event.statuses.iter().any(|s| s.status == reported)
     {
-        updates.push(StatusUpdate {
+        updates.push(ReportedStatus {
             status: reported,
             at,
             errors: &[],
@@ -42,7 +44,7 @@ pub(crate) fn status_updates(event: &NewEvent, at: i64) -> Vec<StatusUpdate<'_>>
 /// errors of the failure that moved it there, if one carried any.
 pub(crate) fn advance<'a>(
     from: MessageStatus,
-    updates: &[StatusUpdate<'a>],
+    updates: &[ReportedStatus<'a>],
 ) -> (MessageStatus, &'a [MetaError]) {
     let mut status = from;
     let mut errors: &[MetaError] = &[];
