@@ -86,6 +86,15 @@ impl NewEvent {
         }
     }
 
+    /// The event's own time (WhatsApp's), or `now` when it carries none.
+    pub fn time_or(&self, now: i64) -> i64 {
+        if self.timestamp > 0 {
+            self.timestamp
+        } else {
+            now
+        }
+    }
+
     /// Whether this is a message the contact sent to the business.
     pub fn is_inbound_message(&self) -> bool {
         !self.message_id.is_empty()

@@ -21,7 +21,7 @@ pub(super) async fn prepare(conn: &ClientWrapper) -> Result<Statement, StoreErro
 }
 
 /// Stores `event`, a received message, claiming `delivery_key` first when given;
-/// `stmt` is what [`prepare`] gave. `at` is the message's time in Unix seconds.
+/// `stmt` is what [`prepare`] gave.
 ///
 /// The request goes out at the first poll, before anything is awaited: callers
 /// pipeline several by polling them in order (see [`ingest`](super::ingest)).
@@ -31,12 +31,12 @@ pub(super) async fn store(
     event: &NewEvent,
     delivery_key: Option<&str>,
     now_ms: i64,
-    at: i64,
 ) -> Result<Stored, StoreError> {
     let values = ClaimValues::new(event, delivery_key, now_ms)?;
-    let now_s = now_ms / 1000;
+    let now = now_ms / 1000;
+    let at = event.time_or(now);
     let mut params = values.params();
-    params.extend([&at as &(dyn ToSql + Sync), &now_s]);
+    params.extend([&at as &(dyn ToSql + Sync), &now]);
     outcome(&conn.query_one(stmt, &params).await?)
 }
 

@@ -14,7 +14,7 @@ use futures::future::try_join_all;
 
 use super::claim::Stored;
 use super::{inbound, statuses, unix_ms};
-use crate::model::{Claim, Delivery, NewEvent, Receipt};
+use crate::model::{Delivery, NewEvent, Receipt};
 use crate::store::StoreError;
 
 /// Stores `delivery`; see [`Store::ingest`](crate::store::Store::ingest).
@@ -29,58 +29,67 @@ pub(super) async fn apply(
     // first, in the first event's statement.
     if let Some(key) = delivery.key.as_deref() {
         match rest.split_first() {
-            Some((first, after)) => {
-                let stored = if first.is_inbound_message() {
-                    let stmt = inbound::prepare(conn).await?;
-                    let at = event_time(first, now_ms / 1000);
-                    inbound::store(conn, &stmt, first, Some(key), now_ms, at).await?
-                } else {
-                    statuses::store(conn, first, Some(key), now_ms).await?
-                };
-                match stored {
-                    Stored::DuplicateDelivery => return Ok(Receipt::DuplicateDelivery),
-                    Stored::Event(claim) => claims.push(claim),
+            Some((first, after)) => match store_one(conn, first, Some(key), now_ms).await? {
+                Stored::DuplicateDelivery => return Ok(Receipt::DuplicateDelivery),
+                Stored::Event(claim) => {
+                    claims.push(claim);
+                    rest = after;
                 }
-                rest = after;
+            },
+            None if !claim_delivery(conn, key, now_ms).await? => {
+                return Ok(Receipt::DuplicateDelivery);
             }
-            None => {
-                if !claim_delivery(conn, key, now_ms).await? {
-                    return Ok(Receipt::DuplicateDelivery);
-                }
-            }
+            None => {}
         }
     }
-    while let Some(event) = rest.first() {
-        let received = rest.iter().take_while(|e| e.is_inbound_message()).count();
-        if received == 0 {
-            let stored = statuses::store(conn, event, None, now_ms).await?;
-            claims.push(stored.claim()?);
-            rest = &rest[1..];
+    while let Some(first) = rest.first() {
+        // Received messages in a row go out pipelined; any other event alone.
+        let run = rest.iter().take_while(|e| e.is_inbound_message()).count();
+        if run > 1 {
+            let messages = rest[..run].iter().map(|event| (event, None));
+            for stored in store_pipelined(conn, messages, now_ms).await? {
+                claims.push(stored.claim()?);
+            }
         } else {
-            claims.extend(store_received(conn, &rest[..received], now_ms).await?);
-            rest = &rest[received..];
+            claims.push(store_one(conn, first, None, now_ms).await?.claim()?);
         }
+        rest = &rest[run.max(1)..];
     }
     Ok(Receipt::Stored(claims))
 }
 
-/// Stores received messages of a delivery whose key is claimed, pipelined:
-/// each is one statement, the server runs them in the order sent, so a
-/// message repeated within them is still found by its second statement.
-async fn store_received(
+/// Stores `event`, claiming `delivery_key` first when given.
+async fn store_one(
     conn: &ClientWrapper,
-    events: &[NewEvent],
+    event: &NewEvent,
+    delivery_key: Option<&str>,
     now_ms: i64,
-) -> Result<Vec<Claim>, StoreError> {
+) -> Result<Stored, StoreError> {
+    if event.is_inbound_message() {
+        let stmt = inbound::prepare(conn).await?;
+        inbound::store(conn, &stmt, event, delivery_key, now_ms).await
+    } else {
+        statuses::store(conn, event, delivery_key, now_ms).await
+    }
+}
+
+/// Stores received messages, each claiming the delivery key given with it,
+/// sending every statement before reading the first answer. The server still
+/// runs them one after another in this order, so the outcome is that of
+/// storing them in turn, without a round trip each: a message repeated among
+/// them is found by its second statement.
+///
+/// A query is sent when it is first polled, and `try_join_all` first polls
+/// each future once in the order given (also past 30 futures, where it
+/// collects through `FuturesOrdered`). The statement is prepared beforehand so
+/// that no query waits before it is sent.
+async fn store_pipelined<'a>(
+    conn: &ClientWrapper,
+    messages: impl Iterator<Item = (&'a NewEvent, Option<&'a str>)>,
+    now_ms: i64,
+) -> Result<Vec<Stored>, StoreError> {
     let stmt = inbound::prepare(conn).await?;
-    let stmt = &stmt;
-    try_join_all(events.iter().map(|event| async move {
-        let at = event_time(event, now_ms / 1000);
-        inbound::store(conn, stmt, event, None, now_ms, at)
-            .await?
-            .claim()
-    }))
-    .await
+    try_join_all(messages.map(|(event, key)| inbound::store(conn, &stmt, event, key, now_ms))).await
 }
 
 /// A delivery that is one statement: a single received message, which
@@ -101,26 +110,14 @@ pub(super) fn received_alone(delivery: &Delivery) -> Option<ReceivedAlone<'_>> {
     }
 }
 
-/// Stores deliveries that are each one statement, sending every statement
-/// before reading the first answer. The server still runs them one after
-/// another in this order, so the outcome is that of [`apply`] in turn, without
-/// a round trip each.
-///
-/// A query is sent when it is first polled, and `try_join_all` first polls
-/// each future once in the order given (also past 30 futures, where it
-/// collects through `FuturesOrdered`). The statement is prepared beforehand so
-/// that no query waits before it is sent.
+/// Stores deliveries that are each one statement, pipelined: the outcome is
+/// that of [`apply`] on each in turn.
 pub(super) async fn apply_pipelined(
     conn: &ClientWrapper,
     deliveries: &[ReceivedAlone<'_>],
 ) -> Result<Vec<Receipt>, StoreError> {
-    let stmt = inbound::prepare(conn).await?;
-    let now_ms = unix_ms();
-    let stored = try_join_all(deliveries.iter().map(|alone| {
-        let at = event_time(alone.event, now_ms / 1000);
-        inbound::store(conn, &stmt, alone.event, alone.key, now_ms, at)
-    }))
-    .await?;
+    let messages = deliveries.iter().map(|alone| (alone.event, alone.key));
+    let stored = store_pipelined(conn, messages, unix_ms()).await?;
     Ok(stored
         .into_iter()
         .map(|stored| match stored {
@@ -139,13 +136,4 @@ async fn claim_delivery(conn: &ClientWrapper, key: &str, now_ms: i64) -> Result<
         )
         .await?;
     Ok(conn.execute(&stmt, &[&key, &now_ms]).await? == 1)
-}
-
-/// The message's own time, or `now` when the event carries none.
-pub(super) fn event_time(event: &NewEvent, now: i64) -> i64 {
-    if event.timestamp > 0 {
-        event.timestamp
-    } else {
-        now
-    }
 }

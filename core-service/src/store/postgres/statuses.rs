@@ -14,7 +14,6 @@ use futures::future::{try_join, try_join_all};
 use tokio_postgres::Statement;
 
 use super::claim::{ClaimValues, Stored, claim_and_append, outcome};
-use super::ingest::event_time;
 use super::rows;
 use crate::model::{Claim, Direction, MetaError, NewEvent};
 use crate::status::MessageStatus;
@@ -81,7 +80,7 @@ async fn record_statuses(
     known: Option<(i64, MessageStatus)>,
     now: i64,
 ) -> Result<(), StoreError> {
-    let at = event_time(event, now);
+    let at = event.time_or(now);
     let updates = reported_statuses(event, at);
     let known = match known {
         Some(found) => Some(found),

@@ -169,11 +169,7 @@ fn apply_event<'a>(
     now: i64,
     conversations: &mut SeenConversations<'a>,
 ) -> Result<Option<i64>, StoreError> {
-    let at = if event.timestamp > 0 {
-        event.timestamp
-    } else {
-        now
-    };
+    let at = event.time_or(now);
     let inbound = event.is_inbound_message();
     if !event.conversation_id.is_empty() {
         conversations.saw(event, inbound.then_some(at));
