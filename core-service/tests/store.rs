@@ -35,6 +35,7 @@ macro_rules! all_store_tests {
             each_store: [
                 duplicate_delivery_is_stored_once,
                 a_status_delivery_under_a_seen_key_changes_nothing,
+                a_delivery_without_events_claims_its_key,
                 redelivery_under_new_key_is_stored_once,
                 a_duplicate_event_takes_no_sequence,
                 a_large_batch_keeps_its_order_and_stores_a_repeat_once,

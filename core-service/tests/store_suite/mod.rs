@@ -34,6 +34,19 @@ pub async fn duplicate_delivery_is_stored_once(store: Arc<dyn Store>) {
     assert_eq!(all_events(&store).await.len(), 1);
 }
 
+/// A delivery without events still claims its key, as any delivery does.
+pub async fn a_delivery_without_events_claims_its_key(store: Arc<dyn Store>) {
+    let empty = delivery(Some("k-empty"), Vec::new());
+    assert_eq!(
+        store.ingest(empty.clone()).await.unwrap(),
+        Receipt::Stored(Vec::new())
+    );
+    assert_eq!(
+        store.ingest(empty).await.unwrap(),
+        Receipt::DuplicateDelivery
+    );
+}
+
 /// The delivery key decides, whatever the delivery holds: a status delivery
 /// under a key seen before changes nothing, neither the log nor the message.
 pub async fn a_status_delivery_under_a_seen_key_changes_nothing(store: Arc<dyn Store>) {
