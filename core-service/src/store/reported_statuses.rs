@@ -46,15 +46,28 @@ pub(crate) fn advance<'a>(
     from: MessageStatus,
     updates: &[ReportedStatus<'a>],
 ) -> (MessageStatus, &'a [MetaError]) {
-    let mut status = from;
-    let mut errors: &[MetaError] = &[];
-    for update in updates {
-        status = status.advance(update.status);
-        if update.status == MessageStatus::Failed && !update.errors.is_empty() {
-            errors = update.errors;
-        }
-    }
-    (status, errors)
+    let status = strongest(updates).map_or(from, |toward| from.advance(toward));
+    (status, failure_errors(updates))
+}
+
+/// The status `updates` move any message toward: the first of the highest
+/// rank, so that `from.advance(it)` is where applying them one by one ends,
+/// whatever `from` is. A store can therefore apply them without reading the
+/// message first.
+pub(crate) fn strongest(updates: &[ReportedStatus<'_>]) -> Option<MessageStatus> {
+    updates
+        .iter()
+        .map(|u| u.status)
+        .reduce(MessageStatus::advance)
+}
+
+/// The errors of the last failure in `updates` that carried any.
+pub(crate) fn failure_errors<'a>(updates: &[ReportedStatus<'a>]) -> &'a [MetaError] {
+    updates
+        .iter()
+        .rev()
+        .find(|u| u.status == MessageStatus::Failed && !u.errors.is_empty())
+        .map_or(&[], |u| u.errors)
 }
 
 /// A message first known from a status event about it: its direction (an
@@ -70,4 +83,81 @@ pub(crate) fn first_known(event: &NewEvent) -> (Direction, MessageStatus) {
         _ => MessageStatus::Accepted,
     };
     (direction, base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::MessageStatus::*;
+
+    const ALL: [MessageStatus; 7] = [
+        Received,
+        Accepted,
+        OutcomeUnknown,
+        Sent,
+        Delivered,
+        Read,
+        Failed,
+    ];
+
+    fn reported(statuses: &[MessageStatus]) -> Vec<ReportedStatus<'static>> {
+        statuses
+            .iter()
+            .map(|&status| ReportedStatus {
+                status,
+                at: 1,
+                errors: &[],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn advancing_to_the_strongest_is_applying_each_in_turn() {
+        for from in ALL {
+            for a in ALL {
+                for b in ALL {
+                    let updates = reported(&[a, b]);
+                    let in_turn = from.advance(a).advance(b);
+                    assert_eq!(advance(from, &updates).0, in_turn, "{from:?} {a:?} {b:?}");
+                }
+            }
+            assert_eq!(advance(from, &[]).0, from);
+        }
+    }
+
+    #[test]
+    fn the_errors_are_the_last_failure_that_carried_some() {
+        let first = [MetaError {
+            code: 1,
+            ..Default::default()
+        }];
+        let last = [MetaError {
+            code: 2,
+            ..Default::default()
+        }];
+        let updates = [
+            ReportedStatus {
+                status: Failed,
+                at: 1,
+                errors: &first,
+            },
+            ReportedStatus {
+                status: Failed,
+                at: 2,
+                errors: &last,
+            },
+            ReportedStatus {
+                status: Failed,
+                at: 3,
+                errors: &[],
+            },
+            ReportedStatus {
+                status: Read,
+                at: 4,
+                errors: &[],
+            },
+        ];
+        assert_eq!(advance(Read, &updates), (Failed, &last[..]));
+        assert!(failure_errors(&updates[2..]).is_empty());
+    }
 }
