@@ -5,7 +5,7 @@
 //! - [`ingest`]: how a delivery changes the log, messages and conversations
 //! - [`claim`]: the claims and the append every event's statement starts with
 //! - [`inbound`]: a received message, the bulk of deliveries, in one statement
-//! - [`statuses`]: every other event; a status in two round trips
+//! - [`statuses`]: every other event, statuses above all, in one statement too
 //! - [`outbound`]: recording sends and how they ended; consumers' positions
 //! - [`reads`]: the queries behind the read methods, on pooled connections
 //! - [`committed`]: the commit mark, fed by own commits, `LISTEN/NOTIFY` and a poll

@@ -291,3 +291,48 @@ async fn assert_listed_in_its_conversation(store: &Arc<dyn Store>, wamid: &str) 
 fn record(status: MessageStatus, timestamp: i64) -> StatusRecord {
     StatusRecord { status, timestamp }
 }
+
+pub async fn concurrent_statuses_of_new_messages_make_one_row_each(store: Arc<dyn Store>) {
+    const MESSAGES: usize = 20;
+    let names = ["sent", "delivered", "read"];
+    let tasks: Vec<_> = (0..MESSAGES)
+        .flat_map(|i| names.iter().enumerate().map(move |(n, name)| (i, n, *name)))
+        .map(|(i, n, name)| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let event = status(&format!("wamid.c{i}"), name, 200 + n as i64);
+                only_sequence(
+                    store
+                        .ingest(delivery(Some(&format!("c{i}-{name}")), vec![event]))
+                        .await,
+                )
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Whichever status of a message came first created its row; the others,
+    // in the same commit or not, found it.
+    for i in 0..MESSAGES {
+        let message = store
+            .message(&format!("wamid.c{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(message.status, MessageStatus::Read, "wamid.c{i}");
+        assert_eq!(
+            message.status_history,
+            [
+                record(MessageStatus::Sent, 200),
+                record(MessageStatus::Delivered, 201),
+                record(MessageStatus::Read, 202),
+            ]
+        );
+    }
+    let page = store
+        .conversation_messages("conv-1", 100, None)
+        .await
+        .unwrap();
+    assert_eq!(page.messages.len(), MESSAGES, "one row per message");
+}

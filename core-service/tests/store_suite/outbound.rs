@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kapso_core::model::{SendClaim, SendResult};
+use kapso_core::model::{Receipt, SendClaim, SendResult};
 use kapso_core::status::MessageStatus;
 use kapso_core::store::{Store, StoreError};
 
@@ -295,4 +295,49 @@ pub async fn ack_only_moves_forward(store: Arc<dyn Store>) {
 
 pub async fn check_writable_succeeds_on_a_healthy_store(store: Arc<dyn Store>) {
     store.check_writable().await.unwrap();
+}
+
+pub async fn a_delivery_of_statuses_ends_as_its_events_would_one_by_one(store: Arc<dyn Store>) {
+    // Two sends of the same text in flight.
+    for (gateway_id, key) in [("gw-a", "idem-a"), ("gw-b", "idem-b")] {
+        store
+            .begin_send(intent(gateway_id, key, key))
+            .await
+            .unwrap();
+    }
+    let mut a_sent = status("wamid.a", "sent", 101);
+    a_sent.text = "Your order has shipped".into();
+    let events = vec![
+        // Without text both sends match: no guess, a row of its own...
+        status("wamid.x", "delivered", 100),
+        // ...which the next status about it finds, and does not move back.
+        status("wamid.x", "sent", 99),
+        // With the text, the older send is the one settled...
+        a_sent,
+        // ...leaving the other the only candidate, safe to settle without text.
+        status("wamid.b", "delivered", 102),
+        status("wamid.a", "read", 103),
+    ];
+    let receipt = store.ingest(delivery(Some("s1"), events)).await.unwrap();
+    assert!(matches!(receipt, Receipt::Stored(claims) if claims.len() == 5));
+
+    let x = store.message("wamid.x").await.unwrap().unwrap();
+    assert_eq!(x.gateway_id, "");
+    assert_eq!(x.status, MessageStatus::Delivered);
+    let history: Vec<_> = x
+        .status_history
+        .iter()
+        .map(|h| (h.status, h.timestamp))
+        .collect();
+    assert_eq!(
+        history,
+        [(MessageStatus::Sent, 99), (MessageStatus::Delivered, 100)]
+    );
+    let a = store.message("gw-a").await.unwrap().unwrap();
+    assert_eq!((a.id.as_str(), a.status), ("wamid.a", MessageStatus::Read));
+    let b = store.message("gw-b").await.unwrap().unwrap();
+    assert_eq!(
+        (b.id.as_str(), b.status),
+        ("wamid.b", MessageStatus::Delivered)
+    );
 }

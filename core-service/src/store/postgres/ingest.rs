@@ -5,12 +5,20 @@
 //!
 //! De-duplication relies on primary keys (`INSERT .. ON CONFLICT DO NOTHING`
 //! and whether a row came back), never on a prior lookup: it holds against
-//! another replica's transaction as well as within a batch. A received message
-//! takes one statement ([`inbound`](super::inbound)); a status two round trips
-//! ([`statuses`](super::statuses)).
+//! another replica's transaction as well as within a batch.
+//!
+//! Every event is ONE statement: a received message's
+//! ([`inbound`](super::inbound)) or any other's ([`statuses`](super::statuses)).
+//! Nothing is decided in between, so statements are sent together and their
+//! answers read afterwards: one round trip for many events. The server still
+//! runs them one after another in the order sent, each seeing what the ones
+//! before it wrote, so the outcome is that of storing the events in turn: a
+//! repeated message is found by its second statement, sequences follow the
+//! order given, and a status follows a message stored just before it.
 
 use deadpool_postgres::ClientWrapper;
 use futures::future::try_join_all;
+use tokio_postgres::Statement;
 
 use super::claim::Stored;
 use super::{inbound, statuses, unix_ms};
@@ -23,17 +31,18 @@ pub(super) async fn apply(
     delivery: &Delivery,
 ) -> Result<Receipt, StoreError> {
     let now_ms = unix_ms();
-    let mut claims = Vec::with_capacity(delivery.events.len());
-    let mut rest = delivery.events.as_slice();
-    // The key decides whether anything is written, so its claim is awaited
-    // first, in the first event's statement.
+    let statements = Statements::prepare(conn).await?;
+    let mut events = delivery.events.as_slice();
+    let mut claims = Vec::with_capacity(events.len());
+    // The key decides whether anything is written, so its claim, in the first
+    // event's statement, is answered before the other events go out.
     if let Some(key) = delivery.key.as_deref() {
-        match rest.split_first() {
-            Some((first, after)) => match store_one(conn, first, Some(key), now_ms).await? {
+        match events.split_first() {
+            Some((first, rest)) => match statements.store(conn, first, Some(key), now_ms).await? {
                 Stored::DuplicateDelivery => return Ok(Receipt::DuplicateDelivery),
                 Stored::Event(claim) => {
                     claims.push(claim);
-                    rest = after;
+                    events = rest;
                 }
             },
             None if !claim_delivery(conn, key, now_ms).await? => {
@@ -42,67 +51,24 @@ pub(super) async fn apply(
             None => {}
         }
     }
-    while let Some(first) = rest.first() {
-        // Received messages in a row go out pipelined; any other event alone.
-        let run = rest.iter().take_while(|e| e.is_inbound_message()).count();
-        if run > 1 {
-            let messages = rest[..run].iter().map(|event| (event, None));
-            for stored in store_pipelined(conn, messages, now_ms).await? {
-                claims.push(stored.claim()?);
-            }
-        } else {
-            claims.push(store_one(conn, first, None, now_ms).await?.claim()?);
-        }
-        rest = &rest[run.max(1)..];
+    let pipelined = events.iter().map(|event| (event, None));
+    for stored in statements.store_pipelined(conn, pipelined, now_ms).await? {
+        claims.push(stored.claim()?);
     }
     Ok(Receipt::Stored(claims))
 }
 
-/// Stores `event`, claiming `delivery_key` first when given.
-async fn store_one(
-    conn: &ClientWrapper,
-    event: &NewEvent,
-    delivery_key: Option<&str>,
-    now_ms: i64,
-) -> Result<Stored, StoreError> {
-    if event.is_inbound_message() {
-        let stmt = inbound::prepare(conn).await?;
-        inbound::store(conn, &stmt, event, delivery_key, now_ms).await
-    } else {
-        statuses::store(conn, event, delivery_key, now_ms).await
-    }
-}
-
-/// Stores received messages, each claiming the delivery key given with it,
-/// sending every statement before reading the first answer. The server still
-/// runs them one after another in this order, so the outcome is that of
-/// storing them in turn, without a round trip each: a message repeated among
-/// them is found by its second statement.
-///
-/// A query is sent when it is first polled, and `try_join_all` first polls
-/// each future once in the order given (also past 30 futures, where it
-/// collects through `FuturesOrdered`). The statement is prepared beforehand so
-/// that no query waits before it is sent.
-async fn store_pipelined<'a>(
-    conn: &ClientWrapper,
-    messages: impl Iterator<Item = (&'a NewEvent, Option<&'a str>)>,
-    now_ms: i64,
-) -> Result<Vec<Stored>, StoreError> {
-    let stmt = inbound::prepare(conn).await?;
-    try_join_all(messages.map(|(event, key)| inbound::store(conn, &stmt, event, key, now_ms))).await
-}
-
-/// A delivery that is one statement: a single received message, which
-/// [`apply_pipelined`] can send along with others.
-pub(super) struct ReceivedAlone<'a> {
+/// A delivery that is one statement: a single event, which [`apply_pipelined`]
+/// can send along with others.
+pub(super) struct SingleEvent<'a> {
     key: Option<&'a str>,
     event: &'a NewEvent,
 }
 
 /// `delivery` as one statement, when it is one.
-pub(super) fn received_alone(delivery: &Delivery) -> Option<ReceivedAlone<'_>> {
+pub(super) fn single_event(delivery: &Delivery) -> Option<SingleEvent<'_>> {
     match delivery.events.as_slice() {
-        [event] if event.is_inbound_message() => Some(ReceivedAlone {
+        [event] => Some(SingleEvent {
             key: delivery.key.as_deref(),
             event,
         }),
@@ -114,10 +80,11 @@ pub(super) fn received_alone(delivery: &Delivery) -> Option<ReceivedAlone<'_>> {
 /// that of [`apply`] on each in turn.
 pub(super) async fn apply_pipelined(
     conn: &ClientWrapper,
-    deliveries: &[ReceivedAlone<'_>],
+    deliveries: &[SingleEvent<'_>],
 ) -> Result<Vec<Receipt>, StoreError> {
-    let messages = deliveries.iter().map(|alone| (alone.event, alone.key));
-    let stored = store_pipelined(conn, messages, unix_ms()).await?;
+    let statements = Statements::prepare(conn).await?;
+    let events = deliveries.iter().map(|single| (single.event, single.key));
+    let stored = statements.store_pipelined(conn, events, unix_ms()).await?;
     Ok(stored
         .into_iter()
         .map(|stored| match stored {
@@ -125,6 +92,54 @@ pub(super) async fn apply_pipelined(
             Stored::Event(claim) => Receipt::Stored(vec![claim]),
         })
         .collect())
+}
+
+/// The two statements an event may take, prepared before any goes out so that
+/// no query waits behind a preparation.
+struct Statements {
+    received: Statement,
+    other: Statement,
+}
+
+impl Statements {
+    /// Prepared once per connection; later calls find them cached.
+    async fn prepare(conn: &ClientWrapper) -> Result<Self, StoreError> {
+        Ok(Self {
+            received: inbound::prepare(conn).await?,
+            other: statuses::prepare(conn).await?,
+        })
+    }
+
+    /// Stores `event`, claiming `delivery_key` first when given. The request
+    /// goes out at the first poll.
+    async fn store(
+        &self,
+        conn: &ClientWrapper,
+        event: &NewEvent,
+        delivery_key: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Stored, StoreError> {
+        if event.is_inbound_message() {
+            inbound::store(conn, &self.received, event, delivery_key, now_ms).await
+        } else {
+            statuses::store(conn, &self.other, event, delivery_key, now_ms).await
+        }
+    }
+
+    /// Stores events, each claiming the delivery key given with it, sending
+    /// every statement before reading the first answer (see the module docs).
+    ///
+    /// A query is sent when it is first polled, and `try_join_all` first polls
+    /// each future once in the order given (also past 30 futures, where it
+    /// collects through `FuturesOrdered`).
+    async fn store_pipelined<'a>(
+        &self,
+        conn: &ClientWrapper,
+        events: impl Iterator<Item = (&'a NewEvent, Option<&'a str>)>,
+        now_ms: i64,
+    ) -> Result<Vec<Stored>, StoreError> {
+        try_join_all(events.map(|(event, key)| self.store(conn, event, key, now_ms))).await
+    }
 }
 
 /// Whether `key` was new; a key seen before makes its delivery a duplicate.

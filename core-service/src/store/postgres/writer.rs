@@ -80,9 +80,9 @@ impl Write {
     }
 
     /// This request as one statement that can be pipelined, when it is one.
-    fn received_alone(&self) -> Option<ingest::ReceivedAlone<'_>> {
+    fn single_event(&self) -> Option<ingest::SingleEvent<'_>> {
         match self {
-            Write::Ingest(delivery) => ingest::received_alone(delivery),
+            Write::Ingest(delivery) => ingest::single_event(delivery),
             _ => None,
         }
     }
@@ -271,9 +271,9 @@ async fn run_all(conn: &ClientWrapper, writes: &[&Write]) -> Result<Vec<Written>
     let mut results = Vec::with_capacity(writes.len());
     let mut rest = writes;
     while let Some(write) = rest.first() {
-        // Deliveries of a single received message (what Kapso sends unless
-        // batching is on) go out together: one round trip for a run of them.
-        let alone: Vec<_> = rest.iter().map_while(|w| w.received_alone()).collect();
+        // Deliveries of a single event (what Kapso sends unless batching is
+        // on) go out together: one round trip for a run of them.
+        let alone: Vec<_> = rest.iter().map_while(|w| w.single_event()).collect();
         if alone.len() > 1 {
             let receipts = guarded(ingest::apply_pipelined(conn, &alone)).await?;
             results.extend(receipts.into_iter().map(Written::Receipt));
