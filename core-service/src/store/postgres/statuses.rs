@@ -136,6 +136,9 @@ fn may_settle_a_send(event: &NewEvent) -> bool {
 /// recipient with the same text (without text to compare, only a sole
 /// candidate), else a new row. Its identity is filled in where blank, never
 /// overwritten; the history keeps each status's earliest time.
+///
+/// The update picks its row by `id = (SELECT id FROM target)`: written as a
+/// join with that CTE, it was planned as a scan of `messages`.
 const STORE_EVENT: &str = claim_and_append!(
     "conversation AS ( \
       INSERT INTO conversations AS c (id, phone_number_id, contact_phone) \
