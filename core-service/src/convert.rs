@@ -218,16 +218,7 @@ mod tests {
 
     #[test]
     fn every_domain_status_round_trips_through_the_wire() {
-        use MessageStatus::*;
-        for s in [
-            Received,
-            Accepted,
-            OutcomeUnknown,
-            Sent,
-            Delivered,
-            Read,
-            Failed,
-        ] {
+        for s in MessageStatus::ALL {
             assert_eq!(status_from_pb(status_to_pb(s).into()), Some(s));
         }
         assert_eq!(status_from_pb(0), None);

@@ -25,6 +25,17 @@ pub enum MessageStatus {
 }
 
 impl MessageStatus {
+    /// Every status, in rank order.
+    pub const ALL: [MessageStatus; 7] = [
+        Self::Received,
+        Self::Accepted,
+        Self::OutcomeUnknown,
+        Self::Sent,
+        Self::Delivered,
+        Self::Read,
+        Self::Failed,
+    ];
+
     /// Order used to decide whether an update moves the message forward.
     pub fn rank(self) -> u8 {
         match self {
@@ -84,16 +95,6 @@ mod tests {
     use super::MessageStatus::*;
     use super::*;
 
-    const ALL: [MessageStatus; 7] = [
-        Received,
-        Accepted,
-        OutcomeUnknown,
-        Sent,
-        Delivered,
-        Read,
-        Failed,
-    ];
-
     #[test]
     fn late_delivered_never_undoes_read() {
         assert_eq!(Read.advance(Delivered), Read);
@@ -102,7 +103,7 @@ mod tests {
 
     #[test]
     fn failed_is_terminal() {
-        for s in ALL {
+        for s in MessageStatus::ALL {
             assert_eq!(Failed.advance(s), Failed);
         }
         assert_eq!(Read.advance(Failed), Failed);
@@ -117,8 +118,8 @@ mod tests {
 
     #[test]
     fn advance_is_order_independent() {
-        for a in ALL {
-            for b in ALL {
+        for a in MessageStatus::ALL {
+            for b in MessageStatus::ALL {
                 assert_eq!(a.advance(b).rank(), b.advance(a).rank());
             }
         }
@@ -126,7 +127,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for s in ALL {
+        for s in MessageStatus::ALL {
             assert_eq!(MessageStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(MessageStatus::parse("deleted"), None);

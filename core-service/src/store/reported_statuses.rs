@@ -90,16 +90,6 @@ mod tests {
     use super::*;
     use crate::status::MessageStatus::*;
 
-    const ALL: [MessageStatus; 7] = [
-        Received,
-        Accepted,
-        OutcomeUnknown,
-        Sent,
-        Delivered,
-        Read,
-        Failed,
-    ];
-
     fn reported(statuses: &[MessageStatus]) -> Vec<ReportedStatus<'static>> {
         statuses
             .iter()
@@ -113,9 +103,9 @@ mod tests {
 
     #[test]
     fn advancing_to_the_strongest_is_applying_each_in_turn() {
-        for from in ALL {
-            for a in ALL {
-                for b in ALL {
+        for from in MessageStatus::ALL {
+            for a in MessageStatus::ALL {
+                for b in MessageStatus::ALL {
                     let updates = reported(&[a, b]);
                     let in_turn = from.advance(a).advance(b);
                     assert_eq!(advance(from, &updates).0, in_turn, "{from:?} {a:?} {b:?}");
