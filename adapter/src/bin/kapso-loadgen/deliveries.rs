@@ -42,6 +42,9 @@ const RECEIPTS: [(&str, &str); 3] = [
 /// they would, instead of sharing the pages of one.
 pub const RECEIPT_LAG_ROUNDS: u64 = 1_000;
 
+/// The time of a run's first message, unix seconds.
+const RUN_START: u64 = 1_730_092_800;
+
 /// How a run makes its deliveries.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
@@ -93,7 +96,12 @@ impl Plan {
                     Mix::Media => true,
                     Mix::Mixed => (n + i) % 2 == 1,
                 };
-                received_json(&contact, &contact.wamid(mix64(seed ^ i)), media)
+                let wamid = contact.wamid(mix64(seed ^ i));
+                // Each message a time of its own, later than the ones before,
+                // as a conversation's messages have: one time for all would
+                // spare the store rewriting its conversation's last inbound time.
+                let sent_at = RUN_START + n * batch as u64 + i;
+                received_json(&contact, &wamid, media, sent_at)
             })
             .collect();
         let body = if batch == 1 {
@@ -171,14 +179,14 @@ impl Contact {
 }
 
 /// A received message shaped like Kapso's v2 events (about 1 KB, as the fixtures).
-fn received_json(contact: &Contact, id: &str, media: bool) -> String {
+fn received_json(contact: &Contact, id: &str, media: bool, timestamp: u64) -> String {
     let content = if media {
         r#""type":"image","image":{"caption":"Foto del pedido","id":"media_lg","mime_type":"image/jpeg"},"kapso":{"direction":"inbound","status":"received","processing_status":"pending","origin":"cloud_api","has_media":true,"content":"Foto del pedido Image attached (photo.jpg) [Size: 200 KB | Type: image/jpeg]","media_url":"https://api.kapso.ai/media/lg"}"#
     } else {
         r#""type":"text","text":{"body":"Hola, necesito ayuda con mi pedido numero 12345, no ha llegado todavia"},"kapso":{"direction":"inbound","status":"received","processing_status":"pending","origin":"cloud_api","has_media":false,"content":"Hola, necesito ayuda con mi pedido numero 12345, no ha llegado todavia"}"#
     };
     format!(
-        r#"{{"message":{{"id":"{id}","timestamp":"1730092800","from":"{}",{content}}},"conversation":{},"is_new_conversation":false,"phone_number_id":"123456789012345"}}"#,
+        r#"{{"message":{{"id":"{id}","timestamp":"{timestamp}","from":"{}",{content}}},"conversation":{},"is_new_conversation":false,"phone_number_id":"123456789012345"}}"#,
         contact.phone,
         contact.conversation_json()
     )
@@ -192,7 +200,7 @@ fn receipt_json(contact: &Contact, id: &str, step: usize) -> String {
             format!(
                 r#"{{"id":"{id}","status":"{}","timestamp":"{}","recipient_id":"{}"}}"#,
                 RECEIPTS[i].0,
-                1_730_092_860 + 28 * i,
+                RUN_START + 60 + 28 * i as u64,
                 contact.phone
             )
         })
@@ -261,6 +269,7 @@ mod tests {
     fn received_deliveries_are_batches_of_one_contact_with_fresh_keys_and_ids() {
         let plan = plan(Traffic::Received, 10);
         let (mut keys, mut ids) = (HashSet::new(), HashSet::new());
+        let mut last_time = 0;
         for n in 0..200 {
             let delivery = plan.delivery(n);
             assert!(keys.insert(delivery.key.clone()), "key of {n} repeated");
@@ -271,6 +280,8 @@ mod tests {
                 assert_eq!(event.direction(), Direction::Inbound);
                 assert_eq!(event.conversation_id, events[0].conversation_id);
                 assert!(ids.insert(event.message_id.clone()), "id repeated");
+                assert!(event.timestamp > last_time, "each message later");
+                last_time = event.timestamp;
             }
         }
     }
