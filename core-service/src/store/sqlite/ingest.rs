@@ -229,7 +229,9 @@ impl<'a> SeenConversations<'a> {
     fn remember(&self, conn: &Connection) -> Result<(), StoreError> {
         for (id, seen) in &self.0 {
             // Identity is filled in when first known, never overwritten by a
-            // blank; the last inbound time only moves forward.
+            // blank; the last inbound time only moves forward. A row this
+            // would not change is left alone: its page stays clean, and so
+            // out of the commit (most events of a busy conversation).
             conn.prepare_cached(
                 "INSERT INTO conversations (id, phone_number_id, contact_phone, last_inbound_at) \
                  VALUES (?1, ?2, ?3, ?4) \
@@ -239,7 +241,10 @@ impl<'a> SeenConversations<'a> {
                    contact_phone = CASE WHEN contact_phone = '' \
                      THEN excluded.contact_phone ELSE contact_phone END, \
                    last_inbound_at = max(coalesce(last_inbound_at, excluded.last_inbound_at), \
-                                         coalesce(excluded.last_inbound_at, last_inbound_at))",
+                                         coalesce(excluded.last_inbound_at, last_inbound_at)) \
+                 WHERE phone_number_id = '' OR contact_phone = '' \
+                   OR excluded.last_inbound_at > last_inbound_at \
+                   OR (last_inbound_at IS NULL AND excluded.last_inbound_at IS NOT NULL)",
             )?
             .execute(params![
                 id,
