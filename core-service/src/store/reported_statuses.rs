@@ -5,6 +5,19 @@
 use crate::model::{Direction, MetaError, NewEvent};
 use crate::status::MessageStatus;
 
+/// How long after its request an unsettled send can still be matched by a
+/// status webhook, in seconds.
+pub(crate) const SETTLE_WINDOW_SECS: i64 = 15 * 60;
+
+/// Whether a send with no wamid yet (its response pending or lost) may be the
+/// message `event` is about: only what the business sent, to a known recipient.
+/// This is how an `OutcomeUnknown` send is settled by a later webhook.
+pub(crate) fn may_settle_a_send(event: &NewEvent) -> bool {
+    event.direction != Direction::Inbound
+        && !event.phone_number_id.is_empty()
+        && !event.contact_phone.is_empty()
+}
+
 /// One status a status event reports; the history records each. Unlike the
 /// event's own [`StatusUpdate`](crate::model::StatusUpdate)s, its time is
 /// always set, and the status of the event's type is one of them.

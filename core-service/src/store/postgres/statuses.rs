@@ -21,11 +21,9 @@ use crate::model::{Direction, NewEvent};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
 use crate::store::reported_statuses::{
-    ReportedStatus, advance, failure_errors, first_known, reported_statuses, strongest,
+    ReportedStatus, SETTLE_WINDOW_SECS, advance, failure_errors, first_known, may_settle_a_send,
+    reported_statuses, strongest,
 };
-
-/// How long after its request an unsettled send can still be matched by a status webhook.
-const SETTLE_WINDOW_SECS: i64 = 15 * 60;
 
 /// The statement [`store`] runs, prepared once per connection.
 pub(super) async fn prepare(conn: &ClientWrapper) -> Result<Statement, StoreError> {
@@ -114,15 +112,6 @@ fn moves_a_status(event: &NewEvent) -> bool {
         && (event.reported_status().is_some()
             || !event.statuses.is_empty()
             || event.direction == Direction::Outbound)
-}
-
-/// Whether a send with no wamid yet (its response pending or lost) may be the
-/// message `event` is about: only what the business sent, to a known recipient.
-/// This is how an `OutcomeUnknown` send is settled by a later webhook.
-fn may_settle_a_send(event: &NewEvent) -> bool {
-    event.direction != Direction::Inbound
-        && !event.phone_number_id.is_empty()
-        && !event.contact_phone.is_empty()
 }
 
 /// Parameters after the claim's: `$16` the wamid (NULL: no message moves),

@@ -15,10 +15,9 @@ use super::{rows, unix_ms};
 use crate::model::{Claim, Delivery, Direction, MetaError, NewEvent, Receipt};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
-use crate::store::reported_statuses::{advance, first_known, reported_statuses};
-
-/// How long after its request an unsettled send can still be matched by a status webhook.
-const SETTLE_WINDOW_SECS: i64 = 15 * 60;
+use crate::store::reported_statuses::{
+    SETTLE_WINDOW_SECS, advance, first_known, may_settle_a_send, reported_statuses,
+};
 
 /// Stores `delivery`; see [`Store::ingest`](crate::store::Store::ingest).
 pub(super) fn apply(conn: &Connection, delivery: &Delivery) -> Result<Receipt, StoreError> {
@@ -374,10 +373,7 @@ fn find_unsettled_send(
     event: &NewEvent,
     now: i64,
 ) -> Result<Option<KnownMessage>, StoreError> {
-    if event.direction == Direction::Inbound
-        || event.phone_number_id.is_empty()
-        || event.contact_phone.is_empty()
-    {
+    if !may_settle_a_send(event) {
         return Ok(None);
     }
     let mut stmt = conn.prepare_cached(
