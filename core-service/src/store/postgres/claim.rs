@@ -12,8 +12,9 @@
 //! the delivery key was new (or absent) and the appended sequence, NULL for an
 //! event seen before: [`outcome`] reads that.
 
-use tokio_postgres::Row;
+use deadpool_postgres::ClientWrapper;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 
 use super::rows;
 use crate::model::{Claim, NewEvent};
@@ -70,7 +71,7 @@ impl Stored {
 }
 
 /// The values for `$1`..`$15`, owned where the event does not hold them.
-pub(super) struct ClaimValues<'a> {
+struct ClaimValues<'a> {
     delivery_key: Option<&'a str>,
     now_ms: i64,
     identity: String,
@@ -78,7 +79,7 @@ pub(super) struct ClaimValues<'a> {
 }
 
 impl<'a> ClaimValues<'a> {
-    pub(super) fn new(
+    fn new(
         event: &'a NewEvent,
         delivery_key: Option<&'a str>,
         now_ms: i64,
@@ -92,7 +93,7 @@ impl<'a> ClaimValues<'a> {
     }
 
     /// `$1`..`$15`; the caller appends its own steps' parameters.
-    pub(super) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
         let mut params: Vec<&(dyn ToSql + Sync)> =
             vec![&self.delivery_key, &self.now_ms, &self.identity];
         params.extend(self.log.params());
@@ -100,8 +101,26 @@ impl<'a> ClaimValues<'a> {
     }
 }
 
+/// Runs `stmt`, an event's statement made with [`claim_and_append!`]: the
+/// claim's parameters for `event`, then `own` from `$16`. The request goes out
+/// at the first poll, before anything is awaited, so callers pipeline several
+/// by polling them in order (see [`ingest`](super::ingest)).
+pub(super) async fn run(
+    conn: &ClientWrapper,
+    stmt: &Statement,
+    event: &NewEvent,
+    delivery_key: Option<&str>,
+    now_ms: i64,
+    own: &[&(dyn ToSql + Sync)],
+) -> Result<Stored, StoreError> {
+    let values = ClaimValues::new(event, delivery_key, now_ms)?;
+    let mut params = values.params();
+    params.extend_from_slice(own);
+    outcome(&conn.query_one(stmt, &params).await?)
+}
+
 /// Reads the answer of a statement made with [`claim_and_append!`].
-pub(super) fn outcome(row: &Row) -> Result<Stored, StoreError> {
+fn outcome(row: &Row) -> Result<Stored, StoreError> {
     if !row.try_get::<_, bool>(0)? {
         return Ok(Stored::DuplicateDelivery);
     }

@@ -9,22 +9,13 @@
 
 use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Statement;
-use tokio_postgres::types::ToSql;
 
-use super::claim::{ClaimValues, Stored, claim_and_append, outcome};
+use super::claim::{self, Stored, claim_and_append};
 use crate::model::NewEvent;
 use crate::store::StoreError;
 
-/// The statement [`store`] runs, prepared once per connection.
-pub(super) async fn prepare(conn: &ClientWrapper) -> Result<Statement, StoreError> {
-    Ok(conn.prepare_cached(STORE_RECEIVED).await?)
-}
-
-/// Stores `event`, a received message, claiming `delivery_key` first when given;
-/// `stmt` is what [`prepare`] gave.
-///
-/// The request goes out at the first poll, before anything is awaited: callers
-/// pipeline several by polling them in order (see [`ingest`](super::ingest)).
+/// Stores `event`, a received message, claiming `delivery_key` first when
+/// given; `stmt` is [`STORE_RECEIVED`] prepared. Goes out at the first poll.
 pub(super) async fn store(
     conn: &ClientWrapper,
     stmt: &Statement,
@@ -32,12 +23,9 @@ pub(super) async fn store(
     delivery_key: Option<&str>,
     now_ms: i64,
 ) -> Result<Stored, StoreError> {
-    let values = ClaimValues::new(event, delivery_key, now_ms)?;
     let now = now_ms / 1000;
     let at = event.time_or(now);
-    let mut params = values.params();
-    params.extend([&at as &(dyn ToSql + Sync), &now]);
-    outcome(&conn.query_one(stmt, &params).await?)
+    claim::run(conn, stmt, event, delivery_key, now_ms, &[&at, &now]).await
 }
 
 /// `$16` the message's time and `$17` the request's, in seconds.
@@ -45,7 +33,7 @@ pub(super) async fn store(
 /// Merging into an existing row (a status webhook may have created it first)
 /// fills in only what the row lacks; the conversation's last inbound time only
 /// moves forward (GREATEST ignores NULLs) and the history keeps the earliest time.
-const STORE_RECEIVED: &str = claim_and_append!(
+pub(super) const STORE_RECEIVED: &str = claim_and_append!(
     "conversation AS ( \
       INSERT INTO conversations AS c (id, phone_number_id, contact_phone, last_inbound_at) \
       SELECT $6, $7, $8, $16::bigint FROM claimed WHERE $6::text <> '' \

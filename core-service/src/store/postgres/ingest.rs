@@ -105,8 +105,8 @@ impl Statements {
     /// Prepared once per connection; later calls find them cached.
     async fn prepare(conn: &ClientWrapper) -> Result<Self, StoreError> {
         Ok(Self {
-            received: inbound::prepare(conn).await?,
-            other: statuses::prepare(conn).await?,
+            received: conn.prepare_cached(inbound::STORE_RECEIVED).await?,
+            other: conn.prepare_cached(statuses::STORE_EVENT).await?,
         })
     }
 

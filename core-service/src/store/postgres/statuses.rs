@@ -15,7 +15,7 @@ use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
-use super::claim::{ClaimValues, Stored, claim_and_append, outcome};
+use super::claim::{self, Stored, claim_and_append};
 use super::rows::encode_errors;
 use crate::model::{Direction, NewEvent};
 use crate::status::MessageStatus;
@@ -25,14 +25,8 @@ use crate::store::reported_statuses::{
     reported_statuses, strongest,
 };
 
-/// The statement [`store`] runs, prepared once per connection.
-pub(super) async fn prepare(conn: &ClientWrapper) -> Result<Statement, StoreError> {
-    Ok(conn.prepare_cached(STORE_EVENT).await?)
-}
-
-/// Stores `event`, claiming `delivery_key` first when given; `stmt` is what
-/// [`prepare`] gave. Like [`inbound::store`](super::inbound::store), the
-/// request goes out at the first poll.
+/// Stores `event`, claiming `delivery_key` first when given; `stmt` is
+/// [`STORE_EVENT`] prepared. Goes out at the first poll.
 pub(super) async fn store(
     conn: &ClientWrapper,
     stmt: &Statement,
@@ -40,11 +34,8 @@ pub(super) async fn store(
     delivery_key: Option<&str>,
     now_ms: i64,
 ) -> Result<Stored, StoreError> {
-    let claim = ClaimValues::new(event, delivery_key, now_ms)?;
     let message = MessageValues::new(event, now_ms / 1000)?;
-    let mut params = claim.params();
-    params.extend(message.params());
-    outcome(&conn.query_one(stmt, &params).await?)
+    claim::run(conn, stmt, event, delivery_key, now_ms, &message.params()).await
 }
 
 /// `$16`..`$26`: what the statement's message steps need, worked out from the
@@ -128,7 +119,7 @@ fn moves_a_status(event: &NewEvent) -> bool {
 ///
 /// The update picks its row by `id = (SELECT id FROM target)`: written as a
 /// join with that CTE, it was planned as a scan of `messages`.
-const STORE_EVENT: &str = claim_and_append!(
+pub(super) const STORE_EVENT: &str = claim_and_append!(
     "conversation AS ( \
       INSERT INTO conversations AS c (id, phone_number_id, contact_phone) \
       SELECT $6, $7, $8 FROM claimed WHERE $6::text <> '' \
