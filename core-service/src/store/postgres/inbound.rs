@@ -1,5 +1,5 @@
 //! A received message in ONE statement: after the claims and the append
-//! ([`claim`](super::claim)), its conversation, its message row and that row's
+//! ([`claim`]), its conversation, its message row and that row's
 //! `received` entry.
 //!
 //! Received messages are most of what Kapso delivers, and the writer holds the

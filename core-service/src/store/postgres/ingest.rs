@@ -7,10 +7,10 @@
 //! and whether a row came back), never on a prior lookup: it holds against
 //! another replica's transaction as well as within a batch.
 //!
-//! Every event is ONE statement: a received message's
-//! ([`inbound`](super::inbound)) or any other's ([`statuses`](super::statuses)).
-//! Nothing is decided in between, so statements are sent together and their
-//! answers read afterwards: one round trip for many events. The server still
+//! Every event is ONE statement: a received message's ([`inbound`]) or any
+//! other's ([`statuses`]). Nothing is decided in between, so statements are
+//! sent together and their answers read afterwards: one round trip for many
+//! events. The server still
 //! runs them one after another in the order sent, each seeing what the ones
 //! before it wrote, so the outcome is that of storing the events in turn: a
 //! repeated message is found by its second statement, sequences follow the

@@ -1,7 +1,7 @@
 //! Every event other than a received message, in ONE statement: statuses
 //! above all (three to each message a business sends), outbound message
 //! events, and kinds only logged. After the claims and the append
-//! ([`claim`](super::claim)), the statement remembers the conversation, finds
+//! ([`claim`]), the statement remembers the conversation, finds
 //! the message the event is about, moves it forward and records its history.
 //!
 //! Nothing is decided between round trips, so statements sent one after
