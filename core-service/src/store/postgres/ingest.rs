@@ -10,11 +10,11 @@
 //! Every event is ONE statement: a received message's ([`inbound`]) or any
 //! other's ([`statuses`]). Nothing is decided in between, so statements are
 //! sent together and their answers read afterwards: one round trip for many
-//! events. The server still
-//! runs them one after another in the order sent, each seeing what the ones
-//! before it wrote, so the outcome is that of storing the events in turn: a
-//! repeated message is found by its second statement, sequences follow the
-//! order given, and a status follows a message stored just before it.
+//! events. The server still runs them one after another in the order sent, each
+//! seeing what the ones before it wrote, so the outcome is that of storing the
+//! events in turn: a repeated message is found by its second statement,
+//! sequences follow the order given, and a status follows a message stored just
+//! before it.
 
 use deadpool_postgres::ClientWrapper;
 use futures::future::try_join_all;
