@@ -207,6 +207,60 @@ mod postgres {
         );
     }
 
+    /// Status deliveries queued together go out in one pipelined run and
+    /// commit as one batch, even when each depends on the one before it: the
+    /// first creates the message, the next two find it. A batch that failed
+    /// would be rerun request by request, three commits instead of one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_statuses_of_one_message_commit_as_one_batch() {
+        use std::sync::Mutex;
+        use std::time::Duration;
+
+        use kapso_core::status::MessageStatus;
+
+        use crate::store_suite::{delivery, received, status};
+        let db = make_store();
+        let store = db.open();
+        let commits = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&commits);
+        store.observe_commits(Arc::new(move |requests| {
+            seen.lock().unwrap().push(requests)
+        }));
+
+        // Hold the log's table so that the writer's first batch waits in it
+        // while the statuses queue up behind.
+        let (blocker, connection) = tokio_postgres::connect(&db.0.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        blocker
+            .batch_execute("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        let ingest = |key: &str, event| {
+            let store = Arc::clone(&store);
+            let delivery = delivery(Some(key), vec![event]);
+            tokio::spawn(async move { store.ingest(delivery).await })
+        };
+        let mut tasks = vec![ingest("first", received("wamid.in", "conv-1", "hi", 100))];
+        for (n, name) in ["sent", "delivered", "read"].into_iter().enumerate() {
+            // Queued in this order: each waits long enough to be behind the last.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tasks.push(ingest(name, status("wamid.out", name, 200 + n as i64)));
+        }
+        // Ample time for the last to be queued, even on a busy machine.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        blocker.batch_execute("COMMIT").await.unwrap();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+
+        assert_eq!(commits.lock().unwrap().last(), Some(&3), "{commits:?}");
+        let message = store.message("wamid.out").await.unwrap().unwrap();
+        assert_eq!(message.status, MessageStatus::Read);
+        assert_eq!(message.status_history.len(), 3);
+    }
+
     /// Until the shared suite covers them: pruning and the consumer listing.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn prune_removes_old_events_and_keys_but_keeps_messages() {
