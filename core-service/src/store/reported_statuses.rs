@@ -9,6 +9,16 @@ use crate::status::MessageStatus;
 /// status webhook, in seconds.
 pub(crate) const SETTLE_WINDOW_SECS: i64 = 15 * 60;
 
+/// Whether `event` moves a message's status (a status, or an outbound message
+/// event); other kinds that name a message are only logged (a new kind of
+/// message event Kapso added, say).
+pub(crate) fn moves_a_status(event: &NewEvent) -> bool {
+    !event.message_id.is_empty()
+        && (event.reported_status().is_some()
+            || !event.statuses.is_empty()
+            || event.direction == Direction::Outbound)
+}
+
 /// Whether a send with no wamid yet (its response pending or lost) may be the
 /// message `event` is about: only what the business sent, to a known recipient.
 /// This is how an `OutcomeUnknown` send is settled by a later webhook.

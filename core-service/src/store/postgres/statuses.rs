@@ -17,12 +17,12 @@ use tokio_postgres::types::ToSql;
 
 use super::claim::{self, Stored, claim_and_append};
 use super::rows::encode_errors;
-use crate::model::{Direction, NewEvent};
+use crate::model::NewEvent;
 use crate::status::MessageStatus;
 use crate::store::StoreError;
 use crate::store::reported_statuses::{
     ReportedStatus, SETTLE_WINDOW_SECS, advance, failure_errors, first_known, may_settle_a_send,
-    reported_statuses, strongest,
+    moves_a_status, reported_statuses, strongest,
 };
 
 /// Stores `event`, claiming `delivery_key` first when given; `stmt` is
@@ -94,15 +94,6 @@ impl<'a> MessageValues<'a> {
             &self.history_times,
         ]
     }
-}
-
-/// Whether `event` moves a message's status; other kinds are only logged
-/// (a new kind of message event Kapso added, say).
-fn moves_a_status(event: &NewEvent) -> bool {
-    !event.message_id.is_empty()
-        && (event.reported_status().is_some()
-            || !event.statuses.is_empty()
-            || event.direction == Direction::Outbound)
 }
 
 /// Parameters after the claim's: `$16` the wamid (NULL: no message moves),

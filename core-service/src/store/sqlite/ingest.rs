@@ -16,7 +16,7 @@ use crate::model::{Claim, Delivery, Direction, MetaError, NewEvent, Receipt};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
 use crate::store::reported_statuses::{
-    SETTLE_WINDOW_SECS, advance, first_known, may_settle_a_send, reported_statuses,
+    SETTLE_WINDOW_SECS, advance, first_known, may_settle_a_send, moves_a_status, reported_statuses,
 };
 
 /// Stores `delivery`; see [`Store::ingest`](crate::store::Store::ingest).
@@ -185,11 +185,7 @@ fn apply_event<'a>(
 
 /// Whether storing `event` creates or changes a message row.
 fn touches_message(event: &NewEvent) -> bool {
-    !event.message_id.is_empty()
-        && (event.is_inbound_message()
-            || event.reported_status().is_some()
-            || !event.statuses.is_empty()
-            || event.direction == Direction::Outbound)
+    event.is_inbound_message() || moves_a_status(event)
 }
 
 /// What a delivery's new events say of their conversations, written with one
