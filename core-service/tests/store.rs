@@ -49,6 +49,7 @@ macro_rules! all_store_tests {
                 out_of_order_statuses_converge,
                 inbound_message_is_received_and_listed_in_conversation,
                 conversation_is_remembered_with_last_inbound,
+                a_conversation_learns_its_contact_from_a_later_status,
                 a_batch_updates_each_conversation_as_its_events_would,
                 an_inbound_message_completes_a_row_a_status_created,
                 a_later_status_completes_a_row_a_status_created,

@@ -189,6 +189,23 @@ pub async fn conversation_is_remembered_with_last_inbound(store: Arc<dyn Store>)
     assert!(store.conversation("conv-unknown").await.unwrap().is_none());
 }
 
+/// A conversation first known without its contact learns it from a later
+/// event, even one that leaves the last inbound time alone (a status).
+pub async fn a_conversation_learns_its_contact_from_a_later_status(store: Arc<dyn Store>) {
+    let mut created = conversation_created("conv-1");
+    created.contact_phone.clear();
+    ingest_each(&store, [created]).await;
+    ingest_each(&store, [status("wamid.out", "sent", 100)]).await;
+    let conversation = store.conversation("conv-1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            conversation.contact_phone.as_str(),
+            conversation.last_inbound_at
+        ),
+        (CONTACT, None)
+    );
+}
+
 /// One delivery with several events per conversation leaves each conversation as
 /// those events would one by one: identity from the first that carries it, the
 /// latest inbound time whatever the order inside the batch.
