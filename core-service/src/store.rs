@@ -4,6 +4,8 @@
 //! Every write method returns only once its effect is durable (committed and
 //! fsynced): callers may acknowledge upstream as soon as it returns.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use async_trait::async_trait;
 use tokio::sync::watch;
 
@@ -13,6 +15,7 @@ use crate::model::{
 };
 
 mod json_columns;
+mod message_pages;
 pub mod postgres;
 mod reported_statuses;
 pub mod sqlite;
@@ -145,4 +148,11 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
         ));
     }
     Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url)?))
+}
+
+/// Milliseconds since the Unix epoch: the stores' clock for receipt and send times.
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -31,7 +31,7 @@ mod writer;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -40,7 +40,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use super::{CommitObserver, Store, StoreError};
+use super::{CommitObserver, Store, StoreError, message_pages, unix_ms};
 use crate::model::{
     Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
     SendResult, StoredEvent,
@@ -187,7 +187,7 @@ impl Store for PostgresStore {
         page_size: usize,
         cursor: Option<&str>,
     ) -> Result<MessagePage, StoreError> {
-        let cursor = cursor.map(reads::Cursor::parse).transpose()?;
+        let cursor = cursor.map(message_pages::Cursor::parse).transpose()?;
         let conn = self.reader().await?;
         reads::conversation_messages(&conn, conversation_id, page_size, cursor).await
     }
@@ -282,13 +282,6 @@ impl Store for PostgresStore {
     fn observe_commits(&self, observer: CommitObserver) {
         self.writer.observe_commits(observer);
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl From<tokio_postgres::Error> for StoreError {

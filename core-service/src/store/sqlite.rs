@@ -30,13 +30,12 @@ mod writer;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use rusqlite::ErrorCode;
 use tokio::sync::watch;
 
-use super::{CommitObserver, Store, StoreError};
+use super::{CommitObserver, Store, StoreError, message_pages, unix_ms};
 use crate::model::{
     Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
     SendResult, StoredEvent,
@@ -112,7 +111,7 @@ impl Store for SqliteStore {
         cursor: Option<&str>,
     ) -> Result<MessagePage, StoreError> {
         let conversation_id = conversation_id.to_owned();
-        let cursor = cursor.map(reads::Cursor::parse).transpose()?;
+        let cursor = cursor.map(message_pages::Cursor::parse).transpose()?;
         self.readers
             .run(move |conn| {
                 reads::conversation_messages(conn, &conversation_id, page_size, cursor)
@@ -221,13 +220,6 @@ fn database_path(url: &str) -> PathBuf {
         .unwrap_or(url);
     let rest = rest.split_once('?').map_or(rest, |(path, _)| path);
     PathBuf::from(rest)
-}
-
-/// Milliseconds since the Unix epoch.
-fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl From<rusqlite::Error> for StoreError {

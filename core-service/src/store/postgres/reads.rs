@@ -7,30 +7,7 @@ use tokio_postgres::types::ToSql;
 use super::rows::{self, event_columns, message_columns};
 use crate::model::{Conversation, EventFilter, MessagePage, StoredEvent};
 use crate::store::StoreError;
-
-/// Position in a conversation's message list: the last message of a page.
-///
-/// Opaque to callers; encoded as `timestamp.id` in base 10, as the SQLite store does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Cursor {
-    timestamp: i64,
-    id: i64,
-}
-
-impl Cursor {
-    pub(super) fn parse(text: &str) -> Result<Cursor, StoreError> {
-        let invalid = || StoreError::NotFound(format!("invalid page cursor {text:?}"));
-        let (timestamp, id) = text.split_once('.').ok_or_else(invalid)?;
-        Ok(Cursor {
-            timestamp: timestamp.parse().map_err(|_| invalid())?,
-            id: id.parse().map_err(|_| invalid())?,
-        })
-    }
-
-    fn encode(self) -> String {
-        format!("{}.{}", self.timestamp, self.id)
-    }
-}
+use crate::store::message_pages::{Cursor, PageQuery};
 
 /// One page of a conversation, oldest first, by (timestamp, id) keyset.
 pub(super) async fn conversation_messages(
@@ -39,13 +16,7 @@ pub(super) async fn conversation_messages(
     page_size: usize,
     after: Option<Cursor>,
 ) -> Result<MessagePage, StoreError> {
-    let page_size = page_size.max(1);
-    let after = after.unwrap_or(Cursor {
-        timestamp: i64::MIN,
-        id: i64::MIN,
-    });
-    // One extra row tells whether another page follows.
-    let fetch = i64::try_from(page_size.saturating_add(1)).unwrap_or(i64::MAX);
+    let page = PageQuery::new(page_size, after);
     let stmt = conn
         .prepare_cached(concat!(
             "SELECT ",
@@ -54,30 +25,19 @@ pub(super) async fn conversation_messages(
             " ORDER BY m.timestamp, m.id LIMIT $4"
         ))
         .await?;
-    let found = conn
+    let after = page.after;
+    let mut found = conn
         .query(
             &stmt,
-            &[&conversation_id, &after.timestamp, &after.id, &fetch],
+            &[&conversation_id, &after.timestamp, &after.id, &page.limit()],
         )
-        .await?;
-    let mut page = found
+        .await?
         .iter()
         .map(rows::message_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let next_cursor = if page.len() > page_size {
-        page.truncate(page_size);
-        page.last().map(|(id, m)| {
-            Cursor {
-                timestamp: m.timestamp,
-                id: *id,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
+    let next_cursor = page.cut(&mut found);
     Ok(MessagePage {
-        messages: page.into_iter().map(|(_, m)| m).collect(),
+        messages: found.into_iter().map(|(_, m)| m).collect(),
         next_cursor,
     })
 }
@@ -191,23 +151,4 @@ pub(super) async fn consumer_positions(
             Ok((row.try_get(0)?, u64::try_from(sequence).unwrap_or(0)))
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_round_trips_and_rejects_garbage() {
-        let cursor = Cursor {
-            timestamp: 1_700_000_000,
-            id: 42,
-        };
-        assert_eq!(Cursor::parse(&cursor.encode()).unwrap(), cursor);
-        assert!(matches!(
-            Cursor::parse("nope"),
-            Err(StoreError::NotFound(_))
-        ));
-        assert!(matches!(Cursor::parse("1.x"), Err(StoreError::NotFound(_))));
-    }
 }

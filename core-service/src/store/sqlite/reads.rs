@@ -12,6 +12,7 @@ use super::migrate;
 use super::rows::{self, event_columns, message_columns};
 use crate::model::{Conversation, EventFilter, MessagePage, StoredEvent};
 use crate::store::StoreError;
+use crate::store::message_pages::{Cursor, PageQuery};
 
 /// Idle connections kept open; more are opened under load and closed after.
 const IDLE_READERS: usize = 4;
@@ -67,30 +68,6 @@ impl ReadPool {
     }
 }
 
-/// Position in a conversation's message list: the last message of a page.
-///
-/// Opaque to callers; encoded as `timestamp.id` in base 10.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Cursor {
-    timestamp: i64,
-    id: i64,
-}
-
-impl Cursor {
-    pub(super) fn parse(text: &str) -> Result<Cursor, StoreError> {
-        let invalid = || StoreError::NotFound(format!("invalid page cursor {text:?}"));
-        let (timestamp, id) = text.split_once('.').ok_or_else(invalid)?;
-        Ok(Cursor {
-            timestamp: timestamp.parse().map_err(|_| invalid())?,
-            id: id.parse().map_err(|_| invalid())?,
-        })
-    }
-
-    fn encode(self) -> String {
-        format!("{}.{}", self.timestamp, self.id)
-    }
-}
-
 /// One page of a conversation, oldest first, by (timestamp, id) keyset.
 pub(super) fn conversation_messages(
     conn: &Connection,
@@ -98,39 +75,23 @@ pub(super) fn conversation_messages(
     page_size: usize,
     after: Option<Cursor>,
 ) -> Result<MessagePage, StoreError> {
-    let page_size = page_size.max(1);
-    let after = after.unwrap_or(Cursor {
-        timestamp: i64::MIN,
-        id: i64::MIN,
-    });
-    // One extra row tells whether another page follows.
-    let fetch = i64::try_from(page_size.saturating_add(1)).unwrap_or(i64::MAX);
+    let page = PageQuery::new(page_size, after);
     let mut stmt = conn.prepare_cached(concat!(
         "SELECT ",
         message_columns!(),
         " FROM messages WHERE conversation_id = ?1 AND (timestamp, id) > (?2, ?3)",
         " ORDER BY timestamp, id LIMIT ?4"
     ))?;
-    let mut page = stmt
+    let after = page.after;
+    let mut found = stmt
         .query_map(
-            params![conversation_id, after.timestamp, after.id, fetch],
+            params![conversation_id, after.timestamp, after.id, page.limit()],
             rows::message_from_row,
         )?
         .collect::<Result<Vec<_>, _>>()?;
-    let next_cursor = if page.len() > page_size {
-        page.truncate(page_size);
-        page.last().map(|(id, m)| {
-            Cursor {
-                timestamp: m.timestamp,
-                id: *id,
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    let mut messages = Vec::with_capacity(page.len());
-    for (id, mut message) in page {
+    let next_cursor = page.cut(&mut found);
+    let mut messages = Vec::with_capacity(found.len());
+    for (id, mut message) in found {
         message.status_history = rows::status_history(conn, id)?;
         messages.push(message);
     }
@@ -213,23 +174,4 @@ pub(super) fn last_inbound_at(
         )?
         .query_row([phone_number_id, contact], |r| r.get(0))?;
     Ok(at)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_round_trips_and_rejects_garbage() {
-        let cursor = Cursor {
-            timestamp: 1_700_000_000,
-            id: 42,
-        };
-        assert_eq!(Cursor::parse(&cursor.encode()).unwrap(), cursor);
-        assert!(matches!(
-            Cursor::parse("nope"),
-            Err(StoreError::NotFound(_))
-        ));
-        assert!(matches!(Cursor::parse("1.x"), Err(StoreError::NotFound(_))));
-    }
 }
