@@ -223,30 +223,43 @@ impl<'a> SeenConversations<'a> {
 
     fn remember(&self, conn: &Connection) -> Result<(), StoreError> {
         for (id, seen) in &self.0 {
-            // Identity is filled in when first known, never overwritten by a
-            // blank; the last inbound time only moves forward. A row this
-            // would not change is left alone: its page stays clean, and so
-            // out of the commit (most events of a busy conversation).
-            conn.prepare_cached(
-                "INSERT INTO conversations (id, phone_number_id, contact_phone, last_inbound_at) \
-                 VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (id) DO UPDATE SET \
-                   phone_number_id = CASE WHEN phone_number_id = '' \
-                     THEN excluded.phone_number_id ELSE phone_number_id END, \
-                   contact_phone = CASE WHEN contact_phone = '' \
-                     THEN excluded.contact_phone ELSE contact_phone END, \
-                   last_inbound_at = max(coalesce(last_inbound_at, excluded.last_inbound_at), \
-                                         coalesce(excluded.last_inbound_at, last_inbound_at)) \
-                 WHERE phone_number_id = '' OR contact_phone = '' \
-                   OR excluded.last_inbound_at > last_inbound_at \
-                   OR (last_inbound_at IS NULL AND excluded.last_inbound_at IS NOT NULL)",
-            )?
-            .execute(params![
-                id,
-                seen.phone_number_id,
-                seen.contact_phone,
-                seen.last_inbound_at
-            ])?;
+            // A new conversation, or one whose identity is still blank: the
+            // upsert fills in what is known, never overwriting with a blank.
+            let upserted = conn
+                .prepare_cached(
+                    "INSERT INTO conversations (id, phone_number_id, contact_phone, last_inbound_at) \
+                     VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (id) DO UPDATE SET \
+                       phone_number_id = CASE WHEN phone_number_id = '' \
+                         THEN excluded.phone_number_id ELSE phone_number_id END, \
+                       contact_phone = CASE WHEN contact_phone = '' \
+                         THEN excluded.contact_phone ELSE contact_phone END, \
+                       last_inbound_at = max(coalesce(last_inbound_at, excluded.last_inbound_at), \
+                                             coalesce(excluded.last_inbound_at, last_inbound_at)) \
+                     WHERE phone_number_id = '' OR contact_phone = ''",
+                )?
+                .execute(params![
+                    id,
+                    seen.phone_number_id,
+                    seen.contact_phone,
+                    seen.last_inbound_at
+                ])?;
+            // A known conversation (nearly always): only its last inbound time
+            // may move, and only forward. It is set alone because SQLite
+            // rewrites the entries of every index whose column an UPDATE sets,
+            // even to the value they had: setting the identity too dirtied a
+            // page of the by-contact index with every received message. A row
+            // this would not change is left alone, so its page stays out of
+            // the commit (every status of a busy conversation).
+            if upserted == 0
+                && let Some(at) = seen.last_inbound_at
+            {
+                conn.prepare_cached(
+                    "UPDATE conversations SET last_inbound_at = ?2 \
+                     WHERE id = ?1 AND (last_inbound_at IS NULL OR last_inbound_at < ?2)",
+                )?
+                .execute(params![id, at])?;
+            }
         }
         Ok(())
     }
