@@ -4,7 +4,9 @@
 //! - [`writer`]: the single writer thread that group-commits every write
 //! - [`durable`]: the fsync thread that makes each commit durable and answers it
 //! - [`checkpoint`]: copying the log back into the database off the writer
-//! - [`ingest`]: how a delivery changes the log, messages and conversations
+//! - [`ingest`]: how a delivery changes the store: its key, the log's identities, the append
+//! - [`messages`]: how a new event changes its message's row and history
+//! - [`conversations`]: what a delivery says of its conversations, written once each
 //! - [`outbound`]: recording sends and how they ended
 //! - [`consumers`]: consumers' acknowledged positions
 //! - [`retention`]: pruning old log entries and keys in small batches
@@ -18,8 +20,10 @@
 
 mod checkpoint;
 mod consumers;
+mod conversations;
 mod durable;
 mod ingest;
+mod messages;
 mod migrate;
 mod outbound;
 mod reads;

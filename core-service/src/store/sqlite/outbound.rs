@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::ingest::record_history;
+use super::messages::record_history;
 use super::{rows, unix_ms};
 use crate::model::{Message, SendClaim, SendIntent, SendResult};
 use crate::status::MessageStatus;
