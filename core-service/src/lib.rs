@@ -46,6 +46,7 @@ pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt as _;
 
@@ -78,7 +79,8 @@ pub struct Core {
 impl Core {
     /// Opens the store (running its migrations) and builds the services.
     pub async fn open(config: Config) -> anyhow::Result<Core> {
-        let store = store::open(&config.database_url).await?;
+        let checkpoint_interval = Duration::from_millis(config.sqlite_checkpoint_interval_ms);
+        let store = store::open(&config.database_url, checkpoint_interval).await?;
         let outbound = Arc::new(outbound::Outbound::from_config(
             config.outbound,
             store.clone(),

@@ -4,7 +4,7 @@
 //! Every write method returns only once its effect is durable (committed and
 //! fsynced): callers may acknowledge upstream as soon as it returns.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -140,14 +140,21 @@ pub type CommitObserver = std::sync::Arc<dyn Fn(usize) + Send + Sync>;
 
 /// Opens the store a `DATABASE_URL` names: `postgres://` or `postgresql://`
 /// for PostgreSQL (shared by several cores), otherwise `sqlite://FILE` (also
-/// `sqlite:FILE` or a plain path) for the embedded default.
-pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+/// `sqlite:FILE` or a plain path) for the embedded default, whose checkpoint
+/// thread pauses `sqlite_checkpoint_interval` after a commit.
+pub async fn open(
+    url: &str,
+    sqlite_checkpoint_interval: Duration,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(std::sync::Arc::new(
             postgres::PostgresStore::open(url).await?,
         ));
     }
-    Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url)?))
+    Ok(std::sync::Arc::new(sqlite::SqliteStore::open_with(
+        url,
+        sqlite_checkpoint_interval,
+    )?))
 }
 
 /// Milliseconds since the Unix epoch: the stores' clock for receipt and send times.

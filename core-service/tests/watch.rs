@@ -325,7 +325,7 @@ async fn slow_consumer_is_fed_from_the_log_not_from_a_growing_buffer() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("slow.db").display());
     let store = Arc::new(CountingStore {
-        inner: kapso_core::store::open(&url).await.unwrap(),
+        inner: Arc::new(kapso_core::store::sqlite::SqliteStore::open(&url).unwrap()),
         fetched: AtomicU64::new(0),
     });
     const BACKLOG: u64 = 5_000;

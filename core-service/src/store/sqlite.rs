@@ -31,9 +31,12 @@ mod retention;
 mod rows;
 mod writer;
 
+pub use checkpoint::DEFAULT_INTERVAL_MS as DEFAULT_CHECKPOINT_INTERVAL_MS;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::ErrorCode;
@@ -60,6 +63,13 @@ impl SqliteStore {
     /// up to date. Accepts `sqlite://relative.db`, `sqlite:///abs/path.db`,
     /// `sqlite:relative.db` or a plain path; a `?query` suffix is ignored.
     pub fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        Self::open_with(url, Duration::from_millis(DEFAULT_CHECKPOINT_INTERVAL_MS))
+    }
+
+    /// As [`open`](Self::open), with the pause the checkpoint thread takes
+    /// between a commit and copying the log into the database
+    /// (`SQLITE_CHECKPOINT_INTERVAL_MS`; see [`checkpoint`]).
+    pub fn open_with(url: &str, checkpoint_interval: Duration) -> Result<SqliteStore, StoreError> {
         let path = database_path(url);
         // Every connection would get its own private in-memory database.
         if path.as_os_str().is_empty() || path == Path::new(":memory:") {
@@ -69,7 +79,7 @@ impl SqliteStore {
         }
         let conn = migrate::open_writer(&path)?;
         let committed = rows::committed_sequence(&conn)?;
-        let writer = Writer::spawn(conn, committed)?;
+        let writer = Writer::spawn(conn, committed, checkpoint_interval)?;
         let readers = Arc::new(ReadPool::new(path.clone()));
         Ok(SqliteStore {
             path,

@@ -21,6 +21,15 @@
 //! then finds a few milliseconds of pages to write instead of everything copied
 //! since the last one. Under single-event load that took the writer's database
 //! fsyncs from a 7 ms median (20 ms at worst) to about 2 ms (5 ms at worst).
+//!
+//! A round waits [`DEFAULT_INTERVAL_MS`] after a commit unless the operator
+//! sets another pause (`SQLITE_CHECKPOINT_INTERVAL_MS`). A round copies each
+//! page once however many commits dirtied it since the last, so a longer pause
+//! writes fewer bytes: on a store of several GB, where the disk takes the
+//! copies scattered over the file at half its pace, that is more throughput,
+//! and the longer flush at the end of each round is a longer tail. Once the log
+//! nears the writer's threshold, rounds come at the default pace whatever the
+//! setting, so that the writer's own checkpoint finds little left to copy.
 
 use std::fs::File;
 use std::path::Path;
@@ -30,9 +39,16 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-/// Pause between a commit and the round it starts: lets more commits gather,
-/// and leaves the writer gaps to finish the log.
-const ROUND_INTERVAL: Duration = Duration::from_millis(10);
+use super::migrate::WAL_CHECKPOINT_PAGES;
+
+/// Pause between a commit and the round it starts, unless set otherwise: lets
+/// a few milliseconds of commits gather, and leaves the writer gaps to finish
+/// the log.
+pub const DEFAULT_INTERVAL_MS: u64 = 10;
+
+/// Log size, in pages, from which rounds come at the default pace whatever
+/// the pause set (see the module's notes).
+const CATCH_UP_PAGES: i64 = WAL_CHECKPOINT_PAGES * 3 / 4;
 
 /// Handle to the checkpoint thread; dropping it waits for the thread, which
 /// stops once its [`Nudge`] is dropped (drop that first).
@@ -51,10 +67,10 @@ impl Nudge {
 }
 
 impl Checkpointer {
-    /// Starts the thread on a new connection to `database`. `None` when that
-    /// fails: the writer's own checkpoints then do all the work, as SQLite's
-    /// default does.
-    pub(super) fn spawn(database: &Path) -> Option<(Checkpointer, Nudge)> {
+    /// Starts the thread on a new connection to `database`, pausing `interval`
+    /// between a commit and a round. `None` when that fails: the writer's own
+    /// checkpoints then do all the work, as SQLite's default does.
+    pub(super) fn spawn(database: &Path, interval: Duration) -> Option<(Checkpointer, Nudge)> {
         let conn = match super::migrate::open_checkpointer(database) {
             Ok(conn) => conn,
             Err(error) => {
@@ -73,7 +89,7 @@ impl Checkpointer {
         let (nudge, nudges) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&conn, &file, &nudges))
+            .spawn(move || checkpoint_loop(&conn, &file, &nudges, interval))
             .ok()?;
         let checkpointer = Checkpointer {
             thread: Some(thread),
@@ -92,15 +108,24 @@ impl Drop for Checkpointer {
     }
 }
 
-fn checkpoint_loop(conn: &Connection, database: &File, nudges: &mpsc::Receiver<()>) {
+fn checkpoint_loop(
+    conn: &Connection,
+    database: &File,
+    nudges: &mpsc::Receiver<()>,
+    interval: Duration,
+) {
     let mut failing = false;
+    let mut pause = interval;
     // Idle until a commit; the writer dropping its end means stop.
     while nudges.recv().is_ok() {
-        std::thread::sleep(ROUND_INTERVAL);
+        std::thread::sleep(pause);
         let round = copy_and_flush(conn, database);
+        if let Ok(log_pages) = round {
+            pause = next_pause(interval, log_pages);
+        }
         // Said once when it starts and once when it ends, not 100 times a second.
         // Meanwhile the writer's own checkpoints carry on (a full disk, say).
-        match round {
+        match round.map(drop) {
             Err(error) if !failing => {
                 tracing::warn!(%error, "background checkpoints failing; the writer checkpoints alone");
                 failing = true;
@@ -114,17 +139,42 @@ fn checkpoint_loop(conn: &Connection, database: &File, nudges: &mpsc::Receiver<(
     }
 }
 
+/// The pause before the next round, given the one set and the log's size.
+fn next_pause(interval: Duration, log_pages: i64) -> Duration {
+    if log_pages >= CATCH_UP_PAGES {
+        interval.min(Duration::from_millis(DEFAULT_INTERVAL_MS))
+    } else {
+        interval
+    }
+}
+
 /// One round: copies what it can of the log into the database, then flushes
-/// the database file (see the module's notes).
-fn copy_and_flush(conn: &Connection, database: &File) -> std::io::Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+/// the database file (see the module's notes). Returns the log's size in pages.
+fn copy_and_flush(conn: &Connection, database: &File) -> std::io::Result<i64> {
+    // The answer's columns: busy, pages in the log, pages copied.
+    let log_pages = conn
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
         .map_err(std::io::Error::other)?;
-    database.sync_data()
+    database.sync_data()?;
+    Ok(log_pages)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DEFAULT: Duration = Duration::from_millis(DEFAULT_INTERVAL_MS);
+
+    #[test]
+    fn a_long_pause_shortens_once_the_log_nears_the_writers_threshold() {
+        let long = Duration::from_millis(300);
+        assert_eq!(next_pause(long, 0), long);
+        assert_eq!(next_pause(long, CATCH_UP_PAGES - 1), long);
+        assert_eq!(next_pause(long, CATCH_UP_PAGES), DEFAULT);
+        // A pause shorter than the default stays as set.
+        let short = Duration::from_millis(2);
+        assert_eq!(next_pause(short, WAL_CHECKPOINT_PAGES), short);
+    }
 
     /// After a commit, the thread copies the log into the database on its own:
     /// the file grows although the writer never checkpoints here.
@@ -137,7 +187,7 @@ mod tests {
         writer
             .execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
             .unwrap();
-        let (_checkpointer, nudge) = Checkpointer::spawn(&path).unwrap();
+        let (_checkpointer, nudge) = Checkpointer::spawn(&path, DEFAULT).unwrap();
         let before = std::fs::metadata(&path).unwrap().len();
         let tx = writer.unchecked_transaction().unwrap();
         for _ in 0..256 {
@@ -172,7 +222,7 @@ mod tests {
         writer
             .execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
             .unwrap();
-        let (_checkpointer, nudge) = Checkpointer::spawn(&path).unwrap();
+        let (_checkpointer, nudge) = Checkpointer::spawn(&path, DEFAULT).unwrap();
         let wal = dir.path().join("gw.db-wal");
         let page = vec![7u8; 4096];
         let mut largest = 0;

@@ -16,6 +16,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::{Arc, OnceLock, mpsc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
@@ -81,8 +82,13 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`; `committed` is the highest sequence already stored.
-    pub(super) fn spawn(conn: Connection, committed: u64) -> Result<Writer, StoreError> {
+    /// Starts the writer thread on `conn`; `committed` is the highest sequence
+    /// already stored, `checkpoint_interval` the checkpoint thread's pause.
+    pub(super) fn spawn(
+        conn: Connection,
+        committed: u64,
+        checkpoint_interval: Duration,
+    ) -> Result<Writer, StoreError> {
         let (queue, requests) = mpsc::channel();
         let (publish, watch) = watch::channel(committed);
         let observer = Arc::new(OnceLock::new());
@@ -96,7 +102,7 @@ impl Writer {
         }
         let (checkpointer, nudge) = conn
             .path()
-            .and_then(|path| Checkpointer::spawn(Path::new(path)))
+            .and_then(|path| Checkpointer::spawn(Path::new(path), checkpoint_interval))
             .unzip();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -300,11 +306,17 @@ mod tests {
         Ok(())
     }
 
+    fn spawn_writer(path: &Path) -> Writer {
+        let conn = super::super::migrate::open_writer(path).unwrap();
+        let pause = Duration::from_millis(super::super::DEFAULT_CHECKPOINT_INTERVAL_MS);
+        Writer::spawn(conn, 0, pause).unwrap()
+    }
+
     #[tokio::test]
     async fn a_failing_request_is_rolled_back_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gw.db");
-        let writer = Writer::spawn(super::super::migrate::open_writer(&path).unwrap(), 0).unwrap();
+        let writer = spawn_writer(&path);
         let (ok, failed, panicked, after) = tokio::join!(
             writer.run(|conn| insert(conn, "a")),
             writer.run(|conn| {
@@ -329,7 +341,7 @@ mod tests {
     async fn dropping_the_writer_flushes_what_was_queued() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gw.db");
-        let writer = Writer::spawn(super::super::migrate::open_writer(&path).unwrap(), 0).unwrap();
+        let writer = spawn_writer(&path);
         let queued: Vec<_> = (0..50)
             .map(|i| {
                 let (reply, answer) = oneshot::channel();
