@@ -180,6 +180,19 @@ mod tests {
     /// the file grows although the writer never checkpoints here.
     #[test]
     fn a_commit_is_copied_into_the_database_by_the_thread() {
+        copy_one_commit_after(DEFAULT);
+    }
+
+    /// The pause set is taken before the copy: the file cannot grow sooner.
+    #[test]
+    fn a_longer_pause_holds_the_copy_back() {
+        let pause = Duration::from_millis(400);
+        assert!(copy_one_commit_after(pause) >= pause);
+    }
+
+    /// Commits 1 MB with the thread pausing `pause`; how long after the
+    /// commit the database file had grown by it.
+    fn copy_one_commit_after(pause: Duration) -> Duration {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gw.db");
         let writer = super::super::migrate::open_writer(&path).unwrap();
@@ -187,7 +200,7 @@ mod tests {
         writer
             .execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
             .unwrap();
-        let (_checkpointer, nudge) = Checkpointer::spawn(&path, DEFAULT).unwrap();
+        let (_checkpointer, nudge) = Checkpointer::spawn(&path, pause).unwrap();
         let before = std::fs::metadata(&path).unwrap().len();
         let tx = writer.unchecked_transaction().unwrap();
         for _ in 0..256 {
@@ -195,8 +208,9 @@ mod tests {
                 .unwrap();
         }
         tx.commit().unwrap();
+        let committed = std::time::Instant::now();
         nudge.committed();
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = committed + pause + Duration::from_secs(5);
         while std::fs::metadata(&path).unwrap().len() < before + 1_000_000 {
             assert!(
                 std::time::Instant::now() < deadline,
@@ -204,6 +218,7 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+        committed.elapsed()
     }
 
     /// Under writes that never pause, the log still starts over: it stays near
