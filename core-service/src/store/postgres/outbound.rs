@@ -7,7 +7,6 @@
 
 use deadpool_postgres::ClientWrapper;
 
-use super::statuses::record_history;
 use super::{rows, unix_ms};
 use crate::model::{Message, SendClaim, SendIntent, SendResult};
 use crate::status::MessageStatus;
@@ -233,4 +232,22 @@ pub(super) async fn ack(
         .await?
         .try_get(0)?;
     Ok(u64::try_from(position).unwrap_or(0))
+}
+
+/// Records that message `id` reached `status`, once, keeping the earliest time.
+async fn record_history(
+    conn: &ClientWrapper,
+    id: i64,
+    status: MessageStatus,
+    at: i64,
+) -> Result<(), StoreError> {
+    let stmt = conn
+        .prepare_cached(
+            "INSERT INTO status_history AS h (message_id, status, timestamp) VALUES ($1, $2, $3) \
+             ON CONFLICT (message_id, status) DO UPDATE SET timestamp = excluded.timestamp \
+             WHERE excluded.timestamp < h.timestamp",
+        )
+        .await?;
+    conn.execute(&stmt, &[&id, &status.as_str(), &at]).await?;
+    Ok(())
 }

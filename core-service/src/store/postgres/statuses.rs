@@ -163,21 +163,3 @@ pub(super) const STORE_EVENT: &str = claim_and_append!(
       ON CONFLICT (message_id, status) DO UPDATE SET timestamp = excluded.timestamp \
       WHERE excluded.timestamp < h.timestamp)",
 );
-
-/// Records that message `id` reached `status`, once, keeping the earliest time.
-pub(super) async fn record_history(
-    conn: &ClientWrapper,
-    id: i64,
-    status: MessageStatus,
-    at: i64,
-) -> Result<(), StoreError> {
-    let stmt = conn
-        .prepare_cached(
-            "INSERT INTO status_history AS h (message_id, status, timestamp) VALUES ($1, $2, $3) \
-             ON CONFLICT (message_id, status) DO UPDATE SET timestamp = excluded.timestamp \
-             WHERE excluded.timestamp < h.timestamp",
-        )
-        .await?;
-    conn.execute(&stmt, &[&id, &status.as_str(), &at]).await?;
-    Ok(())
-}
