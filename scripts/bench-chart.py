@@ -17,6 +17,7 @@ Python 3 standard library only.
 import argparse
 import html
 import math
+import os
 import re
 import sys
 
@@ -140,15 +141,16 @@ class Chart:
             top = self.y + 6
             row_max = max(known(value, target), default=1) * 1.15 if per_row else panel_max
             self.text(self.LABEL_W - 8, top + 13, label, anchor="end")
+            target_x = None if target is None else self.LABEL_W + self.BAR_W * target / row_max
             if math.isnan(value):
                 self.text(self.LABEL_W + 4, top + 13, "not recorded", fill="#999")
             else:
                 width = self.BAR_W * value / row_max
                 self.parts.append(f'<rect x="{self.LABEL_W}" y="{top}" width="{width:.1f}" '
                                   f'height="{self.ROW_H - 8}" fill="{colour}"/>')
-                self.text(self.LABEL_W + width + 6, top + 13, shown)
-            if target is not None:
-                x = self.LABEL_W + self.BAR_W * target / row_max
+                self.text(max(self.LABEL_W + width, target_x or 0) + 6, top + 13, shown)
+            if target_x is not None:
+                x = target_x
                 self.parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 3}" '
                                   f'y2="{top + self.ROW_H - 5}" stroke="#c00" stroke-width="2" '
                                   f'stroke-dasharray="4 2"/>')
@@ -166,8 +168,10 @@ class Chart:
 GATEWAY, PEER, FULL = "#2a6fb0", "#999999", "#e08a2c"
 
 
-def draw(results):
+def draw(results, sources):
     chart = Chart()
+    chart.text(10, chart.y, "kapso-gateway benchmarks: " + ", ".join(sources), size=12, fill="#666")
+    chart.y += 8
     if gateway := results.get("gateway"):
         runs = gateway["runs"]
         single = next((r for r in runs if r["batch"] == 1 and r["traffic"] == "Received"), None)
@@ -177,12 +181,15 @@ def draw(results):
         rows = []
         if single:
             rows.append(("single events, deliveries/s", single["deliveries_per_s"],
-                         f'{single["deliveries_per_s"]:,.0f}/s', GATEWAY, TARGET_SINGLE_PER_S))
-            rows.append(("single events, p99", single["p99_ms"], f'{single["p99_ms"]:.1f} ms',
+                         f'{single["deliveries_per_s"]:,.0f}/s (target {TARGET_SINGLE_PER_S:,}/s)',
+                         GATEWAY, TARGET_SINGLE_PER_S))
+            rows.append(("single events, p99", single["p99_ms"],
+                         f'{single["p99_ms"]:.1f} ms (target under {TARGET_SINGLE_P99_MS} ms)',
                          GATEWAY, TARGET_SINGLE_P99_MS))
         if batch:
             rows.append((f'batches of {batch["batch"]}, events/s', batch["events_per_s"],
-                         f'{batch["events_per_s"]:,.0f}/s', GATEWAY, TARGET_BATCH_EVENTS_PER_S))
+                         f'{batch["events_per_s"]:,.0f}/s (target {TARGET_BATCH_EVENTS_PER_S:,}/s)',
+                         GATEWAY, TARGET_BATCH_EVENTS_PER_S))
         chart.rows(rows, per_row=True)
 
     if peer := results.get("peer"):
@@ -239,7 +246,7 @@ def draw(results):
                     f'{history["machine"]}; target: 80% of the empty stores\' mean')
         chart.rows(rows)
 
-    if not chart.parts:
+    if len(chart.parts) == 1:  # the heading alone
         sys.exit("bench-chart: no benchmark output found in the files given")
     return chart.svg()
 
@@ -249,7 +256,7 @@ def main():
     parser.add_argument("files", nargs="+", help="saved output of the bench scripts")
     parser.add_argument("-o", "--output", help="SVG file to write (default: standard output)")
     args = parser.parse_args()
-    svg = draw(parse(args.files))
+    svg = draw(parse(args.files), [os.path.basename(path) for path in args.files])
     if args.output:
         with open(args.output, "w", encoding="utf-8") as file:
             file.write(svg)
