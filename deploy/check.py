@@ -122,7 +122,7 @@ def port_of(addr: str) -> int:
 # --- static checks ---------------------------------------------------------------------
 
 
-def check_schema(c: Checks, shape_dir: Path, files: list[Path]) -> None:
+def check_schema(c: Checks, files: list[Path]) -> None:
     for path in files:
         for doc in load_docs(path):
             for version in KUBERNETES_VERSIONS:
@@ -289,7 +289,7 @@ def check_shape(c: Checks, shape: str, deployment: dict, listed: list[dict]) -> 
                 f"postgres: Services for the webhook (8000) and the gRPC API (50051): {sorted(service_ports)}")
 
 
-def check_env_and_ports(c: Checks, deployment: dict, bin_dir: Path, helps: dict) -> None:
+def check_env_and_ports(c: Checks, deployment: dict, helps: dict) -> None:
     name = deployment["metadata"]["name"]
     for ctr in deployment["spec"]["template"]["spec"]["containers"]:
         cname = f"{name}/{ctr['name']}"
@@ -615,7 +615,7 @@ def main() -> int:
     for shape_dir in shapes:
         shape = shape_dir.name
         print(f"== {shape}: schema")
-        check_schema(c, shape_dir, [p for p in sorted(shape_dir.glob("*.yaml")) if p.name != "kustomization.yaml"])
+        check_schema(c, [p for p in sorted(shape_dir.glob("*.yaml")) if p.name != "kustomization.yaml"])
         print(f"== {shape}: kustomization")
         listed = check_kustomization(c, shape_dir)
         secret_docs = load_docs(shape_dir / "secret.example.yaml")
@@ -635,7 +635,7 @@ def main() -> int:
         check_pod_rules(c, deployment, set(secret), listed)
         check_shape(c, shape, deployment, listed)
         print(f"== {shape}: environment and ports against the binaries in {bin_dir}")
-        check_env_and_ports(c, deployment, bin_dir, helps)
+        check_env_and_ports(c, deployment, helps)
         print(f"== {shape}: the pod's containers run, probed as the kubelet would")
         try:
             exported |= run_pod(c, shape, deployment, secret, bin_dir, scratch)
