@@ -7,6 +7,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use clap::Parser as _;
 use fake_kapso::{FakeKapso, Reply};
 use kapso_core::kapso_api::ApiKey;
 use kapso_core::model::{Delivery, Direction, Message, NewEvent, StatusUpdate};
@@ -14,6 +15,8 @@ use kapso_core::outbound::{MarkRead, Outbound, OutboundConfig, RetryPolicy, Send
 use kapso_core::status::MessageStatus;
 use kapso_core::store::Store;
 use kapso_core::store::sqlite::SqliteStore;
+use kapso_gateway_proto::v1 as pb;
+use kapso_gateway_proto::v1::messaging_client::MessagingClient;
 use serde_json::json;
 use tokio::time::Instant;
 use tonic::{Code, Status};
@@ -72,6 +75,50 @@ fn outbound_for(
             max_delay: Duration::from_millis(200),
         });
     Arc::new(outbound)
+}
+
+/// A whole core serving gRPC on 127.0.0.1:0, sending to `kapso`; stops when dropped.
+struct GrpcCore {
+    url: String,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn spawn_core(kapso: &FakeKapso) -> GrpcCore {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+    let base_url = kapso.base_url();
+    let config = kapso_core::Config::try_parse_from([
+        "kapso-core",
+        "--database-url",
+        &database_url,
+        "--metrics-addr",
+        "off",
+        "--kapso-api-base-url",
+        &base_url,
+        "--kapso-api-token",
+        KEY,
+        "--kapso-phone-number-id",
+        NUMBER,
+    ])
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(kapso_core::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    GrpcCore {
+        url,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+impl GrpcCore {
+    async fn messaging(&self) -> MessagingClient<tonic::transport::Channel> {
+        MessagingClient::connect(self.url.clone()).await.unwrap()
+    }
 }
 
 fn text(body: &str) -> SendText {
@@ -649,4 +696,35 @@ async fn an_expired_deadline_leaves_a_send_in_flight_to_its_owner() {
     );
     assert_eq!(owner.await.unwrap().unwrap().status, MessageStatus::Sent);
     assert_eq!(app.kapso.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_grpc_timeout_beyond_any_clock_is_a_long_deadline_not_a_panic() {
+    let kapso = FakeKapso::start().await;
+    let core = spawn_core(&kapso).await;
+    let mut client = core.messaging().await;
+    for timeout in [
+        "18446744073709551615S",
+        "18446744073709551615H",
+        "99999999H",
+    ] {
+        let mut read = tonic::Request::new(pb::MarkReadRequest {
+            message_id: "wamid.IN1".into(),
+            ..Default::default()
+        });
+        read.metadata_mut()
+            .insert("grpc-timeout", timeout.parse().unwrap());
+        client.mark_read(read).await.unwrap();
+
+        let mut send = tonic::Request::new(pb::SendTextRequest {
+            to: CONTACT.into(),
+            text: "hola".into(),
+            ..Default::default()
+        });
+        send.metadata_mut()
+            .insert("grpc-timeout", timeout.parse().unwrap());
+        let sent = client.send_text(send).await.unwrap().into_inner();
+        assert_eq!(sent.message.unwrap().status, pb::MessageStatus::Sent as i32);
+    }
+    assert_eq!(kapso.calls(), 6);
 }
