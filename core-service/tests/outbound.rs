@@ -728,3 +728,54 @@ async fn a_grpc_timeout_beyond_any_clock_is_a_long_deadline_not_a_panic() {
     }
     assert_eq!(kapso.calls(), 6);
 }
+
+#[tokio::test]
+async fn a_redirect_is_refused_and_the_api_key_never_follows_it() {
+    let app = spawn_app().await;
+    let elsewhere = FakeKapso::start().await;
+    let target = format!("{}/{NUMBER}/messages", elsewhere.base_url());
+    for _ in 0..2 {
+        app.kapso.script([Reply::Json(
+            307,
+            json!({}),
+            vec![("location", target.clone())],
+        )]);
+    }
+    let status = status_of(app.outbound.send_text(text("hola")).await);
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("redirect") && status.message().contains("KAPSO_API_BASE_URL"),
+        "{}",
+        status.message()
+    );
+    let read = MarkRead {
+        message_id: "wamid.IN1".into(),
+        ..Default::default()
+    };
+    let status = Status::from(app.outbound.mark_read(read).await.unwrap_err());
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(app.kapso.calls(), 2);
+    assert_eq!(elsewhere.calls(), 0, "the key went to the redirect's host");
+}
+
+#[tokio::test]
+async fn an_oversized_answer_is_not_read_and_leaves_the_send_unknown() {
+    let app = spawn_app().await;
+    let padding = "x".repeat(256 * 1024);
+    app.kapso.script([Reply::Json(
+        200,
+        json!({"messaging_product": "whatsapp", "padding": padding,
+               "messages": [{"id": "wamid.BIG"}]}),
+        Vec::new(),
+    )]);
+    let status = status_of(app.outbound.send_text(keyed("hola", "k-big")).await);
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("outcome unknown"),
+        "{}",
+        status.message()
+    );
+    let stored = app.store.message("k-big").await.unwrap().unwrap();
+    assert_eq!(stored.status, MessageStatus::OutcomeUnknown);
+    assert_eq!(app.kapso.calls(), 1);
+}

@@ -86,7 +86,7 @@ pub enum OutboundError {
 
     /// `INVALID_ARGUMENT` for Meta's parameter errors (100, 131008, 131009),
     /// `FAILED_PRECONDITION` otherwise (131049, 131050, 131031, 368, 130497, ...).
-    #[error("{}refused by WhatsApp: {} (code {}): {}", not_sent(gateway_id), error.title, error.code, error.message)]
+    #[error("{}refused by {}: {} (code {}): {}", not_sent(gateway_id), refuser(error), error.title, error.code, error.message)]
     Rejected {
         gateway_id: Option<String>,
         error: MetaError,
@@ -104,6 +104,14 @@ fn not_sent(gateway_id: &Option<String>) -> String {
     gateway_id
         .as_deref()
         .map_or_else(String::new, |id| format!("message {id} not sent: "))
+}
+
+/// Meta's errors carry a code; an answer without one is Kapso's own.
+fn refuser(error: &MetaError) -> &'static str {
+    match error.code {
+        0 => "Kapso",
+        _ => "WhatsApp",
+    }
 }
 
 fn meta(error: Option<&MetaError>) -> String {
