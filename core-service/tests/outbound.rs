@@ -626,22 +626,32 @@ async fn invalid_requests_name_the_field_and_call_nobody() {
 }
 
 #[tokio::test]
-async fn closed_customer_window_is_refused_before_calling_kapso() {
+async fn closed_customer_window_is_refused_before_calling_kapso_and_keeps_nothing() {
     let app = spawn_app().await;
     customer_wrote(&app.store, "wamid.OLD", 25 * 3600).await;
-    let status = status_of(app.outbound.send_text(text("hola")).await);
+    let status = status_of(app.outbound.send_text(keyed("hola", "k-window")).await);
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(
-        status.message().contains("template"),
+        status.message().starts_with("refused by the gateway:")
+            && status.message().contains("template")
+            && !status.message().contains("Meta"),
         "{}",
         status.message()
     );
-    assert!(trailer(&status, "x-message-id").is_some());
+    assert!(trailer(&status, "x-message-id").is_none());
+    assert!(trailer(&status, "x-meta-error-code").is_none());
+    assert_eq!(app.store.message("k-window").await.unwrap(), None);
     assert_eq!(app.kapso.calls(), 0);
 
-    // A fresh message from the customer opens the window again.
+    // A fresh message from the customer opens the window again: the same
+    // request under the same key goes out now.
     customer_wrote(&app.store, "wamid.NEW", 60).await;
-    app.outbound.send_text(text("hola")).await.unwrap();
+    let sent = app
+        .outbound
+        .send_text(keyed("hola", "k-window"))
+        .await
+        .unwrap();
+    assert_eq!(sent.status, MessageStatus::Sent);
     assert_eq!(app.kapso.calls(), 1);
 }
 

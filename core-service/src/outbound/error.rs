@@ -33,10 +33,12 @@ pub enum OutboundError {
     #[error("idempotency key {key:?} was already used for a different request")]
     KeyReused { key: String },
 
-    /// `FAILED_PRECONDITION`: the 24-hour customer service window is closed (Meta 131047).
+    /// `FAILED_PRECONDITION`: the 24-hour customer service window is closed: by
+    /// the gateway's own check (`error` is `None`; nothing left, nothing kept
+    /// under the key) or by Meta (131047).
     #[error(
-        "{}the 24-hour customer service window is closed (the contact's last message is over 24 hours old); a template message is needed{}",
-        not_sent(gateway_id), meta(error.as_ref())
+        "{}{}the 24-hour customer service window is closed (the contact's last message is over 24 hours old); send a template message{}",
+        not_sent(gateway_id), refused_by(error.as_ref()), meta(error.as_ref())
     )]
     WindowClosed {
         gateway_id: Option<String>,
@@ -104,6 +106,14 @@ fn not_sent(gateway_id: &Option<String>) -> String {
     gateway_id
         .as_deref()
         .map_or_else(String::new, |id| format!("message {id} not sent: "))
+}
+
+/// Who refused: the gateway itself when Meta gave no error.
+fn refused_by(error: Option<&MetaError>) -> &'static str {
+    match error {
+        None => "refused by the gateway: ",
+        Some(_) => "refused by WhatsApp: ",
+    }
 }
 
 /// Meta's errors carry a code; an answer without one is Kapso's own.

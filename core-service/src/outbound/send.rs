@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::request::{CheckedSend, PhoneNumber, non_empty};
 use super::retry::{Idempotent, RetryPolicy};
 use super::{DEFAULT_DEADLINE, Outbound, OutboundError, SendText, failure_errors};
-use crate::kapso_api::{CODE_WINDOW_CLOSED, CallOutcome, KapsoApi, TextMessage};
+use crate::kapso_api::{CallOutcome, KapsoApi, Rejection, TextMessage};
 use crate::model::{Message, MetaError, SendClaim, SendIntent, SendResult};
 use crate::status::MessageStatus;
 use crate::store::{Store, StoreError};
@@ -189,14 +189,14 @@ impl Outbound {
 impl OwnedSend {
     async fn run(self) -> Result<Message, OutboundError> {
         if self.window_enforced && self.window_closed().await? {
-            let error = MetaError {
-                code: CODE_WINDOW_CLOSED,
-                title: "Re-engagement message".into(),
-                message: "more than 24 hours since the customer's last message; send a template"
-                    .into(),
-                details: String::new(),
-            };
-            return self.failed(vec![error]).await;
+            // Refused here, before any request: nothing is kept under the key,
+            // so the same request goes out once the customer writes again.
+            return self
+                .refused_here(OutboundError::WindowClosed {
+                    gateway_id: None,
+                    error: None,
+                })
+                .await;
         }
         let api = &self.api;
         let message = &self.message;
@@ -225,6 +225,9 @@ impl OwnedSend {
                     gateway_id: self.gateway_id,
                     reason,
                 })
+            }
+            CallOutcome::Permanent(Rejection::NotConfigured) => {
+                self.refused_here(OutboundError::NotConfigured).await
             }
             not_taken @ CallOutcome::Retryable(_) => {
                 self.not_taken(failure_errors(&not_taken)).await
@@ -255,6 +258,18 @@ impl OwnedSend {
         // No message id: nothing is stored under it any more.
         let error = OutboundError::from_failure(None, &errors);
         tracing::warn!(gateway_id = %self.gateway_id, %error, "send not taken by Kapso; its idempotency key is free again");
+        Err(error)
+    }
+
+    /// The gateway refused the send itself and no request left: the claim is
+    /// released, so the key keeps nothing (as for a request that fails validation).
+    async fn refused_here(self, error: OutboundError) -> Result<Message, OutboundError> {
+        if !self.store.release_send(&self.gateway_id).await? {
+            // Only a webhook's guess (same number, contact and text) can have
+            // touched a send no request left for; that guess keeps the row.
+            tracing::warn!(gateway_id = %self.gateway_id, "refused send was claimed by a webhook; kept");
+        }
+        tracing::debug!(gateway_id = %self.gateway_id, %error, "send refused by the gateway");
         Err(error)
     }
 
