@@ -740,6 +740,29 @@ async fn a_grpc_timeout_beyond_any_clock_is_a_long_deadline_not_a_panic() {
 }
 
 #[tokio::test]
+async fn a_caller_that_hangs_up_once_its_send_is_claimed_never_blocks_the_key() {
+    let app = spawn_app().await;
+    let mut first = Box::pin(app.outbound.send_text(keyed("hola", "k-cut")));
+    // Polled once, the call hands its claim to the store; it is then dropped
+    // without another poll, as tonic drops a handler whose caller went away.
+    assert!(futures::poll!(&mut first).is_pending());
+    let claimed = Instant::now() + Duration::from_secs(10);
+    while app.store.message("k-cut").await.unwrap().is_none() {
+        assert!(Instant::now() < claimed, "the send was never claimed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(first);
+
+    let retry = SendText {
+        deadline: Some(Instant::now() + Duration::from_secs(5)),
+        ..keyed("hola", "k-cut")
+    };
+    let sent = app.outbound.send_text(retry).await.unwrap();
+    assert_eq!(sent.status, MessageStatus::Sent);
+    assert_eq!(app.kapso.calls(), 1);
+}
+
+#[tokio::test]
 async fn a_redirect_is_refused_and_the_api_key_never_follows_it() {
     let app = spawn_app().await;
     let elsewhere = FakeKapso::start().await;
@@ -786,6 +809,47 @@ async fn an_oversized_answer_is_not_read_and_leaves_the_send_unknown() {
         status.message()
     );
     let stored = app.store.message("k-big").await.unwrap().unwrap();
+    assert_eq!(stored.status, MessageStatus::OutcomeUnknown);
+    assert_eq!(app.kapso.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_retry_of_a_send_whose_owner_died_gets_an_unknown_outcome_at_once() {
+    let app = spawn_app().await;
+    app.outbound
+        .send_text(keyed("hola", "k-orphan"))
+        .await
+        .unwrap();
+    // As a crash right after the claim leaves it: `accepted`, no wamid, and
+    // long enough ago that no live owner can still be sending it.
+    let db = rusqlite::Connection::open(app._dir.path().join("gateway.db")).unwrap();
+    let claimed_at = unix_now() - 600;
+    db.execute(
+        "UPDATE messages SET status = 'accepted', wamid = NULL, timestamp = ?1, created_at = ?1 \
+         WHERE idempotency_key = 'k-orphan'",
+        [claimed_at],
+    )
+    .unwrap();
+    db.execute("DELETE FROM status_history WHERE status = 'sent'", [])
+        .unwrap();
+
+    let retry = SendText {
+        deadline: Some(Instant::now() + Duration::from_secs(30)),
+        ..keyed("hola", "k-orphan")
+    };
+    let started = Instant::now();
+    let status = status_of(app.outbound.send_text(retry).await);
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("outcome unknown"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "waited for the deadline"
+    );
+    let stored = app.store.message("k-orphan").await.unwrap().unwrap();
     assert_eq!(stored.status, MessageStatus::OutcomeUnknown);
     assert_eq!(app.kapso.calls(), 1);
 }
