@@ -132,6 +132,7 @@ impl Core {
                 metrics.clone(),
             )))
         });
+        let _abandoned = server::AbortOnDrop(tokio::spawn(outbound::abandoned::run(store.clone())));
         services.serve(listener, shutdown).await
     }
 }

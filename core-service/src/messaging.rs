@@ -35,6 +35,10 @@ impl MessagingService {
     }
 }
 
+/// The longest a call waits whatever `grpc-timeout` says: a timeout the clock
+/// cannot even represent (up to 2^64 s) means "as long as it takes", not a panic.
+const MAX_CALLER_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// The caller's deadline from its `grpc-timeout` header, so retries and waits
 /// for Kapso stop when the caller stops waiting. `None`: the default applies.
 fn caller_deadline<T>(request: &Request<T>) -> Option<tokio::time::Instant> {
@@ -50,7 +54,7 @@ fn caller_deadline<T>(request: &Request<T>) -> Option<tokio::time::Instant> {
         "n" => Duration::from_nanos(amount),
         _ => return None,
     };
-    Some(tokio::time::Instant::now() + timeout)
+    Some(tokio::time::Instant::now() + timeout.min(MAX_CALLER_TIMEOUT))
 }
 
 fn page_size(requested: i32) -> Result<usize, CoreError> {
@@ -209,6 +213,13 @@ mod tests {
             .metadata_mut()
             .insert("grpc-timeout", "bogus".parse().unwrap());
         assert!(caller_deadline(&request).is_none());
+        for huge in ["18446744073709551615S", "18446744073709551615H"] {
+            request
+                .metadata_mut()
+                .insert("grpc-timeout", huge.parse().unwrap());
+            let left = caller_deadline(&request).unwrap() - tokio::time::Instant::now();
+            assert!(left <= MAX_CALLER_TIMEOUT, "{huge}");
+        }
     }
 
     #[test]

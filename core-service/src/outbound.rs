@@ -3,9 +3,12 @@
 //!
 //! A send is recorded (`Store::begin_send`) before Kapso is called, so every
 //! send has a gateway id the caller can look up, whatever happens next; the
-//! upstream result is then recorded with `Store::finish_send`. An unknown
-//! outcome (timeout, 5xx) is never resent: a status webhook settles it.
+//! upstream result is then recorded with `Store::finish_send`. Claim and call
+//! run in one task the caller only awaits, so a caller that hangs up cannot
+//! split them. An unknown outcome (timeout, 5xx) is never resent: a status
+//! webhook settles it.
 //!
+//! - [`abandoned`]: settling sends whose owner is gone (crash, shutdown)
 //! - [`config`]: the settings, flattened into the core's `Config`
 //! - [`request`]: the domain requests and their checks
 //! - [`error`]: the boundary error and its gRPC mapping
@@ -23,6 +26,7 @@ use crate::kapso_api::{
 use crate::model::MetaError;
 use crate::store::Store;
 
+pub mod abandoned;
 pub mod config;
 pub mod error;
 pub mod request;

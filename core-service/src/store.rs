@@ -96,6 +96,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// whether it was.
     async fn release_send(&self, gateway_id: &str) -> Result<bool, StoreError>;
 
+    /// Settles every send still `Accepted` that was claimed before `claimed_before`
+    /// (Unix seconds) as `OutcomeUnknown`, with its history; returns how many.
+    /// Such a send's owner is gone (crash, shutdown, a lost commit answer): its
+    /// request may or may not have left, and a status webhook can still settle it.
+    /// Backends override it; the default settles nothing.
+    async fn settle_abandoned_sends(&self, claimed_before: i64) -> Result<u64, StoreError> {
+        let _ = claimed_before;
+        Ok(0)
+    }
+
     /// Moves a named consumer's position forward (never back); returns the position.
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError>;
 

@@ -7,6 +7,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use clap::Parser as _;
 use fake_kapso::{FakeKapso, Reply};
 use kapso_core::kapso_api::ApiKey;
 use kapso_core::model::{Delivery, Direction, Message, NewEvent, StatusUpdate};
@@ -14,6 +15,8 @@ use kapso_core::outbound::{MarkRead, Outbound, OutboundConfig, RetryPolicy, Send
 use kapso_core::status::MessageStatus;
 use kapso_core::store::Store;
 use kapso_core::store::sqlite::SqliteStore;
+use kapso_gateway_proto::v1 as pb;
+use kapso_gateway_proto::v1::messaging_client::MessagingClient;
 use serde_json::json;
 use tokio::time::Instant;
 use tonic::{Code, Status};
@@ -72,6 +75,50 @@ fn outbound_for(
             max_delay: Duration::from_millis(200),
         });
     Arc::new(outbound)
+}
+
+/// A whole core serving gRPC on 127.0.0.1:0, sending to `kapso`; stops when dropped.
+struct GrpcCore {
+    url: String,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn spawn_core(kapso: &FakeKapso) -> GrpcCore {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("gateway.db").display());
+    let base_url = kapso.base_url();
+    let config = kapso_core::Config::try_parse_from([
+        "kapso-core",
+        "--database-url",
+        &database_url,
+        "--metrics-addr",
+        "off",
+        "--kapso-api-base-url",
+        &base_url,
+        "--kapso-api-token",
+        KEY,
+        "--kapso-phone-number-id",
+        NUMBER,
+    ])
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(kapso_core::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    GrpcCore {
+        url,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+impl GrpcCore {
+    async fn messaging(&self) -> MessagingClient<tonic::transport::Channel> {
+        MessagingClient::connect(self.url.clone()).await.unwrap()
+    }
 }
 
 fn text(body: &str) -> SendText {
@@ -579,22 +626,32 @@ async fn invalid_requests_name_the_field_and_call_nobody() {
 }
 
 #[tokio::test]
-async fn closed_customer_window_is_refused_before_calling_kapso() {
+async fn closed_customer_window_is_refused_before_calling_kapso_and_keeps_nothing() {
     let app = spawn_app().await;
     customer_wrote(&app.store, "wamid.OLD", 25 * 3600).await;
-    let status = status_of(app.outbound.send_text(text("hola")).await);
+    let status = status_of(app.outbound.send_text(keyed("hola", "k-window")).await);
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(
-        status.message().contains("template"),
+        status.message().starts_with("refused by the gateway:")
+            && status.message().contains("template")
+            && !status.message().contains("Meta"),
         "{}",
         status.message()
     );
-    assert!(trailer(&status, "x-message-id").is_some());
+    assert!(trailer(&status, "x-message-id").is_none());
+    assert!(trailer(&status, "x-meta-error-code").is_none());
+    assert_eq!(app.store.message("k-window").await.unwrap(), None);
     assert_eq!(app.kapso.calls(), 0);
 
-    // A fresh message from the customer opens the window again.
+    // A fresh message from the customer opens the window again: the same
+    // request under the same key goes out now.
     customer_wrote(&app.store, "wamid.NEW", 60).await;
-    app.outbound.send_text(text("hola")).await.unwrap();
+    let sent = app
+        .outbound
+        .send_text(keyed("hola", "k-window"))
+        .await
+        .unwrap();
+    assert_eq!(sent.status, MessageStatus::Sent);
     assert_eq!(app.kapso.calls(), 1);
 }
 
@@ -648,5 +705,151 @@ async fn an_expired_deadline_leaves_a_send_in_flight_to_its_owner() {
         status.message()
     );
     assert_eq!(owner.await.unwrap().unwrap().status, MessageStatus::Sent);
+    assert_eq!(app.kapso.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_grpc_timeout_beyond_any_clock_is_a_long_deadline_not_a_panic() {
+    let kapso = FakeKapso::start().await;
+    let core = spawn_core(&kapso).await;
+    let mut client = core.messaging().await;
+    for timeout in [
+        "18446744073709551615S",
+        "18446744073709551615H",
+        "99999999H",
+    ] {
+        let mut read = tonic::Request::new(pb::MarkReadRequest {
+            message_id: "wamid.IN1".into(),
+            ..Default::default()
+        });
+        read.metadata_mut()
+            .insert("grpc-timeout", timeout.parse().unwrap());
+        client.mark_read(read).await.unwrap();
+
+        let mut send = tonic::Request::new(pb::SendTextRequest {
+            to: CONTACT.into(),
+            text: "hola".into(),
+            ..Default::default()
+        });
+        send.metadata_mut()
+            .insert("grpc-timeout", timeout.parse().unwrap());
+        let sent = client.send_text(send).await.unwrap().into_inner();
+        assert_eq!(sent.message.unwrap().status, pb::MessageStatus::Sent as i32);
+    }
+    assert_eq!(kapso.calls(), 6);
+}
+
+#[tokio::test]
+async fn a_caller_that_hangs_up_once_its_send_is_claimed_never_blocks_the_key() {
+    let app = spawn_app().await;
+    let mut first = Box::pin(app.outbound.send_text(keyed("hola", "k-cut")));
+    // Polled once, the call hands its claim to the store; it is then dropped
+    // without another poll, as tonic drops a handler whose caller went away.
+    assert!(futures::poll!(&mut first).is_pending());
+    let claimed = Instant::now() + Duration::from_secs(10);
+    while app.store.message("k-cut").await.unwrap().is_none() {
+        assert!(Instant::now() < claimed, "the send was never claimed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(first);
+
+    let retry = SendText {
+        deadline: Some(Instant::now() + Duration::from_secs(5)),
+        ..keyed("hola", "k-cut")
+    };
+    let sent = app.outbound.send_text(retry).await.unwrap();
+    assert_eq!(sent.status, MessageStatus::Sent);
+    assert_eq!(app.kapso.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_redirect_is_refused_and_the_api_key_never_follows_it() {
+    let app = spawn_app().await;
+    let elsewhere = FakeKapso::start().await;
+    let target = format!("{}/{NUMBER}/messages", elsewhere.base_url());
+    for _ in 0..2 {
+        app.kapso.script([Reply::Json(
+            307,
+            json!({}),
+            vec![("location", target.clone())],
+        )]);
+    }
+    let status = status_of(app.outbound.send_text(text("hola")).await);
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("redirect") && status.message().contains("KAPSO_API_BASE_URL"),
+        "{}",
+        status.message()
+    );
+    let read = MarkRead {
+        message_id: "wamid.IN1".into(),
+        ..Default::default()
+    };
+    let status = Status::from(app.outbound.mark_read(read).await.unwrap_err());
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(app.kapso.calls(), 2);
+    assert_eq!(elsewhere.calls(), 0, "the key went to the redirect's host");
+}
+
+#[tokio::test]
+async fn an_oversized_answer_is_not_read_and_leaves_the_send_unknown() {
+    let app = spawn_app().await;
+    let padding = "x".repeat(256 * 1024);
+    app.kapso.script([Reply::Json(
+        200,
+        json!({"messaging_product": "whatsapp", "padding": padding,
+               "messages": [{"id": "wamid.BIG"}]}),
+        Vec::new(),
+    )]);
+    let status = status_of(app.outbound.send_text(keyed("hola", "k-big")).await);
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("outcome unknown"),
+        "{}",
+        status.message()
+    );
+    let stored = app.store.message("k-big").await.unwrap().unwrap();
+    assert_eq!(stored.status, MessageStatus::OutcomeUnknown);
+    assert_eq!(app.kapso.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_retry_of_a_send_whose_owner_died_gets_an_unknown_outcome_at_once() {
+    let app = spawn_app().await;
+    app.outbound
+        .send_text(keyed("hola", "k-orphan"))
+        .await
+        .unwrap();
+    // As a crash right after the claim leaves it: `accepted`, no wamid, and
+    // long enough ago that no live owner can still be sending it.
+    let db = rusqlite::Connection::open(app._dir.path().join("gateway.db")).unwrap();
+    let claimed_at = unix_now() - 600;
+    db.execute(
+        "UPDATE messages SET status = 'accepted', wamid = NULL, timestamp = ?1, created_at = ?1 \
+         WHERE idempotency_key = 'k-orphan'",
+        [claimed_at],
+    )
+    .unwrap();
+    db.execute("DELETE FROM status_history WHERE status = 'sent'", [])
+        .unwrap();
+
+    let retry = SendText {
+        deadline: Some(Instant::now() + Duration::from_secs(30)),
+        ..keyed("hola", "k-orphan")
+    };
+    let started = Instant::now();
+    let status = status_of(app.outbound.send_text(retry).await);
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("outcome unknown"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "waited for the deadline"
+    );
+    let stored = app.store.message("k-orphan").await.unwrap().unwrap();
+    assert_eq!(stored.status, MessageStatus::OutcomeUnknown);
     assert_eq!(app.kapso.calls(), 1);
 }

@@ -64,6 +64,7 @@ macro_rules! all_store_tests {
                 message_lookup_by_wamid_gateway_id_and_key,
                 failed_send_is_terminal_and_keeps_api_errors,
                 a_released_send_frees_its_key_and_a_settled_one_stays,
+                abandoned_sends_are_settled_as_unknown_and_fresh_ones_left_alone,
                 ack_only_moves_forward,
                 check_writable_succeeds_on_a_healthy_store,
             ],

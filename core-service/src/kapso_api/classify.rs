@@ -21,6 +21,21 @@ pub(super) fn failure<T>(status: u16, retry_after: Option<&str>, body: &[u8]) ->
     let code = error.as_ref().map(|e| e.code);
     let after = retry_after.and_then(parse_retry_after);
 
+    if (300..400).contains(&status) {
+        // Redirects are not followed (the API key would go along): the base
+        // URL is wrong or something between the gateway and Kapso rewrites it.
+        return CallOutcome::Permanent(Rejection::Refused {
+            http_status: status,
+            error: MetaError {
+                code: 0,
+                title: format!("HTTP {status} redirect"),
+                message: "Kapso's API answered with a redirect, which the gateway does not follow \
+                          (it would carry the API key elsewhere); check KAPSO_API_BASE_URL"
+                    .into(),
+                details: String::new(),
+            },
+        });
+    }
     if status == 401 || code == Some(CODE_BAD_CREDENTIALS) || (status == 403 && error.is_none()) {
         return CallOutcome::Permanent(Rejection::BadCredentials(error));
     }
@@ -126,6 +141,19 @@ mod tests {
                     ..
                 })
             ));
+        }
+    }
+
+    #[test]
+    fn a_redirect_is_a_permanent_refusal_naming_the_base_url() {
+        for status in [301, 302, 307, 308] {
+            let CallOutcome::Permanent(Rejection::Refused { http_status, error }) =
+                classify(status, None, b"")
+            else {
+                panic!("{status} must be permanent");
+            };
+            assert_eq!(http_status, status);
+            assert!(error.message.contains("KAPSO_API_BASE_URL"));
         }
     }
 

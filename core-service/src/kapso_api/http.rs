@@ -46,6 +46,9 @@ pub struct HttpKapsoApi {
 impl HttpKapsoApi {
     pub fn new(settings: ClientSettings) -> Result<HttpKapsoApi, reqwest::Error> {
         let client = reqwest::Client::builder()
+            // A redirect would carry the API key to whatever host it names;
+            // Kapso's API never redirects, so a 3xx is an error (see `classify`).
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
             .user_agent(concat!("kapso-gateway/", env!("CARGO_PKG_VERSION")))
@@ -116,17 +119,26 @@ impl HttpKapsoApi {
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                let outcome = match response.bytes().await {
+                let success_status = (200..300).contains(&status);
+                let outcome = match read_body(response).await {
                     Err(error) => CallOutcome::Unknown(format!(
                         "HTTP {status} from Kapso but its body was lost: {error}"
                     )),
-                    Ok(bytes) if (200..300).contains(&status) => match success(&bytes) {
+                    // The request arrived; what it did is unreadable.
+                    Ok(Body::TooLarge) if success_status => CallOutcome::Unknown(format!(
+                        "HTTP {status} from Kapso with a body over {MAX_BODY} bytes, not read"
+                    )),
+                    // A failure status classifies itself; the body only adds detail.
+                    Ok(Body::TooLarge) => classify::failure(status, retry_after.as_deref(), b""),
+                    Ok(Body::Read(bytes)) if success_status => match success(&bytes) {
                         Some(done) => CallOutcome::Done(done),
                         None => CallOutcome::Unknown(format!(
                             "HTTP {status} from Kapso without the expected answer"
                         )),
                     },
-                    Ok(bytes) => classify::failure(status, retry_after.as_deref(), &bytes),
+                    Ok(Body::Read(bytes)) => {
+                        classify::failure(status, retry_after.as_deref(), &bytes)
+                    }
                 };
                 (Some(status), outcome)
             }
@@ -166,6 +178,34 @@ impl HttpKapsoApi {
             }
         }
     }
+}
+
+/// Largest Kapso response body read into memory. Meta's answers are well under
+/// a kilobyte; anything far larger is not an answer to trust or to buffer.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// A response body read up to [`MAX_BODY`].
+enum Body {
+    Read(Vec<u8>),
+    TooLarge,
+}
+
+/// Reads the body chunk by chunk, giving up (and dropping the connection) at [`MAX_BODY`].
+async fn read_body(mut response: reqwest::Response) -> Result<Body, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_BODY as u64)
+    {
+        return Ok(Body::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Ok(Body::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Body::Read(body))
 }
 
 #[async_trait]

@@ -33,10 +33,12 @@ pub enum OutboundError {
     #[error("idempotency key {key:?} was already used for a different request")]
     KeyReused { key: String },
 
-    /// `FAILED_PRECONDITION`: the 24-hour customer service window is closed (Meta 131047).
+    /// `FAILED_PRECONDITION`: the 24-hour customer service window is closed: by
+    /// the gateway's own check (`error` is `None`; nothing left, nothing kept
+    /// under the key) or by Meta (131047).
     #[error(
-        "{}the 24-hour customer service window is closed (the contact's last message is over 24 hours old); a template message is needed{}",
-        not_sent(gateway_id), meta(error.as_ref())
+        "{}{}the 24-hour customer service window is closed (the contact's last message is over 24 hours old); send a template message{}",
+        not_sent(gateway_id), refused_by(error.as_ref()), meta(error.as_ref())
     )]
     WindowClosed {
         gateway_id: Option<String>,
@@ -86,7 +88,7 @@ pub enum OutboundError {
 
     /// `INVALID_ARGUMENT` for Meta's parameter errors (100, 131008, 131009),
     /// `FAILED_PRECONDITION` otherwise (131049, 131050, 131031, 368, 130497, ...).
-    #[error("{}refused by WhatsApp: {} (code {}): {}", not_sent(gateway_id), error.title, error.code, error.message)]
+    #[error("{}refused by {}: {} (code {}): {}", not_sent(gateway_id), refuser(error), error.title, error.code, error.message)]
     Rejected {
         gateway_id: Option<String>,
         error: MetaError,
@@ -104,6 +106,22 @@ fn not_sent(gateway_id: &Option<String>) -> String {
     gateway_id
         .as_deref()
         .map_or_else(String::new, |id| format!("message {id} not sent: "))
+}
+
+/// Who refused: the gateway itself when Meta gave no error.
+fn refused_by(error: Option<&MetaError>) -> &'static str {
+    match error {
+        None => "refused by the gateway: ",
+        Some(_) => "refused by WhatsApp: ",
+    }
+}
+
+/// Meta's errors carry a code; an answer without one is Kapso's own.
+fn refuser(error: &MetaError) -> &'static str {
+    match error.code {
+        0 => "Kapso",
+        _ => "WhatsApp",
+    }
 }
 
 fn meta(error: Option<&MetaError>) -> String {

@@ -8,10 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::abandoned::{ABANDONED_AFTER, SEND_TIME_LIMIT};
 use super::request::{CheckedSend, PhoneNumber, non_empty};
 use super::retry::{Idempotent, RetryPolicy};
 use super::{DEFAULT_DEADLINE, Outbound, OutboundError, SendText, failure_errors};
-use crate::kapso_api::{CODE_WINDOW_CLOSED, CallOutcome, KapsoApi, TextMessage};
+use crate::kapso_api::{CallOutcome, KapsoApi, Rejection, TextMessage};
 use crate::model::{Message, MetaError, SendClaim, SendIntent, SendResult};
 use crate::status::MessageStatus;
 use crate::store::{Store, StoreError};
@@ -68,34 +69,39 @@ impl Outbound {
             reply_to_message_id: checked.reply_to.clone().unwrap_or_default(),
             created_at: unix_now(),
         };
-        match self.store.begin_send(intent).await? {
-            SendClaim::Started(_) => {
-                let owned = OwnedSend {
-                    store: self.store.clone(),
-                    api: self.api.clone(),
-                    retry: self.retry,
-                    window_enforced: self.config.customer_window_enforced,
-                    gateway_id: gateway_id.clone(),
-                    message: TextMessage {
-                        phone_number_id: recipient.phone_number_id,
-                        to: recipient.to.as_str().to_owned(),
-                        body: checked.text,
-                        preview_url: checked.preview_url,
-                        reply_to: checked.reply_to,
-                    },
-                    deadline,
-                };
-                // A task of its own: a caller that hangs up must not leave the send `Accepted` forever.
-                tokio::spawn(owned.run()).await.unwrap_or_else(|panic| {
-                    tracing::error!(%gateway_id, %panic, "send task failed");
-                    Err(OutboundError::OutcomeUnknown {
-                        gateway_id,
-                        reason: "the send task failed".into(),
-                    })
-                })
-            }
-            SendClaim::Existing(message) => self.replay(message, deadline).await,
-            SendClaim::KeyReused => Err(OutboundError::KeyReused {
+        let owned = OwnedSend {
+            store: self.store.clone(),
+            api: self.api.clone(),
+            retry: self.retry,
+            window_enforced: self.config.customer_window_enforced,
+            gateway_id: gateway_id.clone(),
+            message: TextMessage {
+                phone_number_id: recipient.phone_number_id,
+                to: recipient.to.as_str().to_owned(),
+                body: checked.text,
+                preview_url: checked.preview_url,
+                reply_to: checked.reply_to,
+            },
+            // Bounded whatever the caller asked, so that a send still
+            // `Accepted` long after this is known to have lost its owner.
+            deadline: deadline.min(Instant::now() + SEND_TIME_LIMIT),
+        };
+        // Claimed and performed in one task of its own: a caller that hangs up
+        // (deadline, cancellation) can neither leave a claim nobody sends nor
+        // stop a send halfway; it only stops waiting for the answer.
+        let claimed = tokio::spawn(owned.claim_and_run(intent))
+            .await
+            .unwrap_or_else(|panic| {
+                tracing::error!(%gateway_id, %panic, "send task failed");
+                Claimed::Ran(Err(OutboundError::OutcomeUnknown {
+                    gateway_id,
+                    reason: "the send task failed".into(),
+                }))
+            });
+        match claimed {
+            Claimed::Ran(result) => result,
+            Claimed::Existing(message) => self.replay(message, deadline).await,
+            Claimed::KeyReused => Err(OutboundError::KeyReused {
                 key: checked.idempotency_key.unwrap_or_default(),
             }),
         }
@@ -167,13 +173,20 @@ impl Outbound {
                     .into());
                 }
             }
-            // Someone else's upstream call is in flight, maybe on another replica.
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(OutboundError::StillInFlight { gateway_id });
+            let abandoned_before = unix_now() - ABANDONED_AFTER.as_secs() as i64;
+            if message.timestamp < abandoned_before {
+                // Its owner is gone (crash, shutdown): settle it now rather than
+                // wait for the periodic sweep, and answer with what that made of it.
+                self.store.settle_abandoned_sends(abandoned_before).await?;
+            } else {
+                // Someone else's upstream call is in flight, maybe on another replica.
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(OutboundError::StillInFlight { gateway_id });
+                }
+                tokio::time::sleep(pause.min(deadline - now)).await;
+                pause = (pause * 2).min(POLL_MAX);
             }
-            tokio::time::sleep(pause.min(deadline - now)).await;
-            pause = (pause * 2).min(POLL_MAX);
             // Gone: Kapso never took the earlier call and its claim was released.
             message = self.store.message(&gateway_id).await?.ok_or_else(|| {
                 OutboundError::Unavailable {
@@ -186,17 +199,45 @@ impl Outbound {
     }
 }
 
+/// What the send task made of its claim.
+#[derive(Debug)]
+enum Claimed {
+    /// This call claimed the key (or had none) and performed the send.
+    Ran(Result<Message, OutboundError>),
+    /// An earlier call with the same key and request owns it.
+    Existing(Message),
+    /// The key was used for a different request.
+    KeyReused,
+}
+
 impl OwnedSend {
+    async fn claim_and_run(self, intent: SendIntent) -> Claimed {
+        match self.store.begin_send(intent).await {
+            Ok(SendClaim::Started(_)) => Claimed::Ran(self.run().await),
+            Ok(SendClaim::Existing(message)) => Claimed::Existing(message),
+            Ok(SendClaim::KeyReused) => Claimed::KeyReused,
+            Err(error) => {
+                // The claim may have committed although its answer was lost
+                // (PostgreSQL connection dropped mid-commit): nothing was sent,
+                // so take it back; failing that, the abandoned-send sweep settles it.
+                if let Err(release) = self.store.release_send(&self.gateway_id).await {
+                    tracing::warn!(gateway_id = %self.gateway_id, error = %release, "cannot release a send whose claim failed");
+                }
+                Claimed::Ran(Err(error.into()))
+            }
+        }
+    }
+
     async fn run(self) -> Result<Message, OutboundError> {
         if self.window_enforced && self.window_closed().await? {
-            let error = MetaError {
-                code: CODE_WINDOW_CLOSED,
-                title: "Re-engagement message".into(),
-                message: "more than 24 hours since the customer's last message; send a template"
-                    .into(),
-                details: String::new(),
-            };
-            return self.failed(vec![error]).await;
+            // Refused here, before any request: nothing is kept under the key,
+            // so the same request goes out once the customer writes again.
+            return self
+                .refused_here(OutboundError::WindowClosed {
+                    gateway_id: None,
+                    error: None,
+                })
+                .await;
         }
         let api = &self.api;
         let message = &self.message;
@@ -225,6 +266,9 @@ impl OwnedSend {
                     gateway_id: self.gateway_id,
                     reason,
                 })
+            }
+            CallOutcome::Permanent(Rejection::NotConfigured) => {
+                self.refused_here(OutboundError::NotConfigured).await
             }
             not_taken @ CallOutcome::Retryable(_) => {
                 self.not_taken(failure_errors(&not_taken)).await
@@ -255,6 +299,18 @@ impl OwnedSend {
         // No message id: nothing is stored under it any more.
         let error = OutboundError::from_failure(None, &errors);
         tracing::warn!(gateway_id = %self.gateway_id, %error, "send not taken by Kapso; its idempotency key is free again");
+        Err(error)
+    }
+
+    /// The gateway refused the send itself and no request left: the claim is
+    /// released, so the key keeps nothing (as for a request that fails validation).
+    async fn refused_here(self, error: OutboundError) -> Result<Message, OutboundError> {
+        if !self.store.release_send(&self.gateway_id).await? {
+            // Only a webhook's guess (same number, contact and text) can have
+            // touched a send no request left for; that guess keeps the row.
+            tracing::warn!(gateway_id = %self.gateway_id, "refused send was claimed by a webhook; kept");
+        }
+        tracing::debug!(gateway_id = %self.gateway_id, %error, "send refused by the gateway");
         Err(error)
     }
 

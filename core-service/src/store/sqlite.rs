@@ -191,6 +191,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn settle_abandoned_sends(&self, claimed_before: i64) -> Result<u64, StoreError> {
+        self.writer
+            .run(move |conn| outbound::settle_abandoned_sends(conn, claimed_before))
+            .await
+    }
+
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
         let consumer = consumer.to_owned();
         self.writer

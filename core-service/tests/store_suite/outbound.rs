@@ -283,6 +283,52 @@ pub async fn a_released_send_frees_its_key_and_a_settled_one_stays(store: Arc<dy
     assert!(store.message("idem-1").await.unwrap().is_some());
 }
 
+pub async fn abandoned_sends_are_settled_as_unknown_and_fresh_ones_left_alone(
+    store: Arc<dyn Store>,
+) {
+    let claimed_at = |gateway_id: &str, key: &str, age: i64| {
+        let mut intent = intent(gateway_id, key, "fp");
+        intent.created_at -= age;
+        intent
+    };
+    for (gateway_id, key, age) in [
+        ("gw-old", "idem-old", 600),
+        ("gw-new", "idem-new", 0),
+        ("gw-sent", "idem-sent", 600),
+    ] {
+        store
+            .begin_send(claimed_at(gateway_id, key, age))
+            .await
+            .unwrap();
+    }
+    let sent = SendResult::Sent {
+        wamid: "wamid.SENT".into(),
+    };
+    store.finish_send("gw-sent", sent).await.unwrap();
+
+    let cutoff = intent("gw-x", "idem-x", "fp").created_at - 300;
+    assert_eq!(store.settle_abandoned_sends(cutoff).await.unwrap(), 1);
+    let old = store.message("idem-old").await.unwrap().unwrap();
+    assert_eq!(old.status, MessageStatus::OutcomeUnknown);
+    let history: Vec<_> = old.status_history.iter().map(|h| h.status).collect();
+    assert_eq!(
+        history,
+        [MessageStatus::Accepted, MessageStatus::OutcomeUnknown]
+    );
+    let fresh = store.message("idem-new").await.unwrap().unwrap();
+    assert_eq!(fresh.status, MessageStatus::Accepted);
+    let done = store.message("idem-sent").await.unwrap().unwrap();
+    assert_eq!(done.status, MessageStatus::Sent);
+    assert_eq!(store.settle_abandoned_sends(cutoff).await.unwrap(), 0);
+
+    // A late answer from Kapso still settles it for good.
+    let late = SendResult::Sent {
+        wamid: "wamid.LATE".into(),
+    };
+    let old = store.finish_send("gw-old", late).await.unwrap();
+    assert_eq!(old.status, MessageStatus::Sent);
+}
+
 pub async fn ack_only_moves_forward(store: Arc<dyn Store>) {
     assert_eq!(store.consumer_position("crm").await.unwrap(), None);
     assert_eq!(store.ack("crm", 5).await.unwrap(), 5);

@@ -87,6 +87,35 @@ pub(super) async fn release_send(
     Ok(released > 0)
 }
 
+/// See [`Store::settle_abandoned_sends`](crate::store::Store::settle_abandoned_sends).
+pub(super) async fn settle_abandoned_sends(
+    conn: &ClientWrapper,
+    claimed_before: i64,
+) -> Result<u64, StoreError> {
+    let now = unix_ms() / 1000;
+    // One statement: a send `finish_send` holds locked is re-checked once it
+    // commits, and skipped if that settled it.
+    let stmt = conn
+        .prepare_cached(
+            "WITH settled AS ( \
+               UPDATE messages SET status = 'outcome_unknown', updated_at = $2 \
+               WHERE wamid IS NULL AND status = 'accepted' AND gateway_id IS NOT NULL \
+                 AND created_at < $1 \
+               RETURNING id), \
+             history AS ( \
+               INSERT INTO status_history (message_id, status, timestamp) \
+               SELECT id, 'outcome_unknown', $2 FROM settled \
+               ON CONFLICT (message_id, status) DO NOTHING) \
+             SELECT count(*) FROM settled",
+        )
+        .await?;
+    let settled: i64 = conn
+        .query_one(&stmt, &[&claimed_before, &now])
+        .await?
+        .try_get(0)?;
+    Ok(u64::try_from(settled).unwrap_or(0))
+}
+
 /// See [`Store::finish_send`](crate::store::Store::finish_send).
 pub(super) async fn finish_send(
     conn: &ClientWrapper,

@@ -85,6 +85,32 @@ pub(super) fn release_send(conn: &Connection, gateway_id: &str) -> Result<bool, 
     Ok(true)
 }
 
+/// See [`Store::settle_abandoned_sends`](crate::store::Store::settle_abandoned_sends).
+pub(super) fn settle_abandoned_sends(
+    conn: &Connection,
+    claimed_before: i64,
+) -> Result<u64, StoreError> {
+    let now = unix_ms() / 1000;
+    // Through the partial index of sends without a wamid: never a scan of
+    // every message on the writer's thread.
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM messages INDEXED BY messages_awaiting_wamid \
+             WHERE wamid IS NULL AND status = 'accepted' AND gateway_id IS NOT NULL \
+             AND created_at < ?1",
+        )?
+        .query_map([claimed_before], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for &id in &ids {
+        conn.prepare_cached(
+            "UPDATE messages SET status = 'outcome_unknown', updated_at = ?2 WHERE id = ?1",
+        )?
+        .execute(params![id, now])?;
+        record_history(conn, id, MessageStatus::OutcomeUnknown, now)?;
+    }
+    Ok(ids.len() as u64)
+}
+
 /// See [`Store::finish_send`](crate::store::Store::finish_send).
 pub(super) fn finish_send(
     conn: &Connection,
