@@ -60,8 +60,8 @@ struct OutcomeLabels {
 pub enum ConnectionClosed {
     /// Refused on accept: `ADAPTER_MAX_CONNECTIONS` were open.
     OverLimit,
-    /// No complete request head within `ADAPTER_HEADER_READ_TIMEOUT_MS`: a slow
-    /// client, or a keep-alive connection left idle that long.
+    /// No request begun within `ADAPTER_HEADER_READ_TIMEOUT_MS`: a slow or silent
+    /// client (HTTP/1, HTTP/2 or neither), or a connection left idle that long.
     HeaderTimeout,
 }
 

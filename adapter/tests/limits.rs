@@ -217,3 +217,40 @@ async fn metrics_over_fresh_connection(adapter: &Adapter) -> String {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn silent_sockets_lose_their_slots_after_the_timeout() {
+    let (_core, adapter) = adapter(
+        Behaviour::Stores,
+        &["--max-connections", "4", "--header-read-timeout-ms", "500"],
+    )
+    .await;
+    // Every slot taken: three sockets that say nothing, one that stops after the HTTP/2 preface.
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(connect(adapter.addr).await);
+    }
+    let mut h2 = connect(adapter.addr).await;
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    silent.push(h2);
+
+    for stream in &mut silent {
+        read_until_closed(stream).await;
+    }
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        // A refused attempt (slot not yet returned) is a closed socket, not a failure.
+        if let Ok(answer) = reqwest::get(adapter.url("/healthz")).await {
+            assert_eq!(answer.status(), StatusCode::OK);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the silent sockets kept their slots"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
