@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::core_client::CoreError;
 use crate::metrics::Outcome;
 use crate::signature::SignatureError;
-use crate::webhook::ParseError;
+use crate::webhook::{ParseError, Refusal};
 
 /// Why a webhook delivery was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -20,9 +20,14 @@ pub enum WebhookError {
     /// 401: the signature header is missing or does not verify. Nothing forwarded.
     #[error("unauthorized: {0}")]
     Unauthorized(#[from] SignatureError),
-    /// 400: the body is not a webhook body the adapter can read. Nothing forwarded.
+    /// 400: the body is not a webhook body the adapter can read, or not a Kapso
+    /// event (a message event without a message). Nothing forwarded.
     #[error("bad request: {0}")]
-    BadRequest(#[from] ParseError),
+    BadRequest(ParseError),
+    /// 422: the signed body is a different event from what its type (the
+    /// unsigned `X-Webhook-Event`) says. Nothing forwarded.
+    #[error("event type does not match the body: {0}")]
+    EventMismatch(Refusal),
     /// 400: the body could not be read to its end (the client went away).
     #[error("request body could not be read")]
     UnreadableBody,
@@ -44,11 +49,21 @@ pub enum WebhookError {
     },
 }
 
+impl From<ParseError> for WebhookError {
+    fn from(error: ParseError) -> Self {
+        match error {
+            ParseError::Refused(refusal @ Refusal::Mismatch { .. }) => Self::EventMismatch(refusal),
+            other => Self::BadRequest(other),
+        }
+    }
+}
+
 impl WebhookError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) | Self::UnreadableBody => StatusCode::BAD_REQUEST,
+            Self::EventMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Overloaded { .. } | Self::CoreUnavailable { .. } => {
@@ -61,6 +76,7 @@ impl WebhookError {
         match self {
             Self::Unauthorized(_) => Outcome::Unauthorized,
             Self::BadRequest(_) | Self::UnreadableBody => Outcome::BadRequest,
+            Self::EventMismatch(_) => Outcome::EventMismatch,
             Self::BodyTimeout(_) => Outcome::BodyTimeout,
             Self::TooLarge { .. } => Outcome::TooLarge,
             Self::Overloaded { .. } => Outcome::Shed,

@@ -20,6 +20,8 @@ pub enum Outcome {
     Duplicate,
     Unauthorized,
     BadRequest,
+    /// The signed body is not the event `X-Webhook-Event` says: 422.
+    EventMismatch,
     TooLarge,
     /// The body did not arrive in time: 408.
     BodyTimeout,
@@ -36,6 +38,7 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Unauthorized => "unauthorized",
             Self::BadRequest => "bad_request",
+            Self::EventMismatch => "event_mismatch",
             Self::TooLarge => "too_large",
             Self::BodyTimeout => "body_timeout",
             Self::Shed => "shed",

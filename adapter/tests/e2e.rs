@@ -491,6 +491,38 @@ async fn malformed_bodies_are_400_and_store_nothing() {
 }
 
 #[tokio::test]
+async fn a_signed_body_under_another_event_header_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let body = fixture("received_text.json");
+    let received = Delivery::new(&body, "whatsapp.message.received", uuid_like());
+    assert_eq!(app.post(&received).await.status, StatusCode::OK);
+
+    // The same signed bytes, replayed as a failure under a fresh key.
+    let forged = Delivery::new(&body, "whatsapp.message.failed", uuid_like());
+    let answer = app.post(&forged).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        answer.body
+    );
+    let error = answer.body["error"].as_str().unwrap();
+    assert!(error.contains("inbound"), "{error}");
+
+    // A signed body that is no Kapso event at all.
+    let not_an_event = Delivery::new(br#"{"foo":1}"#, "whatsapp.message.received", uuid_like());
+    assert_eq!(
+        app.post(&not_an_event).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    let message = app.message("wamid.123").await;
+    assert_ne!(message.status, pb::MessageStatus::Failed as i32);
+    let types: Vec<_> = app.log().await.into_iter().map(|e| e.event_type).collect();
+    assert_eq!(types, ["whatsapp.message.received"]);
+}
+
+#[tokio::test]
 async fn core_down_is_503_with_retry_after() {
     // A port that was just free: nothing listens there.
     let addr = TcpListener::bind("127.0.0.1:0")
