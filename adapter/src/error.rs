@@ -37,6 +37,11 @@ pub enum WebhookError {
     /// 413: the body is larger than `ADAPTER_BODY_LIMIT_BYTES`.
     #[error("body larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// 413: the core cannot store the delivery as it is (an event over its gRPC
+    /// message limit, or a refusal of the delivery itself); a retry would get
+    /// the same answer, so no `Retry-After`.
+    #[error("the delivery cannot be stored as it is: {0}")]
+    Unstorable(String),
     /// 503 with `Retry-After`: `ADAPTER_MAX_IN_FLIGHT` requests are already being
     /// handled; shed at once, body unread, so a burst cannot queue without bound.
     #[error("too many webhook requests in flight")]
@@ -65,7 +70,7 @@ impl WebhookError {
             Self::BadRequest(_) | Self::UnreadableBody => StatusCode::BAD_REQUEST,
             Self::EventMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge { .. } | Self::Unstorable(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Overloaded { .. } | Self::CoreUnavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -78,7 +83,7 @@ impl WebhookError {
             Self::BadRequest(_) | Self::UnreadableBody => Outcome::BadRequest,
             Self::EventMismatch(_) => Outcome::EventMismatch,
             Self::BodyTimeout(_) => Outcome::BodyTimeout,
-            Self::TooLarge { .. } => Outcome::TooLarge,
+            Self::TooLarge { .. } | Self::Unstorable(_) => Outcome::TooLarge,
             Self::Overloaded { .. } => Outcome::Shed,
             Self::CoreUnavailable { .. } => Outcome::Unavailable,
         }

@@ -13,13 +13,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use kapso_gateway_proto::v1::{Disposition, InboundEvent, IngestEventsRequest};
+use kapso_gateway_proto::v1::{Disposition, InboundEvent};
 use serde_json::json;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::core_client::CoreError;
 use crate::error::WebhookError;
 use crate::metrics::Outcome;
+use crate::parts;
 use crate::signature;
 use crate::state::AppState;
 use crate::telemetry::{Masked, signature_prefix};
@@ -168,31 +169,45 @@ async fn handle(
     }
 
     let events = parsed.events.len();
-    let request = IngestEventsRequest {
-        delivery_key: header_str(headers, IDEMPOTENCY_KEY)
-            .unwrap_or_default()
-            .to_owned(),
-        events: parsed.events,
-        payload_version: header_str(headers, PAYLOAD_VERSION)
-            .unwrap_or_default()
-            .to_owned(),
-    };
-    let response = shared.core.ingest(request, trace).await.map_err(|source| {
-        WebhookError::CoreUnavailable {
-            source,
-            retry_after_secs: shared.retry_after_secs,
+    let parts = parts::split(
+        header_str(headers, IDEMPOTENCY_KEY).unwrap_or_default(),
+        header_str(headers, PAYLOAD_VERSION).unwrap_or_default(),
+        parsed.events,
+    )
+    .map_err(|too_large| WebhookError::Unstorable(too_large.to_string()))?;
+    // In order: a later part is only sent once every earlier one is stored, and
+    // 200 only once all are. A failure leaves the stored parts to their keys.
+    let mut duplicates = 0;
+    let mut every_part_seen_before = true;
+    for part in parts {
+        let part_events = part.events.len();
+        let response = shared
+            .core
+            .ingest(part, trace)
+            .await
+            .map_err(|source| match source {
+                CoreError::Refused(status) => WebhookError::Unstorable(status.message().to_owned()),
+                source => WebhookError::CoreUnavailable {
+                    source,
+                    retry_after_secs: shared.retry_after_secs,
+                },
+            })?;
+        if response.duplicate_delivery {
+            duplicates += part_events;
+        } else {
+            every_part_seen_before = false;
+            duplicates += response
+                .outcomes
+                .iter()
+                .filter(|o| o.disposition() == Disposition::Duplicate)
+                .count();
         }
-    })?;
-    if response.duplicate_delivery {
+    }
+    if every_part_seen_before {
         shared.metrics.events_stored(events as u64, events as u64);
         info!(events, "delivery already processed");
         return Ok(Accepted::DuplicateDelivery);
     }
-    let duplicates = response
-        .outcomes
-        .iter()
-        .filter(|o| o.disposition() == Disposition::Duplicate)
-        .count();
     shared
         .metrics
         .events_stored(events as u64, duplicates as u64);

@@ -366,16 +366,29 @@ async fn core_down_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn core_error_answers_503_with_retry_after() {
-    for code in [
-        tonic::Code::Internal,
-        tonic::Code::InvalidArgument,
-        tonic::Code::Unavailable,
-    ] {
+    for code in [tonic::Code::Internal, tonic::Code::Unavailable] {
         let app = spawn_app(Core::Fails(code)).await;
         let (status, headers, _) = app.send(signed(&fixture("received_text.json"))).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{code:?}");
         assert_eq!(headers["retry-after"], "7");
         assert_eq!(app.calls().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn core_refusing_the_delivery_itself_is_413_without_retry_after() {
+    for code in [tonic::Code::InvalidArgument, tonic::Code::OutOfRange] {
+        let app = spawn_app(Core::Fails(code)).await;
+        let (status, headers, json) = app.send(signed(&fixture("received_text.json"))).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{code:?}");
+        assert!(headers.get("retry-after").is_none());
+        assert!(
+            json["error"]
+                .as_str()
+                .unwrap()
+                .contains("fake core failure"),
+            "{json}"
+        );
     }
 }
 
