@@ -81,6 +81,13 @@ pub struct Config {
     #[arg(long, env = "ADAPTER_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     pub body_limit_bytes: usize,
 
+    /// Bytes of webhook bodies buffered at once before their signature is
+    /// checked, across all requests (at least `ADAPTER_BODY_LIMIT_BYTES`).
+    /// Beyond it a request is answered 503 with `Retry-After`: unauthenticated
+    /// callers cannot make the adapter hold more memory than this.
+    #[arg(long, env = "ADAPTER_UNVERIFIED_BODY_BUDGET_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub unverified_body_budget_bytes: usize,
+
     /// Deadline of the call to the core, in milliseconds. Keeps a whole request
     /// under Kapso's 10 s timeout.
     #[arg(long, env = "CORE_TIMEOUT_MS", default_value_t = 5000)]

@@ -43,7 +43,8 @@ pub enum WebhookError {
     #[error("the delivery cannot be stored as it is: {0}")]
     Unstorable(String),
     /// 503 with `Retry-After`: `ADAPTER_MAX_IN_FLIGHT` requests are already being
-    /// handled; shed at once, body unread, so a burst cannot queue without bound.
+    /// handled, or `ADAPTER_UNVERIFIED_BODY_BUDGET_BYTES` of bodies are buffered
+    /// unauthenticated; shed at once, so a burst cannot queue without bound.
     #[error("too many webhook requests in flight")]
     Overloaded { retry_after_secs: u64 },
     /// 503 with `Retry-After`: the core is unreachable, timed out or refused; not stored.

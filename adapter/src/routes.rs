@@ -5,16 +5,17 @@
 //! the core says the delivery is durable.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use http_body_util::BodyExt as _;
 use kapso_gateway_proto::v1::{Disposition, InboundEvent};
 use serde_json::json;
+use tokio::sync::SemaphorePermit;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::core_client::CoreError;
@@ -22,7 +23,7 @@ use crate::error::WebhookError;
 use crate::metrics::Outcome;
 use crate::parts;
 use crate::signature;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::telemetry::{Masked, signature_prefix};
 use crate::trace_context::TraceContext;
 use crate::webhook::{self, Hints};
@@ -128,13 +129,8 @@ async fn handle(
     trace: &TraceContext,
 ) -> Result<Accepted, WebhookError> {
     let shared = state.shared();
-    let body = read_body(
-        headers,
-        body,
-        shared.body_limit_bytes,
-        shared.body_read_timeout,
-    )
-    .await?;
+    let unverified = read_body(shared, headers, body).await?;
+    let body = &unverified.body;
     let header_event = header_str(headers, EVENT);
     info!(
         event_type = header_event.unwrap_or_default(),
@@ -143,7 +139,7 @@ async fn handle(
     );
 
     let received_signature = headers.get(SIGNATURE).map(|v| v.as_bytes());
-    if let Err(error) = signature::verify(&shared.secrets, received_signature, &body) {
+    if let Err(error) = signature::verify(&shared.secrets, received_signature, body) {
         shared.metrics.signature_failed(error);
         warn!(
             reason = error.as_str(),
@@ -153,6 +149,9 @@ async fn handle(
         return Err(error.into());
     }
     info!("signature validated");
+    // Authenticated: its bytes no longer count against the unverified budget.
+    let Unverified { body, budget } = unverified;
+    drop(budget);
 
     let hints = Hints {
         event_type: header_event,
@@ -215,24 +214,98 @@ async fn handle(
     Ok(Accepted::Stored { events, duplicates })
 }
 
-/// Buffers the body, at most `limit` bytes, all of it within `timeout` (a total,
-/// not per chunk: a body trickling one byte at a time must not hold a slot forever).
-async fn read_body(
+/// A body read whole, with its share of the unverified-bytes budget: held until
+/// the signature is checked.
+struct Unverified<'s> {
+    body: Bytes,
+    budget: Option<SemaphorePermit<'s>>,
+}
+
+/// Buffers the body, at most `body_limit_bytes`, all of it within
+/// `body_read_timeout` (a total, not per chunk: a body trickling one byte at a
+/// time must not hold a slot forever), taking one permit of `unverified_bytes`
+/// per byte: for the declared `Content-Length` at once, else as chunks arrive.
+async fn read_body<'s>(
+    shared: &'s Shared,
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes, WebhookError> {
+) -> Result<Unverified<'s>, WebhookError> {
+    let limit = shared.body_limit_bytes;
+    let timeout = shared.body_read_timeout;
     let declared =
         header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(WebhookError::TooLarge { limit });
     }
-    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(error)) if error.is::<LengthLimitError>() => Err(WebhookError::TooLarge { limit }),
-        Ok(Err(_)) => Err(WebhookError::UnreadableBody),
+    let mut budget = Budget {
+        shared,
+        permit: None,
+        reserved: 0,
+    };
+    if let Some(len) = declared {
+        // At most `limit`, checked above.
+        budget.reserve(len as usize)?;
+    }
+    let collect = async {
+        let mut body = body;
+        let mut chunks: Vec<Bytes> = Vec::with_capacity(1);
+        let mut total = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| WebhookError::UnreadableBody)?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers: not part of the signed bytes
+            };
+            total += data.len();
+            if total > limit {
+                return Err(WebhookError::TooLarge { limit });
+            }
+            budget.reserve(total)?;
+            chunks.push(data);
+        }
+        Ok(match chunks.len() {
+            1 => chunks.swap_remove(0),
+            _ => chunks.concat().into(),
+        })
+    };
+    match tokio::time::timeout(timeout, collect).await {
+        Ok(Ok(body)) => Ok(Unverified {
+            body,
+            budget: budget.permit,
+        }),
+        Ok(Err(error)) => Err(error),
         Err(_elapsed) => Err(WebhookError::BodyTimeout(timeout)),
+    }
+}
+
+/// The permits one request holds of the unverified-bytes budget.
+struct Budget<'s> {
+    shared: &'s Shared,
+    permit: Option<SemaphorePermit<'s>>,
+    reserved: usize,
+}
+
+impl Budget<'_> {
+    /// Holds permits for `total` bytes, or refuses the request: never waits,
+    /// a queue of unauthenticated bodies is what the budget exists to prevent.
+    fn reserve(&mut self, total: usize) -> Result<(), WebhookError> {
+        let Some(more) = total.checked_sub(self.reserved).filter(|&n| n > 0) else {
+            return Ok(());
+        };
+        let permit = u32::try_from(more)
+            .ok()
+            .and_then(|n| self.shared.unverified_bytes.try_acquire_many(n).ok());
+        let Some(permit) = permit else {
+            debug!("shedding a webhook request: unverified body budget spent");
+            return Err(WebhookError::Overloaded {
+                retry_after_secs: self.shared.retry_after_secs,
+            });
+        };
+        match &mut self.permit {
+            Some(held) => held.merge(permit),
+            None => self.permit = Some(permit),
+        }
+        self.reserved = total;
+        Ok(())
     }
 }
 

@@ -254,3 +254,61 @@ async fn silent_sockets_lose_their_slots_after_the_timeout() {
     }
 }
 
+#[tokio::test]
+async fn unverified_bodies_beyond_the_budget_are_shed_until_it_is_returned() {
+    const BUDGET: usize = 64 * 1024;
+    let (_core, adapter) = adapter(
+        Behaviour::Stores,
+        &[
+            "--body-limit-bytes",
+            "65536",
+            "--unverified-body-budget-bytes",
+            "65536",
+        ],
+    )
+    .await;
+    // A signed body declaring the whole budget, of which only a byte is sent.
+    let head = r#"{"message":{"id":"wamid.hold","type":"text","kapso":{"direction":"inbound"}},"padding":""#;
+    let padding = BUDGET - head.len() - 2;
+    let held = format!("{head}{}\"}}", "x".repeat(padding)).into_bytes();
+    assert_eq!(held.len(), BUDGET);
+    let mut holder = connect(adapter.addr).await;
+    let request_head = format!(
+        "POST {WEBHOOK} HTTP/1.1\r\nHost: adapter\r\nContent-Type: application/json\r\n\
+         X-Webhook-Event: whatsapp.message.received\r\n\
+         X-Webhook-Signature: {}\r\nContent-Length: {}\r\n\r\n",
+        kapso_adapter::signature::sign(support::SECRET, &held),
+        held.len()
+    );
+    holder.write_all(request_head.as_bytes()).await.unwrap();
+    holder.write_all(&held[..1]).await.unwrap();
+
+    let http = reqwest::Client::new();
+    let url = adapter.url(WEBHOOK);
+    let deadline = Instant::now() + PATIENCE;
+    let shed = loop {
+        let answer = signed(&http, &url, BODY).send().await.unwrap();
+        if answer.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a request beyond the budget was read: {}",
+            answer.status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(shed.headers()["retry-after"], "3");
+
+    // The rest of the held body arrives: verified, stored, its budget returned.
+    holder.write_all(&held[1..]).await.unwrap();
+    let mut answer = [0u8; 12];
+    tokio::time::timeout(PATIENCE, holder.read_exact(&mut answer))
+        .await
+        .expect("an answer")
+        .unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let after = signed(&http, &url, BODY).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::OK);
+    wait_for_metric(&adapter, r#"kapso_webhook_requests_total{outcome="shed"}"#).await;
+}
