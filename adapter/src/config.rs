@@ -93,8 +93,9 @@ pub struct Config {
     #[arg(long, env = "CORE_TIMEOUT_MS", default_value_t = 5000)]
     pub core_timeout_ms: u64,
 
-    /// Milliseconds a client has to send a request's headers; then the
-    /// connection is closed. Also closes idle keep-alive connections.
+    /// Milliseconds a connection may go without a request open before it is
+    /// closed: from accept to the first request's headers, and between
+    /// requests (idle keep-alive), for HTTP/1, HTTP/2 or a socket that says nothing.
     #[arg(long, env = "ADAPTER_HEADER_READ_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout_ms: u64,
