@@ -109,7 +109,8 @@ pub async fn webhook(
                 WebhookError::CoreUnavailable { source, .. } => {
                     warn!(error = %source, "delivery not stored; asking Kapso to retry");
                 }
-                WebhookError::Unauthorized(_) => {}
+                // Already logged where they happen.
+                WebhookError::Unauthorized(_) | WebhookError::Overloaded { .. } => {}
                 other => warn!(error = %other, "delivery refused"),
             }
             failure.outcome()

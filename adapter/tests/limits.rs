@@ -312,3 +312,61 @@ async fn unverified_bodies_beyond_the_budget_are_shed_until_it_is_returned() {
     assert_eq!(after.status(), StatusCode::OK);
     wait_for_metric(&adapter, r#"kapso_webhook_requests_total{outcome="shed"}"#).await;
 }
+
+/// Opens a chunked webhook request and sends one chunk of `len` bytes.
+async fn chunked_request(addr: SocketAddr, len: usize) -> TcpStream {
+    let mut stream = connect(addr).await;
+    let head = format!(
+        "POST {WEBHOOK} HTTP/1.1\r\nHost: adapter\r\nTransfer-Encoding: chunked\r\n\r\n{len:x}\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&vec![b' '; len]).await.unwrap();
+    stream.write_all(b"\r\n").await.unwrap();
+    stream
+}
+
+/// Ends a chunked request and reads the status line of its answer.
+async fn finish_chunked(stream: &mut TcpStream) -> Vec<u8> {
+    // A shed request may be answered before its end is written: the write may fail.
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut status = [0u8; 12];
+    match tokio::time::timeout(PATIENCE, stream.read_exact(&mut status)).await {
+        Ok(Ok(_)) => status.to_vec(),
+        Ok(Err(_)) => Vec::new(),
+        Err(_elapsed) => panic!("no answer"),
+    }
+}
+
+#[tokio::test]
+async fn chunked_bodies_count_against_the_budget_as_they_arrive() {
+    let (_core, adapter) = adapter(
+        Behaviour::Stores,
+        &[
+            "--body-limit-bytes",
+            "65536",
+            "--unverified-body-budget-bytes",
+            "65536",
+        ],
+    )
+    .await;
+    // No Content-Length: the first chunk alone is counted, more than half the budget.
+    let mut first = chunked_request(adapter.addr, 40_000).await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut second = chunked_request(adapter.addr, 40_000).await;
+        let status = finish_chunked(&mut second).await;
+        if status == b"HTTP/1.1 503" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a chunk beyond the budget was buffered: {}",
+            String::from_utf8_lossy(&status)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Unsigned, so 401; either way its bytes are returned to the budget.
+    assert_eq!(finish_chunked(&mut first).await, b"HTTP/1.1 401");
+    let mut third = chunked_request(adapter.addr, 40_000).await;
+    assert_eq!(finish_chunked(&mut third).await, b"HTTP/1.1 401");
+}
