@@ -255,6 +255,40 @@ async fn silent_sockets_lose_their_slots_after_the_timeout() {
 }
 
 #[tokio::test]
+async fn an_idle_http2_connection_gives_its_slot_back() {
+    let (_core, adapter) = adapter(
+        Behaviour::Stores,
+        &["--max-connections", "1", "--header-read-timeout-ms", "500"],
+    )
+    .await;
+    // A client that keeps its HTTP/2 connection open (and idle) for as long as it lives.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .pool_idle_timeout(None)
+        .build()
+        .unwrap();
+    let answer = h2.get(adapter.url("/healthz")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        // A fresh client each time: a new connection, refused while the slot is held.
+        let other = reqwest::Client::new();
+        if let Ok(answer) = other.get(adapter.url("/healthz")).send().await {
+            assert_eq!(answer.status(), StatusCode::OK);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the idle HTTP/2 connection kept the only slot"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(h2);
+}
+
+#[tokio::test]
 async fn unverified_bodies_beyond_the_budget_are_shed_until_it_is_returned() {
     const BUDGET: usize = 64 * 1024;
     let (_core, adapter) = adapter(
