@@ -81,13 +81,21 @@ pub struct Config {
     #[arg(long, env = "ADAPTER_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     pub body_limit_bytes: usize,
 
+    /// Bytes of webhook bodies buffered at once before their signature is
+    /// checked, across all requests (at least `ADAPTER_BODY_LIMIT_BYTES`).
+    /// Beyond it a request is answered 503 with `Retry-After`: unauthenticated
+    /// callers cannot make the adapter hold more memory than this.
+    #[arg(long, env = "ADAPTER_UNVERIFIED_BODY_BUDGET_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub unverified_body_budget_bytes: usize,
+
     /// Deadline of the call to the core, in milliseconds. Keeps a whole request
     /// under Kapso's 10 s timeout.
     #[arg(long, env = "CORE_TIMEOUT_MS", default_value_t = 5000)]
     pub core_timeout_ms: u64,
 
-    /// Milliseconds a client has to send a request's headers; then the
-    /// connection is closed. Also closes idle keep-alive connections.
+    /// Milliseconds a connection may go without a request open before it is
+    /// closed: from accept to the first request's headers, and between
+    /// requests (idle keep-alive), for HTTP/1, HTTP/2 or a socket that says nothing.
     #[arg(long, env = "ADAPTER_HEADER_READ_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout_ms: u64,

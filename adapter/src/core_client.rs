@@ -34,7 +34,8 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Why a delivery could not be handed to the core. Each means "not stored": Kapso should retry.
+/// Why a delivery could not be handed to the core. Each means "not stored"; all
+/// but [`Refused`](Self::Refused) are worth a retry.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     /// No answer within `CORE_TIMEOUT_MS` (the core may still commit; the retry is then a duplicate).
@@ -43,6 +44,10 @@ pub enum CoreError {
     /// The core refused the adapter's `GATEWAY_API_TOKEN` (missing, or not in its `GATEWAY_API_TOKENS`).
     #[error("core refused the adapter's credentials: {}", .0.message())]
     Unauthenticated(tonic::Status),
+    /// The core refused the delivery for what it is (`InvalidArgument`, or
+    /// `OutOfRange`: larger than its gRPC limit): a retry gets the same answer.
+    #[error("core refused the delivery: {}", .0.message())]
+    Refused(tonic::Status),
     /// Unreachable (`Unavailable`) or refused with any other gRPC status.
     #[error("core call failed: {}: {}", .0.code(), .0.message())]
     Status(tonic::Status),
@@ -50,10 +55,10 @@ pub enum CoreError {
 
 impl From<tonic::Status> for CoreError {
     fn from(status: tonic::Status) -> Self {
-        if status.code() == tonic::Code::Unauthenticated {
-            Self::Unauthenticated(status)
-        } else {
-            Self::Status(status)
+        match status.code() {
+            tonic::Code::Unauthenticated => Self::Unauthenticated(status),
+            tonic::Code::InvalidArgument | tonic::Code::OutOfRange => Self::Refused(status),
+            _ => Self::Status(status),
         }
     }
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::core_client::CoreError;
 use crate::metrics::Outcome;
 use crate::signature::SignatureError;
-use crate::webhook::ParseError;
+use crate::webhook::{ParseError, Refusal};
 
 /// Why a webhook delivery was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -20,9 +20,14 @@ pub enum WebhookError {
     /// 401: the signature header is missing or does not verify. Nothing forwarded.
     #[error("unauthorized: {0}")]
     Unauthorized(#[from] SignatureError),
-    /// 400: the body is not a webhook body the adapter can read. Nothing forwarded.
+    /// 400: the body is not a webhook body the adapter can read, or not a Kapso
+    /// event (a message event without a message). Nothing forwarded.
     #[error("bad request: {0}")]
-    BadRequest(#[from] ParseError),
+    BadRequest(ParseError),
+    /// 422: the signed body is a different event from what its type (the
+    /// unsigned `X-Webhook-Event`) says. Nothing forwarded.
+    #[error("event type does not match the body: {0}")]
+    EventMismatch(Refusal),
     /// 400: the body could not be read to its end (the client went away).
     #[error("request body could not be read")]
     UnreadableBody,
@@ -32,8 +37,14 @@ pub enum WebhookError {
     /// 413: the body is larger than `ADAPTER_BODY_LIMIT_BYTES`.
     #[error("body larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// 413: the core cannot store the delivery as it is (an event over its gRPC
+    /// message limit, or a refusal of the delivery itself); a retry would get
+    /// the same answer, so no `Retry-After`.
+    #[error("the delivery cannot be stored as it is: {0}")]
+    Unstorable(String),
     /// 503 with `Retry-After`: `ADAPTER_MAX_IN_FLIGHT` requests are already being
-    /// handled; shed at once, body unread, so a burst cannot queue without bound.
+    /// handled, or `ADAPTER_UNVERIFIED_BODY_BUDGET_BYTES` of bodies are buffered
+    /// unauthenticated; shed at once, so a burst cannot queue without bound.
     #[error("too many webhook requests in flight")]
     Overloaded { retry_after_secs: u64 },
     /// 503 with `Retry-After`: the core is unreachable, timed out or refused; not stored.
@@ -44,13 +55,23 @@ pub enum WebhookError {
     },
 }
 
+impl From<ParseError> for WebhookError {
+    fn from(error: ParseError) -> Self {
+        match error {
+            ParseError::Refused(refusal @ Refusal::Mismatch { .. }) => Self::EventMismatch(refusal),
+            other => Self::BadRequest(other),
+        }
+    }
+}
+
 impl WebhookError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) | Self::UnreadableBody => StatusCode::BAD_REQUEST,
+            Self::EventMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge { .. } | Self::Unstorable(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Overloaded { .. } | Self::CoreUnavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -61,8 +82,9 @@ impl WebhookError {
         match self {
             Self::Unauthorized(_) => Outcome::Unauthorized,
             Self::BadRequest(_) | Self::UnreadableBody => Outcome::BadRequest,
+            Self::EventMismatch(_) => Outcome::EventMismatch,
             Self::BodyTimeout(_) => Outcome::BodyTimeout,
-            Self::TooLarge { .. } => Outcome::TooLarge,
+            Self::TooLarge { .. } | Self::Unstorable(_) => Outcome::TooLarge,
             Self::Overloaded { .. } => Outcome::Shed,
             Self::CoreUnavailable { .. } => Outcome::Unavailable,
         }

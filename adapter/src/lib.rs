@@ -10,6 +10,7 @@
 //! - [`signature`]: HMAC-SHA256 verification and signing, pure.
 //! - [`webhook`]: body shapes (v2 single/batch, legacy single/batch) to events.
 //! - [`core_client`]: the lazy gRPC channel to the core (token, TLS) and its health check.
+//! - [`parts`]: a delivery cut into calls the core accepts.
 //! - [`routes`]: the HTTP handlers.
 //! - [`trace_context`]: the request id and W3C `traceparent` of each request.
 //! - `serve`: the accept loop with connection, header-timeout and shutdown limits.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod core_client;
 pub mod error;
 pub mod metrics;
+pub mod parts;
 pub mod routes;
 mod serve;
 pub mod shutdown;

@@ -20,6 +20,8 @@ pub enum Outcome {
     Duplicate,
     Unauthorized,
     BadRequest,
+    /// The signed body is not the event `X-Webhook-Event` says: 422.
+    EventMismatch,
     TooLarge,
     /// The body did not arrive in time: 408.
     BodyTimeout,
@@ -36,6 +38,7 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Unauthorized => "unauthorized",
             Self::BadRequest => "bad_request",
+            Self::EventMismatch => "event_mismatch",
             Self::TooLarge => "too_large",
             Self::BodyTimeout => "body_timeout",
             Self::Shed => "shed",
@@ -60,8 +63,8 @@ struct OutcomeLabels {
 pub enum ConnectionClosed {
     /// Refused on accept: `ADAPTER_MAX_CONNECTIONS` were open.
     OverLimit,
-    /// No complete request head within `ADAPTER_HEADER_READ_TIMEOUT_MS`: a slow
-    /// client, or a keep-alive connection left idle that long.
+    /// No request begun within `ADAPTER_HEADER_READ_TIMEOUT_MS`: a slow or silent
+    /// client (HTTP/1, HTTP/2 or neither), or a connection left idle that long.
     HeaderTimeout,
 }
 

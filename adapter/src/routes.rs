@@ -5,23 +5,25 @@
 //! the core says the delivery is durable.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use kapso_gateway_proto::v1::{Disposition, InboundEvent, IngestEventsRequest};
+use http_body_util::BodyExt as _;
+use kapso_gateway_proto::v1::{Disposition, InboundEvent};
 use serde_json::json;
+use tokio::sync::SemaphorePermit;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::core_client::CoreError;
 use crate::error::WebhookError;
 use crate::metrics::Outcome;
+use crate::parts;
 use crate::signature;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::telemetry::{Masked, signature_prefix};
 use crate::trace_context::TraceContext;
 use crate::webhook::{self, Hints};
@@ -107,7 +109,8 @@ pub async fn webhook(
                 WebhookError::CoreUnavailable { source, .. } => {
                     warn!(error = %source, "delivery not stored; asking Kapso to retry");
                 }
-                WebhookError::Unauthorized(_) => {}
+                // Already logged where they happen.
+                WebhookError::Unauthorized(_) | WebhookError::Overloaded { .. } => {}
                 other => warn!(error = %other, "delivery refused"),
             }
             failure.outcome()
@@ -127,13 +130,8 @@ async fn handle(
     trace: &TraceContext,
 ) -> Result<Accepted, WebhookError> {
     let shared = state.shared();
-    let body = read_body(
-        headers,
-        body,
-        shared.body_limit_bytes,
-        shared.body_read_timeout,
-    )
-    .await?;
+    let unverified = read_body(shared, headers, body).await?;
+    let body = &unverified.body;
     let header_event = header_str(headers, EVENT);
     info!(
         event_type = header_event.unwrap_or_default(),
@@ -142,7 +140,7 @@ async fn handle(
     );
 
     let received_signature = headers.get(SIGNATURE).map(|v| v.as_bytes());
-    if let Err(error) = signature::verify(&shared.secrets, received_signature, &body) {
+    if let Err(error) = signature::verify(&shared.secrets, received_signature, body) {
         shared.metrics.signature_failed(error);
         warn!(
             reason = error.as_str(),
@@ -152,6 +150,9 @@ async fn handle(
         return Err(error.into());
     }
     info!("signature validated");
+    // Authenticated: its bytes no longer count against the unverified budget.
+    let Unverified { body, budget } = unverified;
+    drop(budget);
 
     let hints = Hints {
         event_type: header_event,
@@ -168,31 +169,45 @@ async fn handle(
     }
 
     let events = parsed.events.len();
-    let request = IngestEventsRequest {
-        delivery_key: header_str(headers, IDEMPOTENCY_KEY)
-            .unwrap_or_default()
-            .to_owned(),
-        events: parsed.events,
-        payload_version: header_str(headers, PAYLOAD_VERSION)
-            .unwrap_or_default()
-            .to_owned(),
-    };
-    let response = shared.core.ingest(request, trace).await.map_err(|source| {
-        WebhookError::CoreUnavailable {
-            source,
-            retry_after_secs: shared.retry_after_secs,
+    let parts = parts::split(
+        header_str(headers, IDEMPOTENCY_KEY).unwrap_or_default(),
+        header_str(headers, PAYLOAD_VERSION).unwrap_or_default(),
+        parsed.events,
+    )
+    .map_err(|too_large| WebhookError::Unstorable(too_large.to_string()))?;
+    // In order: a later part is only sent once every earlier one is stored, and
+    // 200 only once all are. A failure leaves the stored parts to their keys.
+    let mut duplicates = 0;
+    let mut every_part_seen_before = true;
+    for part in parts {
+        let part_events = part.events.len();
+        let response = shared
+            .core
+            .ingest(part, trace)
+            .await
+            .map_err(|source| match source {
+                CoreError::Refused(status) => WebhookError::Unstorable(status.message().to_owned()),
+                source => WebhookError::CoreUnavailable {
+                    source,
+                    retry_after_secs: shared.retry_after_secs,
+                },
+            })?;
+        if response.duplicate_delivery {
+            duplicates += part_events;
+        } else {
+            every_part_seen_before = false;
+            duplicates += response
+                .outcomes
+                .iter()
+                .filter(|o| o.disposition() == Disposition::Duplicate)
+                .count();
         }
-    })?;
-    if response.duplicate_delivery {
+    }
+    if every_part_seen_before {
         shared.metrics.events_stored(events as u64, events as u64);
         info!(events, "delivery already processed");
         return Ok(Accepted::DuplicateDelivery);
     }
-    let duplicates = response
-        .outcomes
-        .iter()
-        .filter(|o| o.disposition() == Disposition::Duplicate)
-        .count();
     shared
         .metrics
         .events_stored(events as u64, duplicates as u64);
@@ -200,24 +215,98 @@ async fn handle(
     Ok(Accepted::Stored { events, duplicates })
 }
 
-/// Buffers the body, at most `limit` bytes, all of it within `timeout` (a total,
-/// not per chunk: a body trickling one byte at a time must not hold a slot forever).
-async fn read_body(
+/// A body read whole, with its share of the unverified-bytes budget: held until
+/// the signature is checked.
+struct Unverified<'s> {
+    body: Bytes,
+    budget: Option<SemaphorePermit<'s>>,
+}
+
+/// Buffers the body, at most `body_limit_bytes`, all of it within
+/// `body_read_timeout` (a total, not per chunk: a body trickling one byte at a
+/// time must not hold a slot forever), taking one permit of `unverified_bytes`
+/// per byte: for the declared `Content-Length` at once, else as chunks arrive.
+async fn read_body<'s>(
+    shared: &'s Shared,
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes, WebhookError> {
+) -> Result<Unverified<'s>, WebhookError> {
+    let limit = shared.body_limit_bytes;
+    let timeout = shared.body_read_timeout;
     let declared =
         header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(WebhookError::TooLarge { limit });
     }
-    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(error)) if error.is::<LengthLimitError>() => Err(WebhookError::TooLarge { limit }),
-        Ok(Err(_)) => Err(WebhookError::UnreadableBody),
+    let mut budget = Budget {
+        shared,
+        permit: None,
+        reserved: 0,
+    };
+    if let Some(len) = declared {
+        // At most `limit`, checked above.
+        budget.reserve(len as usize)?;
+    }
+    let collect = async {
+        let mut body = body;
+        let mut chunks: Vec<Bytes> = Vec::with_capacity(1);
+        let mut total = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| WebhookError::UnreadableBody)?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers: not part of the signed bytes
+            };
+            total += data.len();
+            if total > limit {
+                return Err(WebhookError::TooLarge { limit });
+            }
+            budget.reserve(total)?;
+            chunks.push(data);
+        }
+        Ok(match chunks.len() {
+            1 => chunks.swap_remove(0),
+            _ => chunks.concat().into(),
+        })
+    };
+    match tokio::time::timeout(timeout, collect).await {
+        Ok(Ok(body)) => Ok(Unverified {
+            body,
+            budget: budget.permit,
+        }),
+        Ok(Err(error)) => Err(error),
         Err(_elapsed) => Err(WebhookError::BodyTimeout(timeout)),
+    }
+}
+
+/// The permits one request holds of the unverified-bytes budget.
+struct Budget<'s> {
+    shared: &'s Shared,
+    permit: Option<SemaphorePermit<'s>>,
+    reserved: usize,
+}
+
+impl Budget<'_> {
+    /// Holds permits for `total` bytes, or refuses the request: never waits,
+    /// a queue of unauthenticated bodies is what the budget exists to prevent.
+    fn reserve(&mut self, total: usize) -> Result<(), WebhookError> {
+        let Some(more) = total.checked_sub(self.reserved).filter(|&n| n > 0) else {
+            return Ok(());
+        };
+        let permit = u32::try_from(more)
+            .ok()
+            .and_then(|n| self.shared.unverified_bytes.try_acquire_many(n).ok());
+        let Some(permit) = permit else {
+            debug!("shedding a webhook request: unverified body budget spent");
+            return Err(WebhookError::Overloaded {
+                retry_after_secs: self.shared.retry_after_secs,
+            });
+        };
+        match &mut self.permit {
+            Some(held) => held.merge(permit),
+            None => self.permit = Some(permit),
+        }
+        self.reserved = total;
+        Ok(())
     }
 }
 

@@ -1,10 +1,14 @@
 //! The accept loop: hyper connections with the limits `axum::serve` cannot set.
 //!
 //! Per connection: a permit of `ADAPTER_MAX_CONNECTIONS` (none left: the
-//! connection is closed on accept), a header read timeout (slowloris clients and
-//! idle keep-alives are dropped), and the peer address as `ConnectInfo`.
+//! connection is closed on accept), an idle timeout of
+//! `ADAPTER_HEADER_READ_TIMEOUT_MS` whatever the protocol (silent sockets,
+//! slowloris clients and idle keep-alives are dropped; see `idle`), HTTP/2
+//! keep-alive pings, and the peer address as `ConnectInfo`.
 //! Shutdown stops accepting, lets open requests finish for at most the grace
 //! period, and closes idle connections at once.
+
+mod idle;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,6 +27,12 @@ use tracing::{debug, error, info, warn};
 
 use crate::metrics::ConnectionClosed;
 use crate::state::AppState;
+
+/// Seconds between HTTP/2 pings while a connection is open, and how long an
+/// answer may take before the peer is taken for dead. The idle timeout closes
+/// quiet connections long before; pings find peers that vanished mid-request.
+const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What bounds each connection.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +54,11 @@ pub(crate) async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -70,23 +84,40 @@ pub(crate) async fn serve(
             continue;
         };
         let app = app.clone();
+        let activity = idle::Activity::new();
+        let requests = Arc::clone(&activity);
         // The peer goes where `ConnectInfo` looks for it: the request's extensions.
         let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request)
+            let open = requests.request();
+            let response = app.clone().oneshot(request);
+            async move {
+                let response = response.await;
+                drop(open);
+                response
+            }
         });
         let connection = graceful.watch(builder.serve_connection(io(stream), service).into_owned());
         let state = state.clone();
+        let idle_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                if is_header_timeout(&*error) {
-                    state
-                        .metrics()
-                        .connection_closed(ConnectionClosed::HeaderTimeout);
-                    debug!(%peer, "connection closed: request headers not received in time");
-                } else {
-                    debug!(%peer, %error, "connection ended with an error");
-                }
+            let timed_out = tokio::select! {
+                ended = connection => match ended {
+                    Err(error) if is_header_timeout(&*error) => true,
+                    Err(error) => {
+                        debug!(%peer, %error, "connection ended with an error");
+                        false
+                    }
+                    Ok(()) => false,
+                },
+                // Dropping the connection closes the socket; no request is open.
+                () = activity.idle_for(idle_timeout) => true,
+            };
+            if timed_out {
+                state
+                    .metrics()
+                    .connection_closed(ConnectionClosed::HeaderTimeout);
+                debug!(%peer, "connection closed: no request begun in time");
             }
             drop(permit);
         });

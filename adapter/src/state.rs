@@ -25,6 +25,9 @@ pub(crate) struct Shared {
     pub body_read_timeout: Duration,
     /// Permits for webhook requests in flight (`ADAPTER_MAX_IN_FLIGHT`); none left: shed.
     pub in_flight: Semaphore,
+    /// One permit per body byte buffered before its signature is checked
+    /// (`ADAPTER_UNVERIFIED_BODY_BUDGET_BYTES`); none left: shed.
+    pub unverified_bytes: Semaphore,
     pub retry_after_secs: u64,
     pub log_message_content: bool,
 }
@@ -47,6 +50,13 @@ impl AppState {
             body_limit_bytes: config.body_limit_bytes,
             body_read_timeout: config.body_read_timeout(),
             in_flight: Semaphore::new(config.max_in_flight as usize),
+            // Never below one whole body, or a body under the limit could never be read.
+            unverified_bytes: Semaphore::new(
+                config
+                    .unverified_body_budget_bytes
+                    .max(config.body_limit_bytes)
+                    .min(Semaphore::MAX_PERMITS),
+            ),
             retry_after_secs: config.retry_after_secs,
             log_message_content: config.log_message_content,
         };

@@ -18,8 +18,10 @@ pub fn init(format: LogFormat) {
     };
 }
 
-/// A contact shown with its middle hidden, e.g. `+5691****5678`.
+/// A contact reduced to its last four characters, e.g. `+*******5678`.
 ///
+/// Four is what card numbers show on a receipt: enough to tell contacts apart
+/// in a log, not enough to call anyone. Shorter contacts show less.
 /// Formats lazily: nothing is computed when the log line is filtered out.
 #[derive(Debug, Clone, Copy)]
 pub struct Masked<'a>(pub &'a str);
@@ -32,14 +34,13 @@ impl fmt::Display for Masked<'_> {
             f.write_str("+")?;
         }
         let chars = contact.chars().count();
-        if chars <= 8 {
-            // Too short to show both ends without revealing most of it.
-            let tail: String = contact.chars().skip(chars.saturating_sub(2)).collect();
-            return write!(f, "****{tail}");
+        // At most 4 shown, and never more than half of a short contact.
+        let shown = (chars / 2).min(4);
+        for _ in 0..(chars - shown).max(4) {
+            f.write_str("*")?;
         }
-        let head: String = contact.chars().take(4).collect();
-        let tail: String = contact.chars().skip(chars - 4).collect();
-        write!(f, "{head}****{tail}")
+        let tail: String = contact.chars().skip(chars - shown).collect();
+        f.write_str(&tail)
     }
 }
 
@@ -53,14 +54,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn phone_digits_keep_four_at_each_end() {
-        assert_eq!(Masked("56912345678").to_string(), "+5691****5678");
-        assert_eq!(Masked("15551234567").to_string(), "+1555****4567");
+    fn phone_digits_show_only_the_last_four() {
+        assert_eq!(Masked("56912345678").to_string(), "+*******5678");
+        assert_eq!(Masked("15551234567").to_string(), "+*******4567");
     }
 
     #[test]
     fn non_phone_ids_are_masked_without_a_plus() {
-        assert_eq!(Masked("US.1234567890").to_string(), "US.1****7890");
+        assert_eq!(Masked("US.1234567890").to_string(), "*********7890");
     }
 
     #[test]

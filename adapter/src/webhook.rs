@@ -9,7 +9,9 @@
 //! - `shape`: the JSON structs, borrowed from the body.
 //! - `lenient`: field types that read a mistyped value as absent.
 //! - `extract`: which field wins for each fact of an event.
+//! - `agreement`: whether an item is the event its (possibly unsigned) type says.
 
+mod agreement;
 mod extract;
 mod lenient;
 mod shape;
@@ -17,6 +19,7 @@ mod shape;
 use kapso_gateway_proto::v1::InboundEvent;
 use serde_json::value::RawValue;
 
+pub use agreement::Refusal;
 use extract::Surroundings;
 use lenient::{Obj, RawList};
 use shape::Body;
@@ -38,7 +41,7 @@ pub struct Parsed {
     pub batch: bool,
 }
 
-/// Why a body cannot be read as events. Every variant means HTTP 400.
+/// Why a body cannot be read as events. HTTP 400, but a [`Refusal::Mismatch`] is 422.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     #[error("body is not valid UTF-8")]
@@ -49,12 +52,15 @@ pub enum ParseError {
     NotObjectOrArray,
     #[error("batch delivery without a `data` array")]
     BatchWithoutData,
+    #[error(transparent)]
+    Refused(#[from] Refusal),
 }
 
 /// Reads a webhook body, already authenticated, as events.
 ///
-/// Only malformed JSON and a batch without its `data` array fail: unknown fields,
-/// message types and event types are forwarded as they are.
+/// Malformed JSON, a batch without its `data` array and an item that is not the
+/// event its type says (see `agreement`) fail: unknown fields, message types and
+/// event types are forwarded as they are.
 pub fn parse(body: &[u8], hints: Hints<'_>) -> Result<Parsed, ParseError> {
     // Validating UTF-8 up front lets every slice of the body be a `&str`, including
     // parts serde_json skips without checking.
@@ -91,7 +97,7 @@ fn parse_object(text: &str, hints: Hints<'_>) -> Result<Parsed, ParseError> {
     };
     if !(body.batch.0 || hints.batch) {
         return Ok(Parsed {
-            events: vec![extract::event(&body, text, around)],
+            events: vec![checked_event(&body, text, around)?],
             batch: false,
         });
     }
@@ -113,9 +119,22 @@ fn parse_items(
         .map(|raw| {
             // A non-object item is still forwarded (with its bytes) rather than refusing the batch.
             let Obj(item) = serde_json::from_str::<Obj<Body<'_>>>(raw.get())?;
-            Ok(extract::event(&item.unwrap_or_default(), raw.get(), around))
+            checked_event(&item.unwrap_or_default(), raw.get(), around)
         })
         .collect()
+}
+
+fn checked_event(
+    item: &Body<'_>,
+    payload_json: &str,
+    around: Surroundings<'_>,
+) -> Result<InboundEvent, ParseError> {
+    agreement::check(
+        item,
+        extract::event_type(item, around),
+        extract::names_own_type(item),
+    )?;
+    Ok(extract::event(item, payload_json, around))
 }
 
 #[cfg(test)]

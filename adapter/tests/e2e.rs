@@ -72,6 +72,11 @@ struct App {
 }
 
 async fn spawn_app() -> App {
+    spawn_app_with(&[]).await
+}
+
+/// As [`spawn_app`], the adapter configured with `extra` flags as well.
+async fn spawn_app_with(extra: &[&str]) -> App {
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}", dir.path().join("gateway.db").display());
     let core = Core::start(
@@ -79,7 +84,7 @@ async fn spawn_app() -> App {
         &database_url,
     )
     .await;
-    let adapter = spawn_adapter(&format!("http://{}", core.addr)).await;
+    let adapter = spawn_adapter_with(&format!("http://{}", core.addr), extra).await;
     App {
         webhook_url: adapter.0,
         core: Some(core),
@@ -91,23 +96,32 @@ async fn spawn_app() -> App {
 }
 
 async fn spawn_adapter(core_url: &str) -> (String, JoinHandle<anyhow::Result<()>>) {
+    spawn_adapter_with(core_url, &[]).await
+}
+
+async fn spawn_adapter_with(
+    core_url: &str,
+    extra: &[&str],
+) -> (String, JoinHandle<anyhow::Result<()>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "http://{}/api/whatsapp/webhook",
         listener.local_addr().unwrap()
     );
-    let config = kapso_adapter::Config::try_parse_from([
+    let mut args = vec![
         "kapso-adapter",
         "--webhook-secret",
         SECRET,
         "--core-grpc-url",
         core_url,
-        "--core-timeout-ms",
-        "2000",
         "--retry-after-secs",
         "7",
-    ])
-    .unwrap();
+    ];
+    if !extra.contains(&"--core-timeout-ms") {
+        args.extend(["--core-timeout-ms", "2000"]);
+    }
+    args.extend(extra);
+    let config = kapso_adapter::Config::try_parse_from(args).unwrap();
     (
         url,
         tokio::spawn(kapso_adapter::run(config, listener, std::future::pending())),
@@ -488,6 +502,84 @@ async fn malformed_bodies_are_400_and_store_nothing() {
         );
     }
     assert!(app.log().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_signed_body_under_another_event_header_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let body = fixture("received_text.json");
+    let received = Delivery::new(&body, "whatsapp.message.received", uuid_like());
+    assert_eq!(app.post(&received).await.status, StatusCode::OK);
+
+    // The same signed bytes, replayed as a failure under a fresh key.
+    let forged = Delivery::new(&body, "whatsapp.message.failed", uuid_like());
+    let answer = app.post(&forged).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        answer.body
+    );
+    let error = answer.body["error"].as_str().unwrap();
+    assert!(error.contains("inbound"), "{error}");
+
+    // A signed body that is no Kapso event at all.
+    let not_an_event = Delivery::new(br#"{"foo":1}"#, "whatsapp.message.received", uuid_like());
+    assert_eq!(
+        app.post(&not_an_event).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    let message = app.message("wamid.123").await;
+    assert_ne!(message.status, pb::MessageStatus::Failed as i32);
+    let types: Vec<_> = app.log().await.into_iter().map(|e| e.event_type).collect();
+    assert_eq!(types, ["whatsapp.message.received"]);
+}
+
+/// A v2 batch of `count` received messages, each with `text_bytes` of text.
+fn large_batch(prefix: &str, count: usize, text_bytes: usize) -> Vec<u8> {
+    let text = "x".repeat(text_bytes);
+    let items: Vec<String> = (0..count)
+        .map(|i| {
+            format!(
+                r#"{{"message":{{"id":"wamid.{prefix}-{i}","type":"text","from":"15551234567","text":{{"body":"{text}"}},"kapso":{{"direction":"inbound"}}}},"conversation":{{"id":"conv_{prefix}"}}}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"type":"whatsapp.message.received","batch":true,"data":[{}]}}"#,
+        items.join(",")
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_delivery_beyond_what_one_core_call_takes_is_stored_whole() {
+    let app = spawn_app_with(&[
+        "--body-limit-bytes",
+        "16777216",
+        "--core-timeout-ms",
+        "60000",
+    ])
+    .await;
+    // More events than the core takes in one call.
+    let many = large_batch("many", 12_000, 8);
+    let delivery = Delivery::new(&many, "whatsapp.message.received", uuid_like()).batch(12_000);
+    let answer = app.post(&delivery).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert_eq!(answer.body["events"], 12_000);
+    // More bytes than one gRPC message to the core may hold.
+    let heavy = large_batch("heavy", 6, 1024 * 1024);
+    let heavy_delivery = Delivery::new(&heavy, "whatsapp.message.received", uuid_like()).batch(6);
+    let answer = app.post(&heavy_delivery).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert_eq!(answer.body["events"], 6);
+
+    // A retry of the whole delivery is de-duplicated part by part.
+    let again = app.post(&delivery).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["message"], "Already processed");
+    assert_eq!(app.log().await.len(), 12_006);
 }
 
 #[tokio::test]

@@ -217,3 +217,190 @@ async fn metrics_over_fresh_connection(adapter: &Adapter) -> String {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn silent_sockets_lose_their_slots_after_the_timeout() {
+    let (_core, adapter) = adapter(
+        Behaviour::Stores,
+        &["--max-connections", "4", "--header-read-timeout-ms", "500"],
+    )
+    .await;
+    // Every slot taken: three sockets that say nothing, one that stops after the HTTP/2 preface.
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(connect(adapter.addr).await);
+    }
+    let mut h2 = connect(adapter.addr).await;
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    silent.push(h2);
+
+    for stream in &mut silent {
+        read_until_closed(stream).await;
+    }
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        // A refused attempt (slot not yet returned) is a closed socket, not a failure.
+        if let Ok(answer) = reqwest::get(adapter.url("/healthz")).await {
+            assert_eq!(answer.status(), StatusCode::OK);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the silent sockets kept their slots"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_gives_its_slot_back() {
+    let (_core, adapter) = adapter(
+        Behaviour::Stores,
+        &["--max-connections", "1", "--header-read-timeout-ms", "500"],
+    )
+    .await;
+    // A client that keeps its HTTP/2 connection open (and idle) for as long as it lives.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .pool_idle_timeout(None)
+        .build()
+        .unwrap();
+    let answer = h2.get(adapter.url("/healthz")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        // A fresh client each time: a new connection, refused while the slot is held.
+        let other = reqwest::Client::new();
+        if let Ok(answer) = other.get(adapter.url("/healthz")).send().await {
+            assert_eq!(answer.status(), StatusCode::OK);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the idle HTTP/2 connection kept the only slot"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(h2);
+}
+
+#[tokio::test]
+async fn unverified_bodies_beyond_the_budget_are_shed_until_it_is_returned() {
+    const BUDGET: usize = 64 * 1024;
+    let (_core, adapter) = adapter(
+        Behaviour::Stores,
+        &[
+            "--body-limit-bytes",
+            "65536",
+            "--unverified-body-budget-bytes",
+            "65536",
+        ],
+    )
+    .await;
+    // A signed body declaring the whole budget, of which only a byte is sent.
+    let head = r#"{"message":{"id":"wamid.hold","type":"text","kapso":{"direction":"inbound"}},"padding":""#;
+    let padding = BUDGET - head.len() - 2;
+    let held = format!("{head}{}\"}}", "x".repeat(padding)).into_bytes();
+    assert_eq!(held.len(), BUDGET);
+    let mut holder = connect(adapter.addr).await;
+    let request_head = format!(
+        "POST {WEBHOOK} HTTP/1.1\r\nHost: adapter\r\nContent-Type: application/json\r\n\
+         X-Webhook-Event: whatsapp.message.received\r\n\
+         X-Webhook-Signature: {}\r\nContent-Length: {}\r\n\r\n",
+        kapso_adapter::signature::sign(support::SECRET, &held),
+        held.len()
+    );
+    holder.write_all(request_head.as_bytes()).await.unwrap();
+    holder.write_all(&held[..1]).await.unwrap();
+
+    let http = reqwest::Client::new();
+    let url = adapter.url(WEBHOOK);
+    let deadline = Instant::now() + PATIENCE;
+    let shed = loop {
+        let answer = signed(&http, &url, BODY).send().await.unwrap();
+        if answer.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a request beyond the budget was read: {}",
+            answer.status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(shed.headers()["retry-after"], "3");
+
+    // The rest of the held body arrives: verified, stored, its budget returned.
+    holder.write_all(&held[1..]).await.unwrap();
+    let mut answer = [0u8; 12];
+    tokio::time::timeout(PATIENCE, holder.read_exact(&mut answer))
+        .await
+        .expect("an answer")
+        .unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let after = signed(&http, &url, BODY).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::OK);
+    wait_for_metric(&adapter, r#"kapso_webhook_requests_total{outcome="shed"}"#).await;
+}
+
+/// Opens a chunked webhook request and sends one chunk of `len` bytes.
+async fn chunked_request(addr: SocketAddr, len: usize) -> TcpStream {
+    let mut stream = connect(addr).await;
+    let head = format!(
+        "POST {WEBHOOK} HTTP/1.1\r\nHost: adapter\r\nTransfer-Encoding: chunked\r\n\r\n{len:x}\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&vec![b' '; len]).await.unwrap();
+    stream.write_all(b"\r\n").await.unwrap();
+    stream
+}
+
+/// Ends a chunked request and reads the status line of its answer.
+async fn finish_chunked(stream: &mut TcpStream) -> Vec<u8> {
+    // A shed request may be answered before its end is written: the write may fail.
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut status = [0u8; 12];
+    match tokio::time::timeout(PATIENCE, stream.read_exact(&mut status)).await {
+        Ok(Ok(_)) => status.to_vec(),
+        Ok(Err(_)) => Vec::new(),
+        Err(_elapsed) => panic!("no answer"),
+    }
+}
+
+#[tokio::test]
+async fn chunked_bodies_count_against_the_budget_as_they_arrive() {
+    let (_core, adapter) = adapter(
+        Behaviour::Stores,
+        &[
+            "--body-limit-bytes",
+            "65536",
+            "--unverified-body-budget-bytes",
+            "65536",
+        ],
+    )
+    .await;
+    // No Content-Length: the first chunk alone is counted, more than half the budget.
+    let mut first = chunked_request(adapter.addr, 40_000).await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut second = chunked_request(adapter.addr, 40_000).await;
+        let status = finish_chunked(&mut second).await;
+        if status == b"HTTP/1.1 503" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a chunk beyond the budget was buffered: {}",
+            String::from_utf8_lossy(&status)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Unsigned, so 401; either way its bytes are returned to the budget.
+    assert_eq!(finish_chunked(&mut first).await, b"HTTP/1.1 401");
+    let mut third = chunked_request(adapter.addr, 40_000).await;
+    assert_eq!(finish_chunked(&mut third).await, b"HTTP/1.1 401");
+}

@@ -366,17 +366,56 @@ async fn core_down_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn core_error_answers_503_with_retry_after() {
-    for code in [
-        tonic::Code::Internal,
-        tonic::Code::InvalidArgument,
-        tonic::Code::Unavailable,
-    ] {
+    for code in [tonic::Code::Internal, tonic::Code::Unavailable] {
         let app = spawn_app(Core::Fails(code)).await;
-        let (status, headers, _) = app.send(signed(&fixture("sent.json"))).await;
+        let (status, headers, _) = app.send(signed(&fixture("received_text.json"))).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{code:?}");
         assert_eq!(headers["retry-after"], "7");
         assert_eq!(app.calls().len(), 1);
     }
+}
+
+#[tokio::test]
+async fn core_refusing_the_delivery_itself_is_413_without_retry_after() {
+    for code in [tonic::Code::InvalidArgument, tonic::Code::OutOfRange] {
+        let app = spawn_app(Core::Fails(code)).await;
+        let (status, headers, json) = app.send(signed(&fixture("received_text.json"))).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{code:?}");
+        assert!(headers.get("retry-after").is_none());
+        assert!(
+            json["error"]
+                .as_str()
+                .unwrap()
+                .contains("fake core failure"),
+            "{json}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_body_under_another_event_type_is_422_and_counted() {
+    let app = spawn_app(Core::Stores).await;
+    let body = fixture("received_text.json");
+    let request = Request::post(WEBHOOK)
+        .header("x-webhook-event", "whatsapp.message.failed")
+        .header("x-webhook-signature", sign(SECRET, &body))
+        .body(Body::from(body))
+        .unwrap();
+    let (status, _, json) = app.send(request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("whatsapp.message.failed"),
+        "{json}"
+    );
+    assert!(app.calls().is_empty());
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"kapso_webhook_requests_total{outcome="event_mismatch"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -76,6 +76,7 @@ fn help_documents_every_variable() {
         "KAPSO_WEBHOOK_SECRET",
         "CORE_GRPC_URL",
         "ADAPTER_BODY_LIMIT_BYTES",
+        "ADAPTER_UNVERIFIED_BODY_BUDGET_BYTES",
         "CORE_TIMEOUT_MS",
         "RETRY_AFTER_SECS",
         "LOG_MESSAGE_CONTENT",

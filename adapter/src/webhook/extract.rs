@@ -24,12 +24,7 @@ pub fn event(item: &Body<'_>, payload_json: &str, around: Surroundings<'_>) -> I
     let conversation = item.conversation.get();
     let legacy = item.payload.get();
 
-    let event_type = first([
-        item.event_type.get(),
-        item.event.get(),
-        around.body_type,
-        around.header_type,
-    ]);
+    let event_type = event_type(item, around);
     let direction = match kapso.and_then(|k| k.direction.get()) {
         Some("inbound") => Direction::Inbound,
         Some("outbound") => Direction::Outbound,
@@ -93,6 +88,21 @@ pub fn event(item: &Body<'_>, payload_json: &str, around: Surroundings<'_>) -> I
             ])
         })),
     }
+}
+
+/// The item's event type: its own `event_type`/`event`, then the body's `type`, then the header.
+pub fn event_type<'s>(item: &'s Body<'_>, around: Surroundings<'s>) -> Option<&'s str> {
+    first([
+        item.event_type.get(),
+        item.event.get(),
+        around.body_type,
+        around.header_type,
+    ])
+}
+
+/// Whether the item states its own type (the original service's shape does).
+pub fn names_own_type(item: &Body<'_>) -> bool {
+    item.event_type.get().is_some() || item.event.get().is_some()
 }
 
 fn first<const N: usize>(candidates: [Option<&str>; N]) -> Option<&str> {

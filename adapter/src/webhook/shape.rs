@@ -153,6 +153,9 @@ pub struct Context<'a> {
 pub struct Kapso<'a> {
     #[serde(borrow)]
     pub direction: Text<'a>,
+    /// The message's status when Kapso wrote the body.
+    #[serde(borrow)]
+    pub status: Text<'a>,
     #[serde(borrow)]
     pub content: Text<'a>,
     #[serde(borrow)]

@@ -364,10 +364,129 @@ fn a_number_beyond_f64_range_is_still_json_and_kept_byte_for_byte() {
     // Found by fuzzing: valid JSON syntax that a `serde_json::Value` refuses.
     let body = b"{\n  \"is_new_message\":22222E2222222}\n";
     let hints = Hints {
-        event_type: Some("whatsapp.message.received"),
+        event_type: Some("whatsapp.something.new"),
         batch: false,
     };
     let parsed = parse(body, hints).expect("syntactically valid JSON is accepted");
     assert_eq!(parsed.events.len(), 1);
     assert_eq!(parsed.events[0].payload_json.as_bytes(), body);
+}
+
+fn refusal(body: &[u8], event_type: &str) -> Option<Refusal> {
+    let hints = Hints {
+        event_type: Some(event_type),
+        batch: false,
+    };
+    match parse(body, hints) {
+        Ok(_) => None,
+        Err(ParseError::Refused(refusal)) => Some(refusal),
+        Err(other) => panic!("{event_type}: {other}"),
+    }
+}
+
+#[test]
+fn every_fixture_agrees_with_its_own_event_type() {
+    for name in [
+        "received_text.json",
+        "sent.json",
+        "delivered.json",
+        "read.json",
+        "failed.json",
+    ] {
+        let event_type = hints_for(name).event_type.unwrap();
+        assert_eq!(refusal(&fixture(name), event_type), None, "{name}");
+    }
+}
+
+#[test]
+fn a_body_under_another_message_event_type_is_a_mismatch() {
+    let mismatch = |name: &str, event_type: &str| {
+        matches!(
+            refusal(&fixture(name), event_type),
+            Some(Refusal::Mismatch { .. })
+        )
+    };
+    for forged in [
+        "whatsapp.message.failed",
+        "whatsapp.message.sent",
+        "whatsapp.message.read",
+    ] {
+        assert!(mismatch("received_text.json", forged), "{forged}");
+    }
+    assert!(mismatch("sent.json", "whatsapp.message.received"));
+    assert!(mismatch("sent.json", "whatsapp.message.failed"));
+    assert!(mismatch("sent.json", "whatsapp.message.read"));
+    assert!(mismatch("delivered.json", "whatsapp.message.failed"));
+    assert!(mismatch("failed.json", "whatsapp.message.read"));
+}
+
+#[test]
+fn a_late_status_event_may_carry_a_later_status() {
+    // Kapso writes the message's status when it sends: a late `delivered` can say `read`.
+    assert_eq!(
+        refusal(&fixture("read.json"), "whatsapp.message.delivered"),
+        None
+    );
+    assert_eq!(
+        refusal(&fixture("read.json"), "whatsapp.message.sent"),
+        None
+    );
+    // A status in the history agrees, whatever the current one.
+    assert_eq!(
+        refusal(&fixture("failed.json"), "whatsapp.message.sent"),
+        None
+    );
+}
+
+#[test]
+fn a_message_event_without_a_message_is_not_a_kapso_event() {
+    for body in [
+        &br#"{"foo":1}"#[..],
+        br#"{"message":{"type":"text"}}"#,
+        b"{}",
+    ] {
+        assert!(
+            matches!(
+                refusal(body, RECEIVED),
+                Some(Refusal::NotAnEvent {
+                    carries: "message",
+                    ..
+                })
+            ),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    let batch = br#"{"type":"whatsapp.message.received","batch":true,"data":[{"foo":1}]}"#;
+    assert!(matches!(
+        parse(batch, Hints::default()),
+        Err(ParseError::Refused(Refusal::NotAnEvent { .. }))
+    ));
+    assert!(matches!(
+        refusal(br#"{"foo":1}"#, "whatsapp.conversation.created"),
+        Some(Refusal::NotAnEvent {
+            carries: "conversation",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn other_event_types_and_self_typed_items_are_not_checked() {
+    assert_eq!(
+        refusal(br#"{"foo":1}"#, "workflow.execution.completed"),
+        None
+    );
+    assert_eq!(
+        refusal(
+            br#"{"conversation":{"id":"c"}}"#,
+            "whatsapp.conversation.ended"
+        ),
+        None
+    );
+    // The original service's shape names its own type and may carry no message.
+    assert_eq!(
+        refusal(&fixture("legacy_single.json"), "whatsapp.message.failed"),
+        None
+    );
 }
