@@ -24,6 +24,9 @@ fn hints_for(name: &str) -> Hints<'static> {
         "delivered.json" => Some("whatsapp.message.delivered"),
         "read.json" => Some("whatsapp.message.read"),
         "failed.json" => Some("whatsapp.message.failed"),
+        "conversation_created.json" => Some("whatsapp.conversation.created"),
+        "conversation_ended.json" => Some("whatsapp.conversation.ended"),
+        "conversation_inactive.json" => Some("whatsapp.conversation.inactive"),
         "meta_text.json" => None,
         _ => Some(RECEIVED),
     };
