@@ -2,6 +2,8 @@
 //! services (health and reflection stay open), TLS, and client certificates.
 //! Tokens and certificates here are fake, made for the test.
 
+mod process;
+
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -310,4 +312,25 @@ async fn with_a_client_ca_only_clients_with_its_certificates_get_in() {
     let known = clients.issue("client");
     assert!(call_succeeds(tls_channel(app.addr, &pki.ca_pem, Some(known)).await).await);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn help_and_config_errors_never_print_the_database_password_or_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gw.db");
+    let url = "postgres://kapso:fake-db-password@127.0.0.1:9/kapso";
+    let (status, help) = process::run_to_exit(&db, &["--help"], &[("DATABASE_URL", url)]).await;
+    assert!(status.is_some_and(|s| s.success()), "{help}");
+    assert!(help.contains("DATABASE_URL"), "{help}");
+    assert!(!help.contains("fake-db-password"), "{help}");
+
+    let (status, error) = process::run_to_exit(
+        &db,
+        &[],
+        &[("GATEWAY_API_TOKENS", "fake-token-one,fake token two")],
+    )
+    .await;
+    assert!(status.is_some_and(|s| !s.success()), "{error}");
+    assert!(error.contains("GATEWAY_API_TOKENS"), "{error}");
+    assert!(!error.contains("fake"), "{error}");
 }
