@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::Parser;
-use clap::builder::TypedValueParser;
+use clap::builder::{BoolishValueParser, TypedValueParser};
 use clap::error::ErrorKind;
+use clap::{ArgAction, Parser};
 
 use crate::auth::ApiTokens;
 
@@ -49,6 +49,18 @@ pub struct Config {
     )]
     pub gateway_api_tokens: Option<ApiTokens>,
 
+    /// Serve without `GATEWAY_API_TOKENS` on an address other than loopback.
+    /// Off (the default), the core refuses to start that way: anyone who can
+    /// reach the port could ingest, read every message and send as the business.
+    #[arg(
+        long,
+        env = "GATEWAY_ALLOW_UNAUTHENTICATED",
+        default_value_t = false,
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+    )]
+    pub gateway_allow_unauthenticated: bool,
+
     #[command(flatten)]
     pub tls: TlsConfig,
 
@@ -79,6 +91,29 @@ pub struct Config {
     #[command(flatten)]
     pub outbound: crate::outbound::OutboundConfig,
 }
+
+impl Config {
+    /// Protected mode: without tokens the core serves only loopback, unless
+    /// `GATEWAY_ALLOW_UNAUTHENTICATED` says an open port is intended.
+    pub fn check_protected(&self, addr: SocketAddr) -> Result<(), Unprotected> {
+        let loopback = addr.ip().to_canonical().is_loopback();
+        if loopback || self.gateway_api_tokens.is_some() || self.gateway_allow_unauthenticated {
+            Ok(())
+        } else {
+            Err(Unprotected(addr))
+        }
+    }
+}
+
+/// The core would listen beyond loopback with no token required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refusing to serve on {0} without GATEWAY_API_TOKENS: anyone who can reach it could \
+     ingest events, read every message and send as the business. Set GATEWAY_API_TOKENS, \
+     listen on loopback (CORE_LISTEN_ADDR=127.0.0.1:50051), or set \
+     GATEWAY_ALLOW_UNAUTHENTICATED=true if only trusted callers can reach this address"
+)]
+pub struct Unprotected(pub SocketAddr);
 
 /// TLS for the gRPC port. Both `CORE_TLS_CERT` and `CORE_TLS_KEY`, or neither (plain HTTP/2).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -305,6 +340,27 @@ mod tests {
     }
 
     #[test]
+    fn without_tokens_only_loopback_is_served_unless_allowed() {
+        let open = Config::try_parse_from(["kapso-core"]).unwrap();
+        for loopback in ["127.0.0.1:50051", "[::1]:50051", "[::ffff:127.0.0.1]:1"] {
+            assert_eq!(open.check_protected(loopback.parse().unwrap()), Ok(()));
+        }
+        for exposed in ["0.0.0.0:50051", "[::]:50051", "10.0.0.5:50051"] {
+            let addr = exposed.parse().unwrap();
+            let refused = open.check_protected(addr).unwrap_err();
+            assert!(refused.to_string().contains("GATEWAY_API_TOKENS"));
+        }
+        let any: SocketAddr = "0.0.0.0:50051".parse().unwrap();
+        let allowed =
+            Config::try_parse_from(["kapso-core", "--gateway-allow-unauthenticated", "true"])
+                .unwrap();
+        assert_eq!(allowed.check_protected(any), Ok(()));
+        let tokens =
+            Config::try_parse_from(["kapso-core", "--gateway-api-tokens", "fake-token"]).unwrap();
+        assert_eq!(tokens.check_protected(any), Ok(()));
+    }
+
+    #[test]
     fn defaults_and_tls_pairs() {
         let config = Config::try_parse_from(["kapso-core"]).unwrap();
         assert_eq!(config.event_retention_days, 30);
@@ -339,6 +395,7 @@ mod tests {
             .to_string();
         for var in [
             "GATEWAY_API_TOKENS",
+            "GATEWAY_ALLOW_UNAUTHENTICATED",
             "CORE_TLS_CERT",
             "CORE_TLS_KEY",
             "CORE_TLS_CLIENT_CA",

@@ -334,3 +334,33 @@ async fn help_and_config_errors_never_print_the_database_password_or_tokens() {
     assert!(error.contains("GATEWAY_API_TOKENS"), "{error}");
     assert!(!error.contains("fake"), "{error}");
 }
+
+#[tokio::test]
+async fn without_tokens_the_binary_serves_beyond_loopback_only_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gw.db");
+    let (status, error) =
+        process::run_to_exit(&db, &[], &[("CORE_LISTEN_ADDR", "0.0.0.0:0")]).await;
+    assert!(status.is_some_and(|s| !s.success()), "{error}");
+    assert!(error.contains("GATEWAY_API_TOKENS"), "{error}");
+    assert!(error.contains("GATEWAY_ALLOW_UNAUTHENTICATED"), "{error}");
+
+    let every_interface = |addr: SocketAddr| format!("0.0.0.0:{}", addr.port());
+    let allowed = process::Core::start_listening(
+        &db,
+        &[("GATEWAY_ALLOW_UNAUTHENTICATED", "true")],
+        every_interface,
+    )
+    .await;
+    drop(allowed);
+    let with_tokens = process::Core::start_listening(
+        &db,
+        &[("GATEWAY_API_TOKENS", "fake-token-alpha")],
+        every_interface,
+    )
+    .await;
+    assert_eq!(
+        codes(&with_tokens.channel().await, Some("fake-token-alpha")).await,
+        (Code::Ok, Code::NotFound)
+    );
+}

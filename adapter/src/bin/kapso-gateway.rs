@@ -30,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
         kapso_adapter::Config::try_parse_from(["kapso-gateway"]).unwrap_or_else(|e| e.exit());
     let core = kapso_core::Config::try_parse_from(["kapso-gateway"]).unwrap_or_else(|e| e.exit());
     kapso_adapter::telemetry::init(adapter.log_format);
+    core.check_protected(core.listen_addr)?;
 
     let core_listener = TcpListener::bind(core.listen_addr)
         .await
@@ -81,6 +82,9 @@ Configured by environment variables (see `kapso-adapter --help` and `kapso-core 
   KAPSO_API_TOKEN, KAPSO_API_BASE_URL, KAPSO_PHONE_NUMBER_ID, ... as for kapso-core
   GATEWAY_API_TOKENS     tokens internal services present; the adapter uses the first
                          unless GATEWAY_API_TOKEN is set
+  GATEWAY_ALLOW_UNAUTHENTICATED
+                         true: serve the core without tokens beyond loopback
+                         (otherwise refused)
   CORE_TIMEOUT_MS, RETRY_AFTER_SECS, ADAPTER_BODY_LIMIT_BYTES, ... as for kapso-adapter";
 
 /// Resolves once the flag flips to true (or its sender is gone).
