@@ -286,3 +286,28 @@ async fn the_binary_refuses_an_open_core_beyond_loopback_and_never_quotes_tokens
     .await;
     drop(allowed);
 }
+
+#[tokio::test]
+async fn the_binarys_adapter_uses_the_first_token_that_may_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = start_gateway_process(
+        dir.path(),
+        &[("GATEWAY_API_TOKENS", "fake-reader=read,fake-adapter=ingest")],
+    )
+    .await;
+    let response = signed(&reqwest::Client::new(), &gateway.webhook, BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    drop(gateway);
+
+    let (exited, output) = gateway_exit(
+        dir.path(),
+        &[("GATEWAY_API_TOKENS", "fake-reader=read+send")],
+    )
+    .await;
+    assert_eq!(exited, Some(false), "{output}");
+    assert!(output.contains("`ingest`"), "{output}");
+    assert!(!output.contains("fake"), "{output}");
+}

@@ -37,9 +37,13 @@ pub struct Config {
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: crate::telemetry::LogFormat,
 
-    /// Bearer tokens (comma-separated) that callers of Ingest and Messaging must
-    /// present as `authorization: Bearer <token>`. Unset: no authentication.
-    /// Health and reflection stay open either way.
+    /// Bearer tokens that callers of Ingest and Messaging must present as
+    /// `authorization: Bearer <token>`, comma-separated. Each is `TOKEN` (every
+    /// scope) or `TOKEN=SCOPE+SCOPE`: `ingest` (IngestEvents, for the adapter),
+    /// `read` (GetMessage, ListMessages, WatchEvents, AckEvents), `send`
+    /// (SendText, MarkRead). A token cannot contain `,` `=` `+` or blanks.
+    /// Unset: no authentication (loopback only, see
+    /// GATEWAY_ALLOW_UNAUTHENTICATED). Health and reflection stay open either way.
     #[arg(
         long,
         env = "GATEWAY_API_TOKENS",

@@ -9,7 +9,6 @@ use std::time::Duration;
 use kapso_gateway_proto::v1::{ingest_server::IngestServer, messaging_server::MessagingServer};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
@@ -17,7 +16,7 @@ use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 use tower::Layer as _;
 
-use crate::auth::{ApiTokens, Authenticate};
+use crate::auth::{ApiTokens, Authenticate, Guarded};
 use crate::ingest::IngestService;
 use crate::messaging::MessagingService;
 use crate::metered::{MeteredIngest, MeteredMessaging};
@@ -35,7 +34,7 @@ const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// How the server guards and reports its calls, from the configuration.
 #[derive(Debug)]
 pub struct Guards {
-    /// Bearer tokens required on the gateway's services; `None`: open.
+    /// Bearer tokens (and their scopes) required on the gateway's services; `None`: open.
     pub tokens: Option<ApiTokens>,
     /// TLS (and client certificates) on the gRPC port; `None`: plain HTTP/2.
     pub tls: Option<ServerTlsConfig>,
@@ -43,7 +42,7 @@ pub struct Guards {
 }
 
 /// The ingest service as served: behind the token check.
-type GuardedIngest = InterceptedService<IngestServer<MeteredIngest>, Authenticate>;
+type GuardedIngest = Guarded<IngestServer<MeteredIngest>>;
 
 /// The adapter-facing services (`Ingest` and health) as one gRPC service in
 /// this process: the same token check, spans and metrics as over the network,
@@ -84,7 +83,7 @@ impl Services {
         let health = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
         let auth = Authenticate::new(tokens);
         let ingest = MeteredIngest::new(IngestService::new(store.clone()), metrics.clone());
-        let ingest = IngestServer::with_interceptor(ingest, auth.clone());
+        let ingest = auth.guard(IngestServer::new(ingest));
         Services {
             store,
             outbound,
@@ -160,7 +159,7 @@ impl Services {
             .add_service(health)
             .add_service(reflection)
             .add_service(ingest)
-            .add_service(MessagingServer::with_interceptor(messaging, auth))
+            .add_service(auth.guard(MessagingServer::new(messaging)))
             .serve_with_incoming_shutdown(incoming, signal);
 
         let grace_over = async {

@@ -364,3 +364,63 @@ async fn without_tokens_the_binary_serves_beyond_loopback_only_when_allowed() {
         (Code::Ok, Code::NotFound)
     );
 }
+
+#[tokio::test]
+async fn each_token_reaches_only_the_methods_of_its_scopes() {
+    let app = spawn_app(&[
+        "--gateway-api-tokens",
+        "fake-adapter=ingest,fake-reader=read,fake-sender=send,fake-all",
+    ])
+    .await;
+    let channel = plain(app.addr).await;
+    let denied = |result: Result<Code, tonic::Status>, scope: &str| match result {
+        Err(status) => {
+            assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+            assert!(status.message().contains(scope), "{status:?}");
+        }
+        Ok(code) => panic!("allowed ({code:?}), expected a refusal naming {scope}"),
+    };
+    let send = |token| async move {
+        MessagingClient::new(plain(app.addr).await)
+            .send_text(with_token(pb::SendTextRequest::default(), Some(token)))
+            .await
+            .map(|_| Code::Ok)
+    };
+
+    assert_eq!(
+        codes(&channel, Some("fake-all")).await,
+        (Code::Ok, Code::NotFound)
+    );
+    let (ingest, get) = codes(&channel, Some("fake-adapter")).await;
+    assert_eq!((ingest, get), (Code::Ok, Code::PermissionDenied));
+    let get = MessagingClient::new(channel.clone())
+        .get_message(with_token(
+            pb::GetMessageRequest::default(),
+            Some("fake-adapter"),
+        ))
+        .await
+        .map(|_| Code::Ok);
+    denied(get, "`read`");
+    denied(send("fake-adapter").await, "`send`");
+
+    let ingest = IngestClient::new(channel.clone())
+        .ingest_events(with_token(
+            pb::IngestEventsRequest::default(),
+            Some("fake-reader"),
+        ))
+        .await
+        .map(|_| Code::Ok);
+    denied(ingest, "`ingest`");
+    assert_eq!(codes(&channel, Some("fake-reader")).await.1, Code::NotFound);
+    denied(send("fake-reader").await, "`send`");
+
+    let (ingest, get) = codes(&channel, Some("fake-sender")).await;
+    assert_eq!(
+        (ingest, get),
+        (Code::PermissionDenied, Code::PermissionDenied)
+    );
+    let sent = send("fake-sender").await.unwrap_or_else(|s| s.code());
+    assert_ne!(sent, Code::PermissionDenied);
+    assert_ne!(sent, Code::Unauthenticated);
+    app.stop().await;
+}
