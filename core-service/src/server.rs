@@ -28,6 +28,17 @@ use crate::trace_context::{TraceContext, TraceContextLayer};
 /// How long in-flight calls get to finish after shutdown starts. Watch streams
 /// never finish on their own, so the drain must be bounded.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// HTTP/2 pings on an idle connection, and how long an unanswered one may
+/// wait before the connection (and every stream on it) is closed: a peer that
+/// vanished without a FIN otherwise holds its watch streams open forever.
+/// gRPC's and Envoy's usual values.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent streams one connection may hold (HTTP/2 `MAX_CONCURRENT_STREAMS`):
+/// a client past it waits for a stream to end. Generous for a consumer's
+/// watches, but health and reflection are open, so one connection cannot pin
+/// unbounded server state.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 /// How often the health status is refreshed from a real write-path round trip.
 const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -145,7 +156,10 @@ impl Services {
             let _ = closing_tx.send(true);
             let _ = draining_tx.send(());
         };
-        let mut builder = Server::builder();
+        let mut builder = Server::builder()
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
         if let Some(tls) = tls {
             builder = builder.tls_config(tls)?;
         }
