@@ -12,7 +12,7 @@ use kapso_gateway_proto::v1::GetMessageRequest;
 use kapso_gateway_proto::v1::messaging_client::MessagingClient;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{Adapter, BODY, WEBHOOK, config, signed};
+use support::{Adapter, BODY, SECRET, WEBHOOK, config, signed};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -157,4 +157,157 @@ async fn readiness_asks_the_core_through_the_link() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("/readyz never answered 200 through the in-process link");
+}
+
+/// The `kapso-gateway` binary as a child process; killed on drop.
+struct GatewayProcess {
+    child: std::process::Child,
+    webhook: String,
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Longest wait for the binary to serve or to exit.
+const PROCESS_LIMIT: Duration = Duration::from_secs(30);
+
+fn free_port() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// `kapso-gateway` on free loopback ports over a database in `dir`; `env` adds
+/// or overrides variables.
+fn gateway_command(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Command, String) {
+    let adapter = free_port();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kapso-gateway"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("KAPSO_WEBHOOK_SECRET", SECRET)
+        .env("ADAPTER_LISTEN_ADDR", adapter.to_string())
+        .env("CORE_LISTEN_ADDR", free_port().to_string())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("gateway.db").display()),
+        )
+        .env("CORE_METRICS_ADDR", "off")
+        .env("ADAPTER_METRICS_ADDR", "off")
+        .env("KAPSO_API_BASE_URL", "http://127.0.0.1:9/unused")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    (command, format!("http://{adapter}{WEBHOOK}"))
+}
+
+/// Starts the binary and waits until its adapter answers `/readyz` with 200.
+async fn start_gateway_process(dir: &std::path::Path, env: &[(&str, &str)]) -> GatewayProcess {
+    let (mut command, webhook) = gateway_command(dir, env);
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start kapso-gateway");
+    let process = GatewayProcess { child, webhook };
+    let ready = process.webhook.replace(WEBHOOK, "/readyz");
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + PROCESS_LIMIT;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "kapso-gateway did not become ready"
+        );
+        let answer = client.get(&ready).send().await;
+        if answer.is_ok_and(|r| r.status() == StatusCode::OK) {
+            return process;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs the binary to its exit (killed after `PROCESS_LIMIT`): whether it
+/// exited with success (`None`: still running) and its output.
+async fn gateway_exit(dir: &std::path::Path, env: &[(&str, &str)]) -> (Option<bool>, String) {
+    let (mut command, _) = gateway_command(dir, env);
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start kapso-gateway");
+    let deadline = tokio::time::Instant::now() + PROCESS_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status.success());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (status, text)
+}
+
+#[tokio::test]
+async fn the_binary_refuses_an_open_core_beyond_loopback_and_never_quotes_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (exited, output) = gateway_exit(dir.path(), &[("CORE_LISTEN_ADDR", "0.0.0.0:0")]).await;
+    assert_eq!(exited, Some(false), "{output}");
+    assert!(output.contains("GATEWAY_API_TOKENS"), "{output}");
+    assert!(output.contains("GATEWAY_ALLOW_UNAUTHENTICATED"), "{output}");
+
+    let (exited, output) = gateway_exit(
+        dir.path(),
+        &[("GATEWAY_API_TOKENS", "fake-token,fake token")],
+    )
+    .await;
+    assert_eq!(exited, Some(false), "{output}");
+    assert!(output.contains("GATEWAY_API_TOKENS"), "{output}");
+    assert!(!output.contains("fake"), "{output}");
+
+    let allowed = start_gateway_process(
+        dir.path(),
+        &[
+            ("CORE_LISTEN_ADDR", "0.0.0.0:0"),
+            ("GATEWAY_ALLOW_UNAUTHENTICATED", "true"),
+        ],
+    )
+    .await;
+    drop(allowed);
+}
+
+#[tokio::test]
+async fn the_binarys_adapter_uses_the_first_token_that_may_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = start_gateway_process(
+        dir.path(),
+        &[("GATEWAY_API_TOKENS", "fake-reader=read,fake-adapter=ingest")],
+    )
+    .await;
+    let response = signed(&reqwest::Client::new(), &gateway.webhook, BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    drop(gateway);
+
+    let (exited, output) = gateway_exit(
+        dir.path(),
+        &[("GATEWAY_API_TOKENS", "fake-reader=read+send")],
+    )
+    .await;
+    assert_eq!(exited, Some(false), "{output}");
+    assert!(output.contains("`ingest`"), "{output}");
+    assert!(!output.contains("fake"), "{output}");
 }

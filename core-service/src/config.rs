@@ -1,12 +1,16 @@
 //! The core's configuration: one typed struct, read from flags or environment,
 //! validated before anything binds.
 
+use std::ffi::OsStr;
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::Parser;
+use clap::builder::{BoolishValueParser, TypedValueParser};
+use clap::error::ErrorKind;
+use clap::{ArgAction, Parser};
 
 use crate::auth::ApiTokens;
 
@@ -20,22 +24,46 @@ pub struct Config {
 
     /// Where events and messages are stored: `sqlite://FILE` (embedded default)
     /// or `postgres://USER@HOST:PORT/DB` (several cores on one database).
+    /// A password in it is never printed.
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://kapso-gateway.db"
     )]
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
 
     /// Log output: `text` for people, `json` for log pipelines.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: crate::telemetry::LogFormat,
 
-    /// Bearer tokens (comma-separated) that callers of Ingest and Messaging must
-    /// present as `authorization: Bearer <token>`. Unset: no authentication.
-    /// Health and reflection stay open either way.
-    #[arg(long, env = "GATEWAY_API_TOKENS", hide_env_values = true)]
+    /// Bearer tokens that callers of Ingest and Messaging must present as
+    /// `authorization: Bearer <token>`, comma-separated. Each is `TOKEN` (every
+    /// scope) or `TOKEN=SCOPE+SCOPE`: `ingest` (IngestEvents, for the adapter),
+    /// `read` (GetMessage, ListMessages, WatchEvents, AckEvents), `send`
+    /// (SendText, MarkRead). A token cannot contain `,` `=` `+` or blanks.
+    /// Unset: no authentication (loopback only, see
+    /// GATEWAY_ALLOW_UNAUTHENTICATED). Health and reflection stay open either way.
+    #[arg(
+        long,
+        env = "GATEWAY_API_TOKENS",
+        value_name = "GATEWAY_API_TOKENS",
+        hide_env_values = true,
+        value_parser = Hidden::<ApiTokens>::new("GATEWAY_API_TOKENS"),
+    )]
     pub gateway_api_tokens: Option<ApiTokens>,
+
+    /// Serve without `GATEWAY_API_TOKENS` on an address other than loopback.
+    /// Off (the default), the core refuses to start that way: anyone who can
+    /// reach the port could ingest, read every message and send as the business.
+    #[arg(
+        long,
+        env = "GATEWAY_ALLOW_UNAUTHENTICATED",
+        default_value_t = false,
+        action = ArgAction::Set,
+        value_parser = BoolishValueParser::new(),
+    )]
+    pub gateway_allow_unauthenticated: bool,
 
     #[command(flatten)]
     pub tls: TlsConfig,
@@ -68,6 +96,29 @@ pub struct Config {
     pub outbound: crate::outbound::OutboundConfig,
 }
 
+impl Config {
+    /// Protected mode: without tokens the core serves only loopback, unless
+    /// `GATEWAY_ALLOW_UNAUTHENTICATED` says an open port is intended.
+    pub fn check_protected(&self, addr: SocketAddr) -> Result<(), Unprotected> {
+        let loopback = addr.ip().to_canonical().is_loopback();
+        if loopback || self.gateway_api_tokens.is_some() || self.gateway_allow_unauthenticated {
+            Ok(())
+        } else {
+            Err(Unprotected(addr))
+        }
+    }
+}
+
+/// The core would listen beyond loopback with no token required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refusing to serve on {0} without GATEWAY_API_TOKENS: anyone who can reach it could \
+     ingest events, read every message and send as the business. Set GATEWAY_API_TOKENS, \
+     listen on loopback (CORE_LISTEN_ADDR=127.0.0.1:50051), or set \
+     GATEWAY_ALLOW_UNAUTHENTICATED=true if only trusted callers can reach this address"
+)]
+pub struct Unprotected(pub SocketAddr);
+
 /// TLS for the gRPC port. Both `CORE_TLS_CERT` and `CORE_TLS_KEY`, or neither (plain HTTP/2).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TlsConfig {
@@ -82,6 +133,121 @@ pub struct TlsConfig {
     /// PEM CA certificate(s): when set, clients must present a certificate it signed (mTLS).
     #[arg(long, env = "CORE_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+}
+
+/// Where the store lives, as `DATABASE_URL` gives it. `Debug` and `Display`
+/// replace a password (in the user part or a `password=` parameter) with
+/// `[redacted]`, so the URL can be logged and shown in errors.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL itself, password included, for opening the store only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<DatabaseUrl, Self::Err> {
+        Ok(DatabaseUrl(s.to_owned()))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_password(&self.0))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.to_string(), f)
+    }
+}
+
+/// `scheme://user:PASSWORD@host/db?password=PASSWORD` with both passwords replaced.
+fn redact_password(url: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            // The last `@` ends the user part: a password may contain `@` itself.
+            let authority = match authority.rsplit_once('@') {
+                Some((user, host)) => match user.split_once(':') {
+                    Some((name, _password)) => format!("{name}:[redacted]@{host}"),
+                    None => format!("{user}@{host}"),
+                },
+                None => authority.to_owned(),
+            };
+            format!("{scheme}://{authority}{path}")
+        }
+        None => base.to_owned(),
+    };
+    if url.contains('?') {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                    format!("{key}=[redacted]")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// Parses a secret value without ever quoting it: clap's own errors repeat the
+/// rejected value, which for a token list would print the tokens.
+struct Hidden<T> {
+    variable: &'static str,
+    parsed: PhantomData<fn() -> T>,
+}
+
+impl<T> Hidden<T> {
+    const fn new(variable: &'static str) -> Self {
+        Self {
+            variable,
+            parsed: PhantomData,
+        }
+    }
+}
+
+impl<T> Clone for Hidden<T> {
+    fn clone(&self) -> Self {
+        Self::new(self.variable)
+    }
+}
+
+impl<T> TypedValueParser for Hidden<T>
+where
+    T: FromStr + Clone + Send + Sync + 'static,
+    T::Err: fmt::Display,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<T, clap::Error> {
+        let refuse = |why: &dyn fmt::Display| {
+            clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!("{}: {why} (value not shown)\n", self.variable),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| refuse(&"not valid UTF-8"))?;
+        text.parse().map_err(|e: T::Err| refuse(&e))
+    }
 }
 
 /// Where the metrics endpoint listens, if anywhere.
@@ -134,14 +300,68 @@ mod tests {
             "/etc/core/ca.pem",
             "--kapso-phone-number-id",
             "1234567890",
+            "--database-url",
+            "postgres://kapso:fake-db-password@db.internal:5432/kapso",
         ])
         .unwrap();
         let printed = format!("{config:?}");
-        for secret in ["fake-gw-token", "fake-kapso-key"] {
+        for secret in ["fake-gw-token", "fake-kapso-key", "fake-db-password"] {
             assert!(!printed.contains(secret), "{secret} leaked: {printed}");
         }
         assert!(printed.contains("[redacted]"));
         assert!(printed.contains("1234567890"));
+    }
+
+    #[test]
+    fn database_urls_show_without_their_password() {
+        let shown = |url: &str| url.parse::<DatabaseUrl>().unwrap().to_string();
+        assert_eq!(
+            shown("postgres://kapso:p@ss:w@rd@db:5432/kapso?sslmode=require"),
+            "postgres://kapso:[redacted]@db:5432/kapso?sslmode=require"
+        );
+        assert_eq!(
+            shown("postgresql://db/kapso?user=k&PASSWORD=secret&sslmode=verify-full"),
+            "postgresql://db/kapso?user=k&PASSWORD=[redacted]&sslmode=verify-full"
+        );
+        assert_eq!(
+            shown("postgres://kapso@db/kapso"),
+            "postgres://kapso@db/kapso"
+        );
+        assert_eq!(shown("sqlite://gw.db"), "sqlite://gw.db");
+        assert_eq!(shown("gw.db"), "gw.db");
+        let url: DatabaseUrl = "postgres://u:secret@h/d".parse().unwrap();
+        assert!(!format!("{url:?}").contains("secret"));
+        assert_eq!(url.expose(), "postgres://u:secret@h/d");
+    }
+
+    #[test]
+    fn a_malformed_token_list_is_refused_without_quoting_it() {
+        let error = Config::try_parse_from(["kapso-core", "--gateway-api-tokens", "fake secret"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("GATEWAY_API_TOKENS"), "{error}");
+        assert!(!error.contains("fake"), "{error}");
+    }
+
+    #[test]
+    fn without_tokens_only_loopback_is_served_unless_allowed() {
+        let open = Config::try_parse_from(["kapso-core"]).unwrap();
+        for loopback in ["127.0.0.1:50051", "[::1]:50051", "[::ffff:127.0.0.1]:1"] {
+            assert_eq!(open.check_protected(loopback.parse().unwrap()), Ok(()));
+        }
+        for exposed in ["0.0.0.0:50051", "[::]:50051", "10.0.0.5:50051"] {
+            let addr = exposed.parse().unwrap();
+            let refused = open.check_protected(addr).unwrap_err();
+            assert!(refused.to_string().contains("GATEWAY_API_TOKENS"));
+        }
+        let any: SocketAddr = "0.0.0.0:50051".parse().unwrap();
+        let allowed =
+            Config::try_parse_from(["kapso-core", "--gateway-allow-unauthenticated", "true"])
+                .unwrap();
+        assert_eq!(allowed.check_protected(any), Ok(()));
+        let tokens =
+            Config::try_parse_from(["kapso-core", "--gateway-api-tokens", "fake-token"]).unwrap();
+        assert_eq!(tokens.check_protected(any), Ok(()));
     }
 
     #[test]
@@ -179,6 +399,7 @@ mod tests {
             .to_string();
         for var in [
             "GATEWAY_API_TOKENS",
+            "GATEWAY_ALLOW_UNAUTHENTICATED",
             "CORE_TLS_CERT",
             "CORE_TLS_KEY",
             "CORE_TLS_CLIENT_CA",

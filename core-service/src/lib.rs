@@ -56,11 +56,13 @@ use config::MetricsAddr;
 /// Opens the configured store and serves the gRPC API on `listener` until
 /// `shutdown` resolves. `main` binds the configured address; tests bind port 0.
 /// Also serves metrics on `CORE_METRICS_ADDR` and prunes by `EVENT_RETENTION_DAYS`.
+/// Refuses a listener beyond loopback without tokens ([`Config::check_protected`]).
 pub async fn run(
     config: Config,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    config.check_protected(listener.local_addr()?)?;
     Core::open(config).await?.serve(listener, shutdown).await
 }
 
@@ -80,7 +82,7 @@ impl Core {
     /// Opens the store (running its migrations) and builds the services.
     pub async fn open(config: Config) -> anyhow::Result<Core> {
         let checkpoint_interval = Duration::from_millis(config.sqlite_checkpoint_interval_ms);
-        let store = store::open(&config.database_url, checkpoint_interval).await?;
+        let store = store::open(config.database_url.expose(), checkpoint_interval).await?;
         let outbound = Arc::new(outbound::Outbound::from_config(
             config.outbound,
             store.clone(),

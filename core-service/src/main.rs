@@ -7,6 +7,7 @@ use kapso_core::{Config, telemetry};
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     telemetry::init(config.log_format);
+    config.check_protected(config.listen_addr)?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
     kapso_core::run(config, listener, shutdown_signal()).await
 }

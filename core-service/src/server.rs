@@ -9,7 +9,6 @@ use std::time::Duration;
 use kapso_gateway_proto::v1::{ingest_server::IngestServer, messaging_server::MessagingServer};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
@@ -17,7 +16,7 @@ use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 use tower::Layer as _;
 
-use crate::auth::{ApiTokens, Authenticate};
+use crate::auth::{ApiTokens, Authenticate, Guarded};
 use crate::ingest::IngestService;
 use crate::messaging::MessagingService;
 use crate::metered::{MeteredIngest, MeteredMessaging};
@@ -29,13 +28,24 @@ use crate::trace_context::{TraceContext, TraceContextLayer};
 /// How long in-flight calls get to finish after shutdown starts. Watch streams
 /// never finish on their own, so the drain must be bounded.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// HTTP/2 pings on an idle connection, and how long an unanswered one may
+/// wait before the connection (and every stream on it) is closed: a peer that
+/// vanished without a FIN otherwise holds its watch streams open forever.
+/// gRPC's and Envoy's usual values.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent streams one connection may hold (HTTP/2 `MAX_CONCURRENT_STREAMS`):
+/// a client past it waits for a stream to end. Generous for a consumer's
+/// watches, but health and reflection are open, so one connection cannot pin
+/// unbounded server state.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 /// How often the health status is refreshed from a real write-path round trip.
 const HEALTH_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How the server guards and reports its calls, from the configuration.
 #[derive(Debug)]
 pub struct Guards {
-    /// Bearer tokens required on the gateway's services; `None`: open.
+    /// Bearer tokens (and their scopes) required on the gateway's services; `None`: open.
     pub tokens: Option<ApiTokens>,
     /// TLS (and client certificates) on the gRPC port; `None`: plain HTTP/2.
     pub tls: Option<ServerTlsConfig>,
@@ -43,7 +53,7 @@ pub struct Guards {
 }
 
 /// The ingest service as served: behind the token check.
-type GuardedIngest = InterceptedService<IngestServer<MeteredIngest>, Authenticate>;
+type GuardedIngest = Guarded<IngestServer<MeteredIngest>>;
 
 /// The adapter-facing services (`Ingest` and health) as one gRPC service in
 /// this process: the same token check, spans and metrics as over the network,
@@ -84,7 +94,7 @@ impl Services {
         let health = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
         let auth = Authenticate::new(tokens);
         let ingest = MeteredIngest::new(IngestService::new(store.clone()), metrics.clone());
-        let ingest = IngestServer::with_interceptor(ingest, auth.clone());
+        let ingest = auth.guard(IngestServer::new(ingest));
         Services {
             store,
             outbound,
@@ -146,7 +156,10 @@ impl Services {
             let _ = closing_tx.send(true);
             let _ = draining_tx.send(());
         };
-        let mut builder = Server::builder();
+        let mut builder = Server::builder()
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
         if let Some(tls) = tls {
             builder = builder.tls_config(tls)?;
         }
@@ -160,7 +173,7 @@ impl Services {
             .add_service(health)
             .add_service(reflection)
             .add_service(ingest)
-            .add_service(MessagingServer::with_interceptor(messaging, auth))
+            .add_service(auth.guard(MessagingServer::new(messaging)))
             .serve_with_incoming_shutdown(incoming, signal);
 
         let grace_over = async {

@@ -2,6 +2,8 @@
 //! services (health and reflection stay open), TLS, and client certificates.
 //! Tokens and certificates here are fake, made for the test.
 
+mod process;
+
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -309,5 +311,116 @@ async fn with_a_client_ca_only_clients_with_its_certificates_get_in() {
     assert!(!call_succeeds(tls_channel(app.addr, &pki.ca_pem, Some(stranger)).await).await);
     let known = clients.issue("client");
     assert!(call_succeeds(tls_channel(app.addr, &pki.ca_pem, Some(known)).await).await);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn help_and_config_errors_never_print_the_database_password_or_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gw.db");
+    let url = "postgres://kapso:fake-db-password@127.0.0.1:9/kapso";
+    let (status, help) = process::run_to_exit(&db, &["--help"], &[("DATABASE_URL", url)]).await;
+    assert!(status.is_some_and(|s| s.success()), "{help}");
+    assert!(help.contains("DATABASE_URL"), "{help}");
+    assert!(!help.contains("fake-db-password"), "{help}");
+
+    let (status, error) = process::run_to_exit(
+        &db,
+        &[],
+        &[("GATEWAY_API_TOKENS", "fake-token-one,fake token two")],
+    )
+    .await;
+    assert!(status.is_some_and(|s| !s.success()), "{error}");
+    assert!(error.contains("GATEWAY_API_TOKENS"), "{error}");
+    assert!(!error.contains("fake"), "{error}");
+}
+
+#[tokio::test]
+async fn without_tokens_the_binary_serves_beyond_loopback_only_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gw.db");
+    let (status, error) =
+        process::run_to_exit(&db, &[], &[("CORE_LISTEN_ADDR", "0.0.0.0:0")]).await;
+    assert!(status.is_some_and(|s| !s.success()), "{error}");
+    assert!(error.contains("GATEWAY_API_TOKENS"), "{error}");
+    assert!(error.contains("GATEWAY_ALLOW_UNAUTHENTICATED"), "{error}");
+
+    let every_interface = |addr: SocketAddr| format!("0.0.0.0:{}", addr.port());
+    let allowed = process::Core::start_listening(
+        &db,
+        &[("GATEWAY_ALLOW_UNAUTHENTICATED", "true")],
+        every_interface,
+    )
+    .await;
+    drop(allowed);
+    let with_tokens = process::Core::start_listening(
+        &db,
+        &[("GATEWAY_API_TOKENS", "fake-token-alpha")],
+        every_interface,
+    )
+    .await;
+    assert_eq!(
+        codes(&with_tokens.channel().await, Some("fake-token-alpha")).await,
+        (Code::Ok, Code::NotFound)
+    );
+}
+
+#[tokio::test]
+async fn each_token_reaches_only_the_methods_of_its_scopes() {
+    let app = spawn_app(&[
+        "--gateway-api-tokens",
+        "fake-adapter=ingest,fake-reader=read,fake-sender=send,fake-all",
+    ])
+    .await;
+    let channel = plain(app.addr).await;
+    let denied = |result: Result<Code, tonic::Status>, scope: &str| match result {
+        Err(status) => {
+            assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+            assert!(status.message().contains(scope), "{status:?}");
+        }
+        Ok(code) => panic!("allowed ({code:?}), expected a refusal naming {scope}"),
+    };
+    let send = |token| async move {
+        MessagingClient::new(plain(app.addr).await)
+            .send_text(with_token(pb::SendTextRequest::default(), Some(token)))
+            .await
+            .map(|_| Code::Ok)
+    };
+
+    assert_eq!(
+        codes(&channel, Some("fake-all")).await,
+        (Code::Ok, Code::NotFound)
+    );
+    let (ingest, get) = codes(&channel, Some("fake-adapter")).await;
+    assert_eq!((ingest, get), (Code::Ok, Code::PermissionDenied));
+    let get = MessagingClient::new(channel.clone())
+        .get_message(with_token(
+            pb::GetMessageRequest::default(),
+            Some("fake-adapter"),
+        ))
+        .await
+        .map(|_| Code::Ok);
+    denied(get, "`read`");
+    denied(send("fake-adapter").await, "`send`");
+
+    let ingest = IngestClient::new(channel.clone())
+        .ingest_events(with_token(
+            pb::IngestEventsRequest::default(),
+            Some("fake-reader"),
+        ))
+        .await
+        .map(|_| Code::Ok);
+    denied(ingest, "`ingest`");
+    assert_eq!(codes(&channel, Some("fake-reader")).await.1, Code::NotFound);
+    denied(send("fake-reader").await, "`send`");
+
+    let (ingest, get) = codes(&channel, Some("fake-sender")).await;
+    assert_eq!(
+        (ingest, get),
+        (Code::PermissionDenied, Code::PermissionDenied)
+    );
+    let sent = send("fake-sender").await.unwrap_or_else(|s| s.code());
+    assert_ne!(sent, Code::PermissionDenied);
+    assert_ne!(sent, Code::Unauthenticated);
     app.stop().await;
 }

@@ -295,3 +295,111 @@ mod postgres {
         );
     }
 }
+
+/// `sslmode` against the test server, whose certificate is self-signed for
+/// `localhost` (the distribution's snakeoil certificate; `ssl = on`).
+mod postgres_tls {
+    use kapso_core::store::postgres::PostgresStore;
+    use tokio_postgres::NoTls;
+
+    use crate::postgres_db::TestDatabase;
+
+    /// The server's own certificate, which is its own CA.
+    async fn server_certificate() -> String {
+        let (client, connection) = tokio_postgres::connect(&crate::postgres_db::admin_url(), NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let row = client.query_one("SHOW ssl_cert_file", &[]).await.unwrap();
+        row.get(0)
+    }
+
+    fn with(url: &str, params: &str) -> String {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}{params}")
+    }
+
+    /// Whether the store's connections to `db` are encrypted.
+    async fn encrypted(db: &TestDatabase) -> bool {
+        let (client, connection) = tokio_postgres::connect(&crate::postgres_db::admin_url(), NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let row = client
+            .query_one(
+                "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.datname = $1 AND a.application_name = 'kapso-core'",
+                &[&db.name],
+            )
+            .await
+            .unwrap();
+        row.get::<_, Option<bool>>(0)
+            .expect("the store holds connections")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn require_encrypts_and_disable_does_not() {
+        let db = TestDatabase::create().await;
+        let store = PostgresStore::open(&with(&db.url, "sslmode=require"))
+            .await
+            .unwrap();
+        assert!(encrypted(&db).await);
+        drop(store);
+        let db = TestDatabase::create().await;
+        let store = PostgresStore::open(&with(&db.url, "sslmode=disable"))
+            .await
+            .unwrap();
+        assert!(!encrypted(&db).await);
+        drop(store);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verify_modes_check_the_chain_and_verify_full_the_host_name() {
+        let root = server_certificate().await;
+        let db = TestDatabase::create().await;
+        let ca = format!("sslrootcert={root}");
+
+        let chain_only = with(&db.url, &format!("sslmode=verify-ca&{ca}"));
+        let store = PostgresStore::open(&chain_only).await.unwrap();
+        assert!(encrypted(&db).await);
+        drop(store);
+
+        let by_name = with(
+            &db.url.replace("127.0.0.1", "localhost"),
+            &format!("sslmode=verify-full&{ca}"),
+        );
+        PostgresStore::open(&by_name).await.unwrap();
+
+        let wrong_name = with(&db.url, &format!("sslmode=verify-full&{ca}"));
+        let error = PostgresStore::open(&wrong_name)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not valid for name"), "{error}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let other_ca = dir.path().join("other-ca.pem");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let other = params
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        std::fs::write(&other_ca, other.pem()).unwrap();
+        let untrusted = with(
+            &db.url,
+            &format!("sslmode=verify-ca&sslrootcert={}", other_ca.display()),
+        );
+        let error = PostgresStore::open(&untrusted)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("UnknownIssuer") || error.contains("unknown issuer"),
+            "{error}"
+        );
+
+        let missing = with(&db.url, "sslmode=verify-full");
+        let error = PostgresStore::open(&missing).await.unwrap_err().to_string();
+        assert!(error.contains("sslrootcert"), "{error}");
+    }
+}

@@ -363,3 +363,40 @@ async fn slow_consumer_is_fed_from_the_log_not_from_a_growing_buffer() {
         last = event.sequence;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_holds_a_bounded_number_of_streams() {
+    let core = spawn_core().await;
+    // One channel is one HTTP/2 connection: every call below shares it.
+    let mut client = core.messaging().await;
+    let bound = kapso_core::server::MAX_STREAMS_PER_CONNECTION as usize;
+    let mut watches = Vec::with_capacity(bound);
+    for _ in 0..bound {
+        let watch = tokio::time::timeout(
+            Duration::from_secs(30),
+            client.watch_events(pb::WatchEventsRequest::default()),
+        )
+        .await
+        .expect("a watch within the bound opens")
+        .unwrap();
+        watches.push(watch.into_inner());
+    }
+    // Past the bound a call waits for a free stream, however long it would take.
+    let mut extra = client.clone();
+    let get = tokio::spawn(async move {
+        extra
+            .get_message(pb::GetMessageRequest {
+                message_id: "wamid.unknown".into(),
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!get.is_finished(), "a stream past the bound was served");
+    // Ending one watch frees its stream for the waiting call.
+    drop(watches.pop());
+    let answer = tokio::time::timeout(Duration::from_secs(30), get)
+        .await
+        .expect("the waiting call runs once a stream is free")
+        .unwrap();
+    assert_eq!(answer.unwrap_err().code(), tonic::Code::NotFound);
+}

@@ -15,6 +15,7 @@
 use anyhow::Context as _;
 use clap::Parser as _;
 use kapso_adapter::core_client::CoreClient;
+use kapso_core::auth::Scope;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -30,18 +31,26 @@ async fn main() -> anyhow::Result<()> {
         kapso_adapter::Config::try_parse_from(["kapso-gateway"]).unwrap_or_else(|e| e.exit());
     let core = kapso_core::Config::try_parse_from(["kapso-gateway"]).unwrap_or_else(|e| e.exit());
     kapso_adapter::telemetry::init(adapter.log_format);
+    core.check_protected(core.listen_addr)?;
 
     let core_listener = TcpListener::bind(core.listen_addr)
         .await
         .with_context(|| format!("binding CORE_LISTEN_ADDR {}", core.listen_addr))?;
-    // The in-process core must accept the adapter: without GATEWAY_API_TOKEN, present its first token.
+    // The in-process core must accept the adapter: without GATEWAY_API_TOKEN,
+    // present the first token that may ingest. Tokens but none with `ingest`
+    // would refuse every webhook, so that configuration does not start.
     if adapter.gateway_api_token.is_none()
-        && let Some(first) = core
-            .gateway_api_tokens
-            .as_ref()
-            .and_then(|t| t.tokens().first())
+        && let Some(tokens) = core.gateway_api_tokens.as_ref()
     {
-        adapter.gateway_api_token = Some(first.expose().parse()?);
+        let ingest = tokens
+            .tokens()
+            .iter()
+            .find(|t| t.scopes().contains(Scope::Ingest))
+            .context(
+                "no token in GATEWAY_API_TOKENS has the `ingest` scope the adapter needs: \
+                 give one the scope or set GATEWAY_API_TOKEN",
+            )?;
+        adapter.gateway_api_token = Some(ingest.expose().parse()?);
     }
     let adapter_listener = TcpListener::bind(adapter.listen_addr)
         .await
@@ -79,8 +88,13 @@ Configured by environment variables (see `kapso-adapter --help` and `kapso-core 
   CORE_LISTEN_ADDR       gRPC address for internal services [default: 127.0.0.1:50051]
   DATABASE_URL           store [default: sqlite://kapso-gateway.db]
   KAPSO_API_TOKEN, KAPSO_API_BASE_URL, KAPSO_PHONE_NUMBER_ID, ... as for kapso-core
-  GATEWAY_API_TOKENS     tokens internal services present; the adapter uses the first
-                         unless GATEWAY_API_TOKEN is set
+  GATEWAY_API_TOKENS     tokens internal services present: TOKEN (every scope) or
+                         TOKEN=SCOPE+SCOPE (ingest, read, send), comma-separated;
+                         the adapter uses the first with `ingest` unless
+                         GATEWAY_API_TOKEN is set
+  GATEWAY_ALLOW_UNAUTHENTICATED
+                         true: serve the core without tokens beyond loopback
+                         (otherwise refused)
   CORE_TIMEOUT_MS, RETRY_AFTER_SECS, ADAPTER_BODY_LIMIT_BYTES, ... as for kapso-adapter";
 
 /// Resolves once the flag flips to true (or its sender is gone).

@@ -12,6 +12,7 @@
 //! - [`retention`]: pruning old events and keys in small batches
 //! - [`rows`]: mapping rows to domain types, shared by reads and writes
 //! - [`migrate`]: the versioned schema, applied under an advisory lock
+//! - [`tls`]: `sslmode` and `sslrootcert` as libpq means them, over rustls
 //!
 //! Semantics are the SQLite store's, made to hold across processes: de-duplication
 //! and idempotency claims are unique constraints, statuses only move forward in
@@ -27,6 +28,7 @@ mod reads;
 mod retention;
 mod rows;
 mod statuses;
+mod tls;
 mod writer;
 
 use std::fmt;
@@ -37,7 +39,6 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use super::{CommitObserver, Store, StoreError, message_pages, unix_ms};
@@ -45,6 +46,7 @@ use crate::model::{
     Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
     SendResult, StoredEvent,
 };
+use tls::MakeRustls;
 use writer::{Write, Writer, Written};
 
 /// Pooled read connections per core. Reads are single statements and
@@ -66,12 +68,17 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to the database at `url` (`postgres://user@host:port/dbname`) and
-    /// brings its schema up to date; safe when several cores open it at once.
+    /// Connects to the database at `url` (`postgres://user@host:port/dbname`,
+    /// with libpq's `sslmode` and `sslrootcert`) and brings its schema up to
+    /// date; safe when several cores open it at once.
     pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Internal(format!("invalid postgres DATABASE_URL: {e}")))?;
+        let invalid = |e: &dyn fmt::Display| {
+            StoreError::Internal(format!("invalid postgres DATABASE_URL: {e}"))
+        };
+        let secured = tls::secure(url).map_err(|e| invalid(&e))?;
+        let mut config: tokio_postgres::Config = secured.url.parse().map_err(|e| invalid(&e))?;
+        config.ssl_mode(secured.mode);
+        let tls = secured.tls;
         let target = describe(&config);
         // Writes are answered as durable once committed: make sure a server
         // default of `synchronous_commit = off` cannot turn that into a lie.
@@ -84,12 +91,13 @@ impl PostgresStore {
             .application_name("kapso-core")
             .connect_timeout(CONNECT_TIMEOUT);
 
-        let readers = pool(&config, READ_CONNECTIONS)?;
+        let readers = pool(&config, &tls, READ_CONNECTIONS)?;
         // The writer's own pool of one: it never waits behind readers, and a
         // lost connection is replaced on the next batch.
-        let writes = pool(&config, 1)?;
+        let writes = pool(&config, &tls, 1)?;
         let committed = {
             let conn = writes.get().await.map_err(|e| {
+                let e = with_causes(&e);
                 StoreError::Unavailable(format!("cannot connect to postgres at {target}: {e}"))
             })?;
             migrate::migrate(&conn).await?;
@@ -98,7 +106,7 @@ impl PostgresStore {
         let (mark, watch) = watch::channel(committed);
         let mark = Arc::new(mark);
         let background = vec![
-            committed::spawn_listener(config, Arc::clone(&mark)),
+            committed::spawn_listener(config, tls, Arc::clone(&mark)),
             committed::spawn_poller(readers.clone(), Arc::clone(&mark)),
         ];
         Ok(PostgresStore {
@@ -119,10 +127,14 @@ impl PostgresStore {
     }
 }
 
-fn pool(config: &tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
+fn pool(
+    config: &tokio_postgres::Config,
+    tls: &MakeRustls,
+    size: usize,
+) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         config.clone(),
-        NoTls,
+        tls.clone(),
         // Fast: a closed connection is dropped on return; no query per checkout.
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
@@ -132,6 +144,21 @@ fn pool(config: &tokio_postgres::Config, size: usize) -> Result<Pool, StoreError
         .max_size(size)
         .build()
         .map_err(|e| StoreError::Internal(format!("cannot build postgres pool: {e}")))
+}
+
+/// An error and its causes: tokio-postgres does not show why a TLS handshake
+/// failed (a certificate for another host, an unknown CA) unless asked.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let shown = next.to_string();
+        if !text.contains(&shown) {
+            text = format!("{text}: {shown}");
+        }
+        cause = next.source();
+    }
+    text
 }
 
 /// `host:port/dbname` of a connection config, without credentials.

@@ -23,26 +23,79 @@ pub struct Core {
     child: Option<Child>,
 }
 
+/// The binary with a test environment: a free port (`CORE_LISTEN_ADDR` unless
+/// `env` sets it), the database file `db`, no metrics; `env` adds variables.
+fn command(addr: SocketAddr, db: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kapso-core"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("CORE_LISTEN_ADDR", addr.to_string())
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("CORE_METRICS_ADDR", "off")
+        .env("EVENT_RETENTION_DAYS", "0")
+        .env("KAPSO_API_BASE_URL", "http://127.0.0.1:9/unused")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+/// Runs the binary with `args` to its exit (killed after `START`): its exit
+/// status (`None`: still running, killed) and its stdout and stderr together.
+pub async fn run_to_exit(
+    db: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<ExitStatus>, String) {
+    let mut child = command(free_port(), db, env)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kapso-core");
+    let deadline = Instant::now() + START;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        sleep(Duration::from_millis(20)).await;
+    };
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (status, text)
+}
+
 impl Core {
     /// Starts the binary on a free port over the database file `db`; `env` adds variables.
     pub async fn start(db: &Path, env: &[(&str, &str)]) -> Core {
+        Core::start_listening(db, env, |addr| addr.to_string()).await
+    }
+
+    /// As [`start`](Core::start), listening on `listen(port)` (e.g. every
+    /// interface) while the tests reach it on 127.0.0.1.
+    pub async fn start_listening(
+        db: &Path,
+        env: &[(&str, &str)],
+        listen: impl FnOnce(SocketAddr) -> String,
+    ) -> Core {
         let addr = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kapso-core"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("CORE_LISTEN_ADDR", addr.to_string())
-            .env("DATABASE_URL", format!("sqlite://{}", db.display()))
-            .env("CORE_METRICS_ADDR", "off")
-            .env("EVENT_RETENTION_DAYS", "0")
-            .env("KAPSO_API_BASE_URL", "http://127.0.0.1:9/unused")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let child = command.spawn().expect("start kapso-core");
+        let child = command(addr, db, env)
+            .env("CORE_LISTEN_ADDR", listen(addr))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start kapso-core");
         let core = Core {
             addr,
             child: Some(child),

@@ -18,9 +18,10 @@ use deadpool_postgres::Pool;
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use super::rows;
+use super::tls::MakeRustls;
 
 /// The notification channel writers notify and listeners listen on.
 pub(super) const CHANNEL: &str = "kapso_events";
@@ -45,11 +46,12 @@ pub(super) fn publish(mark: &watch::Sender<u64>, sequence: u64) {
 /// Listens for other cores' commits until aborted, reconnecting as needed.
 pub(super) fn spawn_listener(
     config: tokio_postgres::Config,
+    tls: MakeRustls,
     mark: Arc<watch::Sender<u64>>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Err(error) = listen(&config, &mark).await {
+            if let Err(error) = listen(&config, tls.clone(), &mark).await {
                 tracing::warn!(%error, "postgres commit listener lost; reconnecting");
             }
             tokio::time::sleep(RECONNECT_AFTER).await;
@@ -60,9 +62,10 @@ pub(super) fn spawn_listener(
 /// One listening session: returns when its connection ends.
 async fn listen(
     config: &tokio_postgres::Config,
+    tls: MakeRustls,
     mark: &watch::Sender<u64>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls).await?;
     // The connection delivers notifications only to whoever polls it.
     let (notified, mut notifications) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
