@@ -624,9 +624,11 @@ def main() -> int:
             all("not-real" in v for k, v in secret.items()),
             f"{shape}: secret.example.yaml holds only obviously fake values",
         )
-        tokens = secret.get("GATEWAY_API_TOKENS", "").split(",")
-        c.check(secret.get("GATEWAY_API_TOKEN") in tokens,
-                f"{shape}: the example adapter token is one of GATEWAY_API_TOKENS")
+        # Each entry is TOKEN or TOKEN=SCOPE+SCOPE; no scope means every scope.
+        entries = [e.split("=", 1) for e in secret.get("GATEWAY_API_TOKENS", "").split(",")]
+        scopes = {e[0]: (e[1].split("+") if len(e) == 2 else ["ingest"]) for e in entries}
+        c.check("ingest" in scopes.get(secret.get("GATEWAY_API_TOKEN"), []),
+                f"{shape}: the example adapter token is one of GATEWAY_API_TOKENS, with the ingest scope")
         deployments = [d for d in listed if d["kind"] == "Deployment"]
         if not c.check(len(deployments) == 1, f"{shape}: one Deployment", str(len(deployments))):
             continue
