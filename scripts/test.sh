@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the project: formatting, lints, Rust tests, and the
-# generated Python and TypeScript SDKs against a live core.
+# Runs every test of the project: formatting, lints, Rust tests, the
+# generated Python and TypeScript SDKs against a live core, and the deployment manifests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +11,6 @@ cargo test --workspace --locked
 # The SDK tests drive that same binary. (A separate `cargo build -p kapso-core`
 # would resolve features for that package alone and rebuild its dependencies.)
 client-sdk/scripts/test-sdks.sh
+# The Kubernetes manifests against the schema, and their probes and the dashboard's
+# metrics against the binaries the tests just built.
+deploy/check.sh target/debug
