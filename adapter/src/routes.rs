@@ -159,6 +159,10 @@ async fn handle(
         batch: header_str(headers, BATCH).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
     };
     let parsed = webhook::parse(&body, hints)?;
+    if parsed.without_data {
+        shared.metrics.empty_batch();
+        warn!("X-Webhook-Batch: true but the body has no `data`; acknowledged, nothing stored");
+    }
     check_batch_size(state, headers, parsed.events.len());
     for event in &parsed.events {
         log_event(event, shared.log_message_content);

@@ -290,6 +290,36 @@ async fn malformed_bodies_are_400_and_nothing_forwarded() {
 }
 
 #[tokio::test]
+async fn batch_header_without_data_is_200_counted_and_nothing_forwarded() {
+    let app = spawn_app(Core::Stores).await;
+    let body = fixture("received_text.json");
+    let request = webhook_request(Some(sign(SECRET, &body)))
+        .header("x-webhook-batch", "true")
+        .body(Body::from(body))
+        .unwrap();
+    let (status, _, json) = app.send(request).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["events"], 0);
+    assert!(app.calls().is_empty());
+
+    // Present but not an array is still malformed.
+    let body = br#"{"type":"whatsapp.message.received","data":{"message":{}}}"#;
+    let request = webhook_request(Some(sign(SECRET, body)))
+        .header("x-webhook-batch", "true")
+        .body(Body::from(body.to_vec()))
+        .unwrap();
+    let (status, _, _) = app.send(request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(app.calls().is_empty());
+
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(
+        metrics.contains("kapso_webhook_empty_batches_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn body_over_the_limit_is_413() {
     let app = spawn_app(Core::Stores).await;
     let body = format!(r#"{{"padding":"{}"}}"#, "x".repeat(BODY_LIMIT)).into_bytes();

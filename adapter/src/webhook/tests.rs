@@ -350,9 +350,24 @@ fn malformed_bodies_are_refused_precisely() {
         batch: true,
     };
     assert!(matches!(
-        parse(br#"{"message":{"id":"x"}}"#, batch_header),
+        parse(br#"{"message":{"id":"x"},"data":"x"}"#, batch_header),
         Err(ParseError::BatchWithoutData)
     ));
+    assert!(matches!(
+        parse(br#"{"message":{"id":"x"},"data":null}"#, batch_header),
+        Err(ParseError::BatchWithoutData)
+    ));
+}
+
+#[test]
+fn a_batch_header_on_a_body_without_data_yields_no_events() {
+    let batch_header = Hints {
+        event_type: None,
+        batch: true,
+    };
+    let parsed = parse(br#"{"message":{"id":"x"}}"#, batch_header).unwrap();
+    assert!(parsed.events.is_empty());
+    assert!(parsed.batch && parsed.without_data);
 }
 
 #[test]
