@@ -1,9 +1,13 @@
 //! Webhook bodies to [`InboundEvent`]s.
 //!
-//! Four shapes arrive on the same URL (CONTRACT §3): a Kapso v2 single event (the
-//! body is the event), a v2 batch envelope `{type, batch: true, data: [...]}`, the
-//! original service's legacy event `{event_type, conversation_id, message_id, payload}`,
-//! and a legacy batch (a top-level array). Each event keeps its exact bytes in
+//! Five shapes arrive on the same URL (CONTRACT §3): a Kapso v2 single event (the
+//! body is the event), a v2 batch envelope `{type, batch: true, data: [...]}`, a
+//! Kapso v1 event (`message.content`, `message.message_type`, `whatsapp_config`;
+//! docs/kapso-contract.md §8), the original service's legacy event
+//! `{event_type, conversation_id, message_id, payload}`, and a legacy batch (a
+//! top-level array). The fields of every shape are read whatever
+//! `X-Webhook-Payload-Version` says: they do not overlap, and v1's full body is
+//! not published, so guessing by the body is safer than trusting a header. Each event keeps its exact bytes in
 //! `payload_json`: batch items are sliced out with `RawValue`, never re-serialised.
 //!
 //! - `shape`: the JSON structs, borrowed from the body.

@@ -670,3 +670,33 @@ async fn retry_until_ok(app: &App, delivery: &Delivery<'_>) -> Answer {
     }
     panic!("delivery {} never accepted", delivery.key);
 }
+
+#[tokio::test]
+async fn v1_delivery_is_stored_like_its_v2_equivalent() {
+    let app = spawn_app().await;
+    let body = fixture("v1_received_text.json");
+    let response = app
+        .http
+        .post(&app.webhook_url)
+        .header("content-type", "application/json")
+        .header("x-webhook-signature", sign(SECRET, &body))
+        .header("x-webhook-event", "whatsapp.message.received")
+        .header("x-webhook-payload-version", "v1")
+        .header("x-idempotency-key", "v1-delivery")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let message = app
+        .message("wamid.HBgLMTU1NTEyMzQ1NjcVAgASGBRGQUtFVjFURVhUMDAx")
+        .await;
+    assert_eq!(message.text, "Necesito ayuda con mi pedido");
+    assert_eq!(message.phone_number_id, "123456789012345");
+    assert_eq!(message.direction, pb::Direction::Inbound as i32);
+    assert_eq!(message.r#type, "text");
+    assert_eq!(
+        message.conversation_id,
+        "7c1e0c5a-3b1f-4f0e-9d7a-2a6b5c4d3e21"
+    );
+}
