@@ -394,6 +394,52 @@ async fn core_down_answers_503_with_retry_after() {
     assert_eq!(json["status"], "error");
 }
 
+/// Log lines written at INFO and above while `f` runs on this thread.
+async fn logged<F: std::future::Future>(f: F) -> Vec<String> {
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    f.await;
+    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    text.lines().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn a_burst_of_503s_logs_one_warning_naming_the_core() {
+    let app = spawn_app_without_core().await;
+    let lines = logged(async {
+        for _ in 0..5 {
+            let (status, _, _) = app.send(signed(&fixture("received_text.json"))).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        }
+    })
+    .await;
+    assert_eq!(lines.len(), 1, "{}", lines.join("\n"));
+    assert!(lines[0].contains(" WARN "), "{}", lines[0]);
+    assert!(
+        lines[0].contains(r#"core="http://127.0.0.1:"#),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("status=503"), "{}", lines[0]);
+}
+
 #[tokio::test]
 async fn core_error_answers_503_with_retry_after() {
     for code in [tonic::Code::Internal, tonic::Code::Unavailable] {
