@@ -120,7 +120,8 @@ pub struct Config {
     #[arg(long, env = "RETRY_AFTER_SECS", default_value_t = 5)]
     pub retry_after_secs: u64,
 
-    /// Log message text and full phone numbers. Off: text is left out and phones are masked.
+    /// Log message text and full phone numbers in the per-event DEBUG lines. Off: text
+    /// is left out and phones are masked.
     #[arg(
         long,
         env = "LOG_MESSAGE_CONTENT",

@@ -7,8 +7,10 @@
 //! instead ([`CoreClient::in_process`]): same messages, same checks, no sockets.
 //!
 //! - `credentials`: the bearer token and the TLS files.
+//! - [`outage`]: how often a failing core is logged.
 
 mod credentials;
+pub mod outage;
 
 use std::convert::Infallible;
 use std::time::Duration;

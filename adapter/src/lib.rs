@@ -41,7 +41,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::trace_context::TraceContext;
@@ -67,14 +67,16 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
-        // Layers run outermost (last added) first: trace context, then the access log.
-        // Access log: one line per request with its status, like the original
-        // service; its span carries the request and trace ids; no headers, so
-        // signatures stay out of the logs.
+        // Layers run outermost (last added) first: trace context, then the request span.
+        // Request span: carries the request and trace ids into every line a
+        // request writes; no headers, so signatures stay out of the logs. Its
+        // own per-request lines are DEBUG: a webhook writes its one INFO line
+        // itself (with outcome and counts), and probes and scrapes none.
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
         // Request id and traceparent: kept from the caller or generated, before
         // anything logs, and echoed as `X-Request-Id`.

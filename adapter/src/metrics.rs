@@ -104,6 +104,7 @@ pub struct Metrics {
     signature_failures: Family<ReasonLabels, Counter>,
     duplicate_events: Counter,
     batch_size_mismatches: Counter,
+    empty_batches: Counter,
     events_forwarded: Counter,
     connections_closed: Family<ClosedLabels, Counter>,
     latency: Histogram,
@@ -138,6 +139,12 @@ impl Metrics {
             "Deliveries whose X-Batch-Size differs from their item count",
             batch_size_mismatches.clone(),
         );
+        let empty_batches = Counter::default();
+        registry.register(
+            "empty_batches",
+            "Deliveries under X-Webhook-Batch: true with no `data` key: acknowledged, nothing stored",
+            empty_batches.clone(),
+        );
         let events_forwarded = Counter::default();
         registry.register(
             "events_forwarded",
@@ -165,6 +172,7 @@ impl Metrics {
             signature_failures,
             duplicate_events,
             batch_size_mismatches,
+            empty_batches,
             events_forwarded,
             connections_closed,
             latency,
@@ -194,6 +202,10 @@ impl Metrics {
 
     pub fn batch_size_mismatch(&self) {
         self.batch_size_mismatches.inc();
+    }
+
+    pub fn empty_batch(&self) {
+        self.empty_batches.inc();
     }
 
     pub fn events_stored(&self, forwarded: u64, duplicates: u64) {

@@ -3,6 +3,10 @@
 //! The webhook handler is the delivery's whole life: authenticate the exact
 //! bytes, parse, forward as one `IngestEvents` call, and answer 200 only once
 //! the core says the delivery is durable.
+//!
+//! - `delivery_log`: the one line each delivery writes at INFO, and the DEBUG detail.
+
+mod delivery_log;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -13,10 +17,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use http_body_util::BodyExt as _;
-use kapso_gateway_proto::v1::{Disposition, InboundEvent};
+use kapso_gateway_proto::v1::Disposition;
 use serde_json::json;
 use tokio::sync::SemaphorePermit;
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{Instrument, debug, info_span, warn};
 
 use crate::core_client::CoreError;
 use crate::error::WebhookError;
@@ -24,7 +28,7 @@ use crate::metrics::Outcome;
 use crate::parts;
 use crate::signature;
 use crate::state::{AppState, Shared};
-use crate::telemetry::{Masked, signature_prefix};
+use crate::telemetry::signature_prefix;
 use crate::trace_context::TraceContext;
 use crate::webhook::{self, Hints};
 
@@ -60,6 +64,15 @@ impl IntoResponse for Accepted {
     }
 }
 
+/// What the delivery's one log line reports, filled in as the handler learns it.
+#[derive(Debug, Default)]
+struct Summary {
+    /// `X-Webhook-Event`, else the first event's type.
+    event_type: String,
+    events: usize,
+    duplicates: usize,
+}
+
 /// `POST /api/whatsapp/webhook`.
 pub async fn webhook(
     State(state): State<AppState>,
@@ -89,34 +102,19 @@ pub async fn webhook(
     };
     let key = header_str(&headers, IDEMPOTENCY_KEY).unwrap_or_default();
     let span = info_span!("delivery", peer = %peer.ip(), idempotency_key = key);
-    let result = handle(&state, &headers, body, &trace)
+    let mut summary = Summary::default();
+    let result = handle(&state, &headers, body, &trace, &mut summary)
         .instrument(span.clone())
         .await;
     let outcome = match &result {
         Ok(Accepted::DuplicateDelivery) => Outcome::Duplicate,
         Ok(_) => Outcome::Ok,
-        Err(failure) => {
-            let _entered = span.enter();
-            match failure {
-                WebhookError::CoreUnavailable {
-                    source: source @ CoreError::Unauthenticated(_),
-                    ..
-                } => error!(
-                    error = %source,
-                    hint = "GATEWAY_API_TOKEN must be one of the core's GATEWAY_API_TOKENS",
-                    "the core refused the adapter's token; delivery not stored"
-                ),
-                WebhookError::CoreUnavailable { source, .. } => {
-                    warn!(error = %source, "delivery not stored; asking Kapso to retry");
-                }
-                // Already logged where they happen.
-                WebhookError::Unauthorized(_) | WebhookError::Overloaded { .. } => {}
-                other => warn!(error = %other, "delivery refused"),
-            }
-            failure.outcome()
-        }
+        Err(failure) => failure.outcome(),
     };
-    shared.metrics.request_finished(outcome, started.elapsed());
+    let elapsed = started.elapsed();
+    shared.metrics.request_finished(outcome, elapsed);
+    let _entered = span.enter();
+    delivery_log::finished(shared, &result, outcome, &summary, elapsed);
     match result {
         Ok(accepted) => accepted.into_response(),
         Err(failure) => failure.into_response(),
@@ -128,16 +126,14 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
     trace: &TraceContext,
+    summary: &mut Summary,
 ) -> Result<Accepted, WebhookError> {
     let shared = state.shared();
+    let header_event = header_str(headers, EVENT);
+    summary.event_type = header_event.unwrap_or_default().to_owned();
     let unverified = read_body(shared, headers, body).await?;
     let body = &unverified.body;
-    let header_event = header_str(headers, EVENT);
-    info!(
-        event_type = header_event.unwrap_or_default(),
-        bytes = body.len(),
-        "webhook received"
-    );
+    debug!(bytes = body.len(), "webhook received");
 
     let received_signature = headers.get(SIGNATURE).map(|v| v.as_bytes());
     if let Err(error) = signature::verify(&shared.secrets, received_signature, body) {
@@ -149,7 +145,7 @@ async fn handle(
         );
         return Err(error.into());
     }
-    info!("signature validated");
+    debug!("signature validated");
     // Authenticated: its bytes no longer count against the unverified budget.
     let Unverified { body, budget } = unverified;
     drop(budget);
@@ -159,16 +155,25 @@ async fn handle(
         batch: header_str(headers, BATCH).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
     };
     let parsed = webhook::parse(&body, hints)?;
+    if parsed.without_data {
+        shared.metrics.empty_batch();
+        warn!("X-Webhook-Batch: true but the body has no `data`; acknowledged, nothing stored");
+    }
     check_batch_size(state, headers, parsed.events.len());
     for event in &parsed.events {
-        log_event(event, shared.log_message_content);
+        delivery_log::event(event, shared.log_message_content);
+    }
+    if let Some(first) = parsed.events.first()
+        && summary.event_type.is_empty()
+    {
+        summary.event_type.clone_from(&first.event_type);
     }
     if parsed.events.is_empty() {
-        info!("empty batch; nothing forwarded");
         return Ok(Accepted::Empty);
     }
 
     let events = parsed.events.len();
+    summary.events = events;
     let parts = parts::split(
         header_str(headers, IDEMPOTENCY_KEY).unwrap_or_default(),
         header_str(headers, PAYLOAD_VERSION).unwrap_or_default(),
@@ -205,13 +210,13 @@ async fn handle(
     }
     if every_part_seen_before {
         shared.metrics.events_stored(events as u64, events as u64);
-        info!(events, "delivery already processed");
+        summary.duplicates = events;
         return Ok(Accepted::DuplicateDelivery);
     }
     shared
         .metrics
         .events_stored(events as u64, duplicates as u64);
-    info!(events, duplicates, "delivery stored");
+    summary.duplicates = duplicates;
     Ok(Accepted::Stored { events, duplicates })
 }
 
@@ -321,22 +326,6 @@ fn check_batch_size(state: &AppState, headers: &HeaderMap, items: usize) {
             declared,
             items, "X-Batch-Size does not match the items received"
         );
-    }
-}
-
-fn log_event(event: &InboundEvent, log_content: bool) {
-    info!(
-        event_type = %event.event_type,
-        conversation_id = %event.conversation_id,
-        message_id = %event.message_id,
-        "processing event"
-    );
-    if event.message_type == "text" {
-        if log_content {
-            info!(contact = %event.contact_phone, text = %event.text, "text message");
-        } else {
-            info!(contact = %Masked(&event.contact_phone), "text message");
-        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::core_client::outage::OutageLog;
 use crate::core_client::{CoreClient, SetupError};
 use crate::metrics::Metrics;
 use crate::signature::WebhookSecrets;
@@ -20,6 +21,8 @@ pub struct AppState {
 pub(crate) struct Shared {
     pub secrets: WebhookSecrets,
     pub core: CoreClient,
+    /// When a failing core was last logged.
+    pub core_outage: OutageLog,
     pub metrics: Metrics,
     pub body_limit_bytes: usize,
     pub body_read_timeout: Duration,
@@ -46,6 +49,7 @@ impl AppState {
         let shared = Shared {
             secrets: config.webhook_secret.clone(),
             core,
+            core_outage: OutageLog::default(),
             metrics: Metrics::new(),
             body_limit_bytes: config.body_limit_bytes,
             body_read_timeout: config.body_read_timeout(),

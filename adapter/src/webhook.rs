@@ -1,9 +1,13 @@
 //! Webhook bodies to [`InboundEvent`]s.
 //!
-//! Four shapes arrive on the same URL (CONTRACT §3): a Kapso v2 single event (the
-//! body is the event), a v2 batch envelope `{type, batch: true, data: [...]}`, the
-//! original service's legacy event `{event_type, conversation_id, message_id, payload}`,
-//! and a legacy batch (a top-level array). Each event keeps its exact bytes in
+//! Five shapes arrive on the same URL (CONTRACT §3): a Kapso v2 single event (the
+//! body is the event), a v2 batch envelope `{type, batch: true, data: [...]}`, a
+//! Kapso v1 event (`message.content`, `message.message_type`, `whatsapp_config`;
+//! docs/kapso-contract.md §8), the original service's legacy event
+//! `{event_type, conversation_id, message_id, payload}`, and a legacy batch (a
+//! top-level array). The fields of every shape are read whatever
+//! `X-Webhook-Payload-Version` says: they do not overlap, and v1's full body is
+//! not published, so guessing by the body is safer than trusting a header. Each event keeps its exact bytes in
 //! `payload_json`: batch items are sliced out with `RawValue`, never re-serialised.
 //!
 //! - `shape`: the JSON structs, borrowed from the body.
@@ -39,6 +43,9 @@ pub struct Parsed {
     pub events: Vec<InboundEvent>,
     /// Whether the body was a batch (v2 envelope or legacy array), even of one or zero.
     pub batch: bool,
+    /// `X-Webhook-Batch: true` on an object with no `data` key: no events, as
+    /// in Kapso's own adapters; worth a warning, not a refusal Kapso would retry.
+    pub without_data: bool,
 }
 
 /// Why a body cannot be read as events. HTTP 400, but a [`Refusal::Mismatch`] is 422.
@@ -58,9 +65,9 @@ pub enum ParseError {
 
 /// Reads a webhook body, already authenticated, as events.
 ///
-/// Malformed JSON, a batch without its `data` array and an item that is not the
-/// event its type says (see `agreement`) fail: unknown fields, message types and
-/// event types are forwarded as they are.
+/// Malformed JSON, a `data` that is not an array (or absent without the batch
+/// header) and an item that is not the event its type says (see `agreement`)
+/// fail: unknown fields, message types and event types are forwarded as they are.
 pub fn parse(body: &[u8], hints: Hints<'_>) -> Result<Parsed, ParseError> {
     // Validating UTF-8 up front lets every slice of the body be a `&str`, including
     // parts serde_json skips without checking.
@@ -76,6 +83,7 @@ pub fn parse(body: &[u8], hints: Hints<'_>) -> Result<Parsed, ParseError> {
             Ok(Parsed {
                 events: parse_items(&items, around)?,
                 batch: true,
+                without_data: false,
             })
         }
         _ => {
@@ -99,15 +107,22 @@ fn parse_object(text: &str, hints: Hints<'_>) -> Result<Parsed, ParseError> {
         return Ok(Parsed {
             events: vec![checked_event(&body, text, around)?],
             batch: false,
+            without_data: false,
         });
     }
-    let RawList::Items(items) = &body.data else {
-        return Err(ParseError::BatchWithoutData);
-    };
-    Ok(Parsed {
-        events: parse_items(items, around)?,
-        batch: true,
-    })
+    match &body.data {
+        RawList::Items(items) => Ok(Parsed {
+            events: parse_items(items, around)?,
+            batch: true,
+            without_data: false,
+        }),
+        RawList::Absent if hints.batch => Ok(Parsed {
+            events: Vec::new(),
+            batch: true,
+            without_data: true,
+        }),
+        RawList::Absent | RawList::NotArray => Err(ParseError::BatchWithoutData),
+    }
 }
 
 fn parse_items(

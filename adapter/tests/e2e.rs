@@ -670,3 +670,149 @@ async fn retry_until_ok(app: &App, delivery: &Delivery<'_>) -> Answer {
     }
     panic!("delivery {} never accepted", delivery.key);
 }
+
+#[tokio::test]
+async fn v1_delivery_is_stored_like_its_v2_equivalent() {
+    let app = spawn_app().await;
+    let body = fixture("v1_received_text.json");
+    let response = app
+        .http
+        .post(&app.webhook_url)
+        .header("content-type", "application/json")
+        .header("x-webhook-signature", sign(SECRET, &body))
+        .header("x-webhook-event", "whatsapp.message.received")
+        .header("x-webhook-payload-version", "v1")
+        .header("x-idempotency-key", "v1-delivery")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let message = app
+        .message("wamid.HBgLMTU1NTEyMzQ1NjcVAgASGBRGQUtFVjFURVhUMDAx")
+        .await;
+    assert_eq!(message.text, "Necesito ayuda con mi pedido");
+    assert_eq!(message.phone_number_id, "123456789012345");
+    assert_eq!(message.direction, pb::Direction::Inbound as i32);
+    assert_eq!(message.r#type, "text");
+    assert_eq!(
+        message.conversation_id,
+        "7c1e0c5a-3b1f-4f0e-9d7a-2a6b5c4d3e21"
+    );
+}
+
+/// A `kapso-gateway` process logging at the default level to a file.
+struct GatewayProcess {
+    child: std::process::Child,
+    base: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl GatewayProcess {
+    async fn start() -> GatewayProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("gateway.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let free = || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let (adapter_addr, core_addr) = (free(), free());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_kapso-gateway"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KAPSO_WEBHOOK_SECRET", SECRET)
+            .env("ADAPTER_LISTEN_ADDR", adapter_addr.to_string())
+            .env("CORE_LISTEN_ADDR", core_addr.to_string())
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("gateway.db").display()),
+            )
+            .env("CORE_METRICS_ADDR", "off")
+            .env("KAPSO_API_BASE_URL", "http://127.0.0.1:9/unused")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let process = GatewayProcess {
+            child,
+            base: format!("http://{adapter_addr}"),
+            log,
+            _dir: dir,
+        };
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            let ready = http.get(format!("{}/readyz", process.base)).send().await;
+            if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
+                return process;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("kapso-gateway never ready:\n{}", process.lines().join("\n"));
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn kapso_gateway_logs_one_line_per_delivery_and_none_per_probe() {
+    const DELIVERIES: usize = 20;
+    let gateway = GatewayProcess::start().await;
+    let http = reqwest::Client::new();
+    let before = gateway.lines().len();
+    for i in 0..DELIVERIES {
+        let body = format!(
+            r#"{{"message":{{"id":"wamid.log-{i}","type":"text","from":"15551234567","text":{{"body":"secret {i}"}},"kapso":{{"direction":"inbound"}}}},"conversation":{{"id":"conv_log"}}}}"#
+        );
+        let response = http
+            .post(format!("{}/api/whatsapp/webhook", gateway.base))
+            .header("content-type", "application/json")
+            .header("x-webhook-signature", sign(SECRET, body.as_bytes()))
+            .header("x-webhook-event", "whatsapp.message.received")
+            .header("x-idempotency-key", format!("log-key-{i}"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        for probe in ["/healthz", "/readyz", "/metrics"] {
+            let response = http
+                .get(format!("{}{probe}", gateway.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{probe}");
+        }
+    }
+    // Lines are written before the answer; give the file a moment anyway.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let lines = gateway.lines();
+    let during = &lines[before..];
+    assert_eq!(during.len(), DELIVERIES, "{}", during.join("\n"));
+    for (i, line) in during.iter().enumerate() {
+        assert!(line.contains(" INFO "), "{line}");
+        assert!(line.contains("status=200"), "{line}");
+        assert!(line.contains(&format!("log-key-{i}")), "{line}");
+        assert!(line.contains("request_id="), "{line}");
+        assert!(!line.contains("secret"), "message text logged: {line}");
+    }
+    assert!(
+        !lines.iter().any(|l| l.contains('\u{1b}')),
+        "colour codes in a log that is not a terminal:\n{}",
+        lines.join("\n")
+    );
+}

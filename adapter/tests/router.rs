@@ -290,6 +290,36 @@ async fn malformed_bodies_are_400_and_nothing_forwarded() {
 }
 
 #[tokio::test]
+async fn batch_header_without_data_is_200_counted_and_nothing_forwarded() {
+    let app = spawn_app(Core::Stores).await;
+    let body = fixture("received_text.json");
+    let request = webhook_request(Some(sign(SECRET, &body)))
+        .header("x-webhook-batch", "true")
+        .body(Body::from(body))
+        .unwrap();
+    let (status, _, json) = app.send(request).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["events"], 0);
+    assert!(app.calls().is_empty());
+
+    // Present but not an array is still malformed.
+    let body = br#"{"type":"whatsapp.message.received","data":{"message":{}}}"#;
+    let request = webhook_request(Some(sign(SECRET, body)))
+        .header("x-webhook-batch", "true")
+        .body(Body::from(body.to_vec()))
+        .unwrap();
+    let (status, _, _) = app.send(request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(app.calls().is_empty());
+
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(
+        metrics.contains("kapso_webhook_empty_batches_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn body_over_the_limit_is_413() {
     let app = spawn_app(Core::Stores).await;
     let body = format!(r#"{{"padding":"{}"}}"#, "x".repeat(BODY_LIMIT)).into_bytes();
@@ -362,6 +392,52 @@ async fn core_down_answers_503_with_retry_after() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers["retry-after"], "7");
     assert_eq!(json["status"], "error");
+}
+
+/// Log lines written at INFO and above while `f` runs on this thread.
+async fn logged<F: std::future::Future>(f: F) -> Vec<String> {
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    f.await;
+    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    text.lines().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn a_burst_of_503s_logs_one_warning_naming_the_core() {
+    let app = spawn_app_without_core().await;
+    let lines = logged(async {
+        for _ in 0..5 {
+            let (status, _, _) = app.send(signed(&fixture("received_text.json"))).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        }
+    })
+    .await;
+    assert_eq!(lines.len(), 1, "{}", lines.join("\n"));
+    assert!(lines[0].contains(" WARN "), "{}", lines[0]);
+    assert!(
+        lines[0].contains(r#"core="http://127.0.0.1:"#),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("status=503"), "{}", lines[0]);
 }
 
 #[tokio::test]

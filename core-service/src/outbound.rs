@@ -68,11 +68,17 @@ impl Outbound {
         }
     }
 
-    /// With the production HTTP client built from `config`.
+    /// With the production HTTP client built from `config`. Called once, at
+    /// start: says there if sending is off, rather than only in each refusal.
     pub fn from_config(
         config: OutboundConfig,
         store: Arc<dyn Store>,
     ) -> Result<Outbound, reqwest::Error> {
+        if config.kapso_api_token.is_none() {
+            tracing::warn!(
+                "sending is off: SendText and MarkRead will be refused until KAPSO_API_TOKEN (or KAPSO_API_KEY) is set"
+            );
+        }
         let api = Arc::new(HttpKapsoApi::new(config.client_settings())?);
         Ok(Outbound::new(config, store, api))
     }

@@ -853,3 +853,35 @@ async fn a_retry_of_a_send_whose_owner_died_gets_an_unknown_outcome_at_once() {
     assert_eq!(stored.status, MessageStatus::OutcomeUnknown);
     assert_eq!(app.kapso.calls(), 1);
 }
+
+#[tokio::test]
+async fn without_a_token_sending_off_is_warned_once_at_build() {
+    #[derive(Clone, Default)]
+    struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (store, _dir) = open_store();
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let config = OutboundConfig::new("http://127.0.0.1:9/unused", None);
+        Outbound::from_config(config, store.clone()).unwrap();
+        let config = OutboundConfig::new("http://127.0.0.1:9/unused", Some(ApiKey::new(KEY)));
+        Outbound::from_config(config, store).unwrap();
+    });
+    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("KAPSO_API_TOKEN"), "{text}");
+}

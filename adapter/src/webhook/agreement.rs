@@ -46,8 +46,10 @@ pub fn check(item: &Body<'_>, event_type: Option<&str>, self_named: bool) -> Res
     };
     if let Some(kind) = event_type.strip_prefix("whatsapp.message.") {
         let message = item.message.get();
-        let identified =
-            message.and_then(|m| m.id.get()).is_some() || item.message_id.get().is_some();
+        let identified = message
+            .and_then(|m| m.id.get().or(m.whatsapp_message_id.get()))
+            .is_some()
+            || item.message_id.get().is_some();
         if !identified && !self_named {
             return Err(Refusal::NotAnEvent {
                 event_type: event_type.to_owned(),

@@ -25,7 +25,10 @@ pub fn event(item: &Body<'_>, payload_json: &str, around: Surroundings<'_>) -> I
     let legacy = item.payload.get();
 
     let event_type = event_type(item, around);
-    let direction = match kapso.and_then(|k| k.direction.get()) {
+    let stated_direction = kapso
+        .and_then(|k| k.direction.get())
+        .or_else(|| message.and_then(|m| m.direction.get()));
+    let direction = match stated_direction {
         Some("inbound") => Direction::Inbound,
         Some("outbound") => Direction::Outbound,
         _ => implied_direction(event_type),
@@ -48,6 +51,7 @@ pub fn event(item: &Body<'_>, payload_json: &str, around: Surroundings<'_>) -> I
     InboundEvent {
         event_type: owned(event_type),
         message_id: owned(first([
+            message.and_then(|m| m.whatsapp_message_id.get()),
             message.and_then(|m| m.id.get()),
             item.message_id.get(),
         ])),
@@ -57,6 +61,9 @@ pub fn event(item: &Body<'_>, payload_json: &str, around: Surroundings<'_>) -> I
             around.batch_conversation_id,
         ])),
         phone_number_id: owned(first([
+            item.whatsapp_config
+                .get()
+                .and_then(|w| w.phone_number_id.get()),
             item.phone_number_id.get(),
             conversation.and_then(|c| c.phone_number_id.get()),
             kapso.and_then(|k| k.phone_number_id.get()),
@@ -68,12 +75,14 @@ pub fn event(item: &Body<'_>, payload_json: &str, around: Surroundings<'_>) -> I
         direction: direction.into(),
         message_type: owned(first([
             message.and_then(|m| m.kind.get()),
+            message.and_then(|m| m.message_type.get()),
             legacy.and_then(|p| p.message_type.get()),
         ])),
         text: owned(
             message
                 .and_then(message_text)
                 .or_else(|| kapso.and_then(|k| k.content.get()))
+                .or_else(|| message.and_then(|m| m.content.get()))
                 .or_else(|| legacy.and_then(|p| p.content.get())),
         ),
         statuses,
@@ -185,6 +194,7 @@ fn contact<'s>(item: &'s Body<'_>, direction: Direction) -> Option<&'s str> {
         _ => m.from.get(),
     });
     own_side
+        .or_else(|| message.and_then(|m| m.phone_number.get()))
         .or_else(|| conversation.and_then(|c| c.phone_number.get()))
         .or_else(|| {
             message

@@ -1,7 +1,7 @@
 //! The JSON shapes Kapso sends, reduced to the fields the gateway reads.
 //!
 //! One struct, [`Body`], covers every top-level object: a v2 single event, the
-//! envelope of a v2 batch, and the original service's legacy event. Reading it in
+//! envelope of a v2 batch, a v1 event, and the original service's legacy event. Reading it in
 //! one pass keeps a single event to one parse. Unknown fields are skipped without
 //! being materialised; see `lenient` for why no field can fail the parse.
 
@@ -33,6 +33,9 @@ pub struct Body<'a> {
     pub conversation: Obj<Conversation<'a>>,
     #[serde(borrow)]
     pub phone_number_id: Text<'a>,
+    /// Kapso v1: the number the event is about, in every payload.
+    #[serde(borrow)]
+    pub whatsapp_config: Obj<WhatsappConfig<'a>>,
     /// Legacy shape.
     #[serde(borrow)]
     pub conversation_id: Text<'a>,
@@ -51,12 +54,37 @@ pub struct BatchInfo<'a> {
     pub conversation_id: Text<'a>,
 }
 
-/// Meta's message object plus Kapso's `kapso` block.
+/// Kapso v1's `whatsapp_config`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WhatsappConfig<'a> {
+    #[serde(borrow)]
+    pub phone_number_id: Text<'a>,
+}
+
+/// Meta's message object plus Kapso's `kapso` block (v2), or Kapso v1's
+/// message record, whose fields v2 moved into `kapso` or renamed.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Message<'a> {
+    /// The wamid in v2; a Kapso id in v1, which has the wamid in `whatsapp_message_id`.
     #[serde(borrow)]
     pub id: Text<'a>,
+    /// v1.
+    #[serde(borrow)]
+    pub whatsapp_message_id: Text<'a>,
+    /// v1's `type`.
+    #[serde(borrow)]
+    pub message_type: Text<'a>,
+    /// v1's text (v2: `text.body`, captions, `kapso.content`).
+    #[serde(borrow)]
+    pub content: Text<'a>,
+    /// v1's `kapso.direction`.
+    #[serde(borrow)]
+    pub direction: Text<'a>,
+    /// v1: the customer's number.
+    #[serde(borrow)]
+    pub phone_number: Text<'a>,
     /// Unix seconds, as a string.
     #[serde(borrow)]
     pub timestamp: Text<'a>,

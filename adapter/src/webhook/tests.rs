@@ -221,6 +221,39 @@ fn legacy_single_is_an_inbound_event_with_its_body() {
 }
 
 #[test]
+fn v1_text_maps_to_the_same_event_as_v2() {
+    let event = single("v1_received_text.json");
+    assert_eq!(event.event_type, RECEIVED);
+    assert_eq!(
+        event.message_id,
+        "wamid.HBgLMTU1NTEyMzQ1NjcVAgASGBRGQUtFVjFURVhUMDAx"
+    );
+    assert_eq!(event.message_type, "text");
+    assert_eq!(event.text, "Necesito ayuda con mi pedido");
+    assert_eq!(event.direction(), Direction::Inbound);
+    assert_eq!(event.phone_number_id, "123456789012345");
+    assert_eq!(event.contact_phone, "15551234567");
+    assert_eq!(
+        event.conversation_id,
+        "7c1e0c5a-3b1f-4f0e-9d7a-2a6b5c4d3e21"
+    );
+}
+
+#[test]
+fn v1_outbound_direction_is_read_from_the_message() {
+    let body = br#"{"message":{"whatsapp_message_id":"wamid.out","message_type":"text",
+        "content":"hi","direction":"outbound"},"whatsapp_config":{"phone_number_id":"42"}}"#;
+    let hints = Hints {
+        event_type: Some("whatsapp.message.sent"),
+        batch: false,
+    };
+    let [event] = <[InboundEvent; 1]>::try_from(parse(body, hints).unwrap().events).unwrap();
+    assert_eq!(event.message_id, "wamid.out");
+    assert_eq!(event.direction(), Direction::Outbound);
+    assert_eq!(event.phone_number_id, "42");
+}
+
+#[test]
 fn legacy_batch_is_a_top_level_array() {
     let parsed = parse_fixture("legacy_batch.json");
     assert!(parsed.batch);
@@ -350,9 +383,24 @@ fn malformed_bodies_are_refused_precisely() {
         batch: true,
     };
     assert!(matches!(
-        parse(br#"{"message":{"id":"x"}}"#, batch_header),
+        parse(br#"{"message":{"id":"x"},"data":"x"}"#, batch_header),
         Err(ParseError::BatchWithoutData)
     ));
+    assert!(matches!(
+        parse(br#"{"message":{"id":"x"},"data":null}"#, batch_header),
+        Err(ParseError::BatchWithoutData)
+    ));
+}
+
+#[test]
+fn a_batch_header_on_a_body_without_data_yields_no_events() {
+    let batch_header = Hints {
+        event_type: None,
+        batch: true,
+    };
+    let parsed = parse(br#"{"message":{"id":"x"}}"#, batch_header).unwrap();
+    assert!(parsed.events.is_empty());
+    assert!(parsed.batch && parsed.without_data);
 }
 
 #[test]
