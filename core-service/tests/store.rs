@@ -262,6 +262,60 @@ mod postgres {
         assert_eq!(message.status_history.len(), 3);
     }
 
+    /// Any role can `NOTIFY kapso_events`; a forged payload must not become
+    /// the commit mark (it would run past the log and silence live streams):
+    /// the mark follows what is really committed, here by another core.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_forged_notification_does_not_move_the_commit_mark() {
+        use std::time::Duration;
+
+        use kapso_core::model::{Claim, Receipt};
+
+        use crate::store_suite::{delivery, received};
+        let db = make_store();
+        let store = db.open();
+        let other_core = db.open();
+        let mut mark = store.committed();
+        let ingest_elsewhere = |key: &'static str| {
+            let other_core = Arc::clone(&other_core);
+            async move {
+                let event = received(&format!("wamid.{key}"), "conv-1", "hi", 100);
+                match other_core.ingest(delivery(Some(key), vec![event])).await {
+                    Ok(Receipt::Stored(claims)) => match claims[..] {
+                        [Claim::New { sequence }] => sequence,
+                        _ => panic!("a new event gets a sequence"),
+                    },
+                    other => panic!("a new delivery is stored: {other:?}"),
+                }
+            }
+        };
+        // Another core's commit reaching this one: its listener is listening.
+        let first = ingest_elsewhere("k1").await;
+        tokio::time::timeout(Duration::from_secs(30), mark.wait_for(|m| *m >= first))
+            .await
+            .expect("the first commit reaches this core")
+            .unwrap();
+
+        let (forger, connection) = tokio_postgres::connect(&db.0.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        forger
+            .batch_execute("NOTIFY kapso_events, '9223372036854775807'")
+            .await
+            .unwrap();
+        let second = ingest_elsewhere("k2").await;
+        // The forged notification was sent first, so it is heard first.
+        let reached =
+            tokio::time::timeout(Duration::from_secs(30), mark.wait_for(|m| *m >= second))
+                .await
+                .expect("the second commit reaches this core")
+                .map(|m| *m)
+                .unwrap();
+        assert_eq!(reached, second, "the mark is the log's, not the payload's");
+        assert_eq!(*store.committed().borrow(), second);
+    }
+
     /// Until the shared suite covers them: pruning and the consumer listing.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn prune_removes_old_events_and_keys_but_keeps_messages() {
