@@ -316,6 +316,85 @@ mod postgres {
         assert_eq!(*store.committed().borrow(), second);
     }
 
+    /// The writer's queue is bounded: while the writer waits (here on the log
+    /// lock another session holds), requests beyond the bound are refused at
+    /// once as unavailable, and every queued one is served afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_write_queue_sheds_requests_as_unavailable() {
+        use std::time::Duration;
+
+        use futures::StreamExt as _;
+        use futures::stream::FuturesUnordered;
+        use kapso_core::store::StoreError;
+
+        use crate::store_suite::{delivery, received};
+        /// The writer's queue bound (postgres/writer.rs).
+        const QUEUE: usize = 4_096;
+        /// The log lock's advisory key (postgres/writer.rs).
+        const LOG_LOCK: i64 = 0x6b61_7073_6f00_0001;
+        let db = make_store();
+        let store = db.open();
+        let (blocker, connection) = tokio_postgres::connect(&db.0.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        blocker
+            .execute("SELECT pg_advisory_lock($1)", &[&LOG_LOCK])
+            .await
+            .unwrap();
+        let ingest = |i: usize| {
+            let store = Arc::clone(&store);
+            let event = received(&format!("wamid.{i}"), "conv-1", "hi", 100);
+            async move {
+                store
+                    .ingest(delivery(Some(&format!("k{i}")), vec![event]))
+                    .await
+            }
+        };
+        let held = tokio::spawn(ingest(0));
+        // The writer is in its batch, waiting for the lock.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let waiting: i64 = blocker
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the writer never waited"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut queued: FuturesUnordered<_> = (1..=QUEUE + 1).map(ingest).collect();
+        // Polling them all once queues them: the last one does not fit.
+        let first = futures::poll!(queued.next());
+        assert!(
+            matches!(
+                first,
+                std::task::Poll::Ready(Some(Err(StoreError::Unavailable(_))))
+            ),
+            "{first:?}"
+        );
+        blocker
+            .execute("SELECT pg_advisory_unlock($1)", &[&LOG_LOCK])
+            .await
+            .unwrap();
+        held.await.unwrap().unwrap();
+        let mut stored = 0;
+        while let Some(outcome) = queued.next().await {
+            outcome.unwrap();
+            stored += 1;
+        }
+        assert_eq!(stored, QUEUE, "every queued request is served");
+    }
+
     /// Until the shared suite covers them: pruning and the consumer listing.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn prune_removes_old_events_and_keys_but_keeps_messages() {

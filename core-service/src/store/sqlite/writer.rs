@@ -28,6 +28,12 @@ use crate::store::{CommitObserver, StoreError};
 
 /// Most requests run in one transaction; bounds the latency a batch adds.
 const MAX_BATCH: usize = 512;
+/// Requests that may wait for the writer: eight full batches. Past that the
+/// disk is not keeping up, and a caller is better told at once (UNAVAILABLE:
+/// the adapter answers 503 with Retry-After) than left queueing without bound,
+/// its memory held and its deadline running out in the queue.
+pub(super) const QUEUE: usize = 4_096;
+
 
 /// A queued write request, type-erased so the loop knows nothing of what it does.
 pub(super) trait Job: Send {
@@ -72,7 +78,7 @@ where
 
 /// Handle to the writer thread. Dropping it flushes the queue and joins the thread.
 pub(super) struct Writer {
-    queue: Option<mpsc::Sender<Box<dyn Job>>>,
+    queue: Option<mpsc::SyncSender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
     committed: watch::Receiver<u64>,
     /// Told each committed batch's size; set at most once, after the thread started.
@@ -89,7 +95,7 @@ impl Writer {
         committed: u64,
         checkpoint_interval: Duration,
     ) -> Result<Writer, StoreError> {
-        let (queue, requests) = mpsc::channel();
+        let (queue, requests) = mpsc::sync_channel(QUEUE);
         let (publish, watch) = watch::channel(committed);
         let observer = Arc::new(OnceLock::new());
         let observed = Arc::clone(&observer);
@@ -132,7 +138,13 @@ impl Writer {
             reply,
         });
         let queue = self.queue.as_ref().ok_or_else(stopped)?;
-        queue.send(job).map_err(|_| stopped())?;
+        // Never blocks the caller's runtime thread: a full queue is shed.
+        queue.try_send(job).map_err(|error| match error {
+            mpsc::TrySendError::Full(_) => {
+                StoreError::Unavailable(format!("sqlite write queue full ({QUEUE} requests)"))
+            }
+            mpsc::TrySendError::Disconnected(_) => stopped(),
+        })?;
         // A dropped reply means the thread died with the request in hand.
         answer.await.map_err(|_| stopped())?
     }
@@ -357,6 +369,53 @@ mod tests {
         drop(writer);
         for answer in queued {
             answer.await.unwrap().unwrap();
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_sheds_requests_as_unavailable() {
+        use futures::StreamExt as _;
+        use futures::stream::FuturesUnordered;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.db");
+        let writer = spawn_writer(&path);
+        // One request holds the writer while the queue fills behind it.
+        let (running, started) = oneshot::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let mut signal = Some(running);
+        let mut gate = Some(released);
+        let holding = writer.run(move |_| {
+            if let Some(running) = signal.take() {
+                let _ = running.send(());
+            }
+            if let Some(released) = gate.take() {
+                let _ = released.recv();
+            }
+            Ok(())
+        });
+        tokio::pin!(holding);
+        tokio::select! {
+            _ = &mut holding => panic!("the holding request ran to its end"),
+            _ = started => {}
+        }
+        let mut queued: FuturesUnordered<_> = (0..=QUEUE).map(|_| writer.run(|_| Ok(()))).collect();
+        // Polling them all once queues them: the last one does not fit.
+        let first = futures::poll!(queued.next());
+        assert!(
+            matches!(
+                first,
+                std::task::Poll::Ready(Some(Err(StoreError::Unavailable(_))))
+            ),
+            "{first:?}"
+        );
+        release.send(()).unwrap();
+        holding.await.unwrap();
+        let mut answered = 0;
+        while let Some(outcome) = queued.next().await {
+            outcome.unwrap();
+            answered += 1;
+        }
+        assert_eq!(answered, QUEUE, "every queued request is served");
+    }
+
         }
         let conn = Connection::open(&path).unwrap();
         assert_eq!(consumers(&conn).len(), 50);
