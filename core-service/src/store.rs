@@ -132,6 +132,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn observe_commits(&self, observer: CommitObserver) {
         let _ = observer;
     }
+
+    /// Resolves, with the reason, once the store has stopped for good: a
+    /// failed fsync means the disk may have lost writes already answered as
+    /// durable, so the process must exit and recover on restart. Backends
+    /// that cannot fail so override it; the default never resolves.
+    async fn stopped(&self) -> String {
+        std::future::pending().await
+    }
 }
 
 /// Called after each commit with the number of write requests it carried. Kept

@@ -56,6 +56,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Arc<ReadPool>,
+    /// Set when a failed fsync stopped the store.
+    failure: durable::Failure,
 }
 
 impl SqliteStore {
@@ -78,13 +80,33 @@ impl SqliteStore {
             )));
         }
         let conn = migrate::open_writer(&path)?;
+        let sync = durable::open_log(&path);
+        Self::start(path, conn, checkpoint_interval, sync)
+    }
+
+    /// Starts the writer on an opened connection, making the log durable with
+    /// `sync` (a seam: tests make it wait or fail).
+    fn start(
+        path: PathBuf,
+        conn: rusqlite::Connection,
+        checkpoint_interval: Duration,
+        sync: Option<durable::SyncLog>,
+    ) -> Result<SqliteStore, StoreError> {
         let committed = rows::committed_sequence(&conn)?;
-        let writer = Writer::spawn(conn, committed, checkpoint_interval)?;
+        let failure = Arc::new(watch::channel(None).0);
+        let writer = Writer::spawn(
+            conn,
+            committed,
+            checkpoint_interval,
+            sync,
+            Arc::clone(&failure),
+        )?;
         let readers = Arc::new(ReadPool::new(path.clone()));
         Ok(SqliteStore {
             path,
             writer,
             readers,
+            failure,
         })
     }
 
@@ -223,6 +245,19 @@ impl Store for SqliteStore {
 
     fn observe_commits(&self, observer: CommitObserver) {
         self.writer.observe_commits(observer);
+    }
+
+    async fn stopped(&self) -> String {
+        let mut failure = self.failure.subscribe();
+        let reason = failure
+            .wait_for(Option::is_some)
+            .await
+            .map(|reason| reason.clone().unwrap_or_default());
+        match reason {
+            Ok(reason) => reason,
+            // The sender lives as long as `self`: unreachable while borrowed.
+            Err(_) => std::future::pending().await,
+        }
     }
 }
 
