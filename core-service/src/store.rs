@@ -57,7 +57,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Up to `limit` log entries with sequence greater than `after` that match `filter`,
     /// in sequence order. Every entry a later call could return has a higher sequence
-    /// than every entry returned now (no late-committing gaps).
+    /// than every entry returned now (no late-committing gaps), and every entry
+    /// returned is durable: no crash can take it back and give its sequence to
+    /// another event (SQLite stops at the last fsynced sequence; in PostgreSQL,
+    /// with `synchronous_commit = on`, a commit is flushed before it is visible).
     async fn events_after(
         &self,
         after: u64,
@@ -65,8 +68,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
-    /// Highest sequence committed so far, updated after every commit that appended.
-    /// Readers wait on it instead of polling.
+    /// Highest sequence committed and durable so far, updated after every commit
+    /// that appended. Readers wait on it instead of polling.
     fn committed(&self) -> watch::Receiver<u64>;
 
     /// A remembered conversation.

@@ -162,8 +162,12 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let filter = filter.clone();
+        // Only what an fsync has covered: a committed event not yet durable
+        // could vanish in an OS crash and its sequence go to another event,
+        // which a consumer that saw the first would then skip.
+        let durable = *self.writer.committed().borrow();
         self.readers
-            .run(move |conn| reads::events_after(conn, after, &filter, limit))
+            .run(move |conn| reads::events_after(conn, after, durable, &filter, limit))
             .await
     }
 

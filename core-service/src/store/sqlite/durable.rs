@@ -161,7 +161,7 @@ mod tests {
 
     use super::super::{DEFAULT_CHECKPOINT_INTERVAL_MS, SqliteStore, migrate};
     use super::*;
-    use crate::model::{Delivery, Direction, NewEvent};
+    use crate::model::{Delivery, Direction, EventFilter, NewEvent};
     use crate::store::Store;
 
     /// A log sync the test drives: each call says so on the first channel and
@@ -209,6 +209,31 @@ mod tests {
         }
     }
 
+    async fn readable(store: &SqliteStore) -> usize {
+        store
+            .events_after(0, &EventFilter::default(), 100)
+            .await
+            .unwrap()
+            .len()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_committed_event_is_not_read_before_its_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sync, mut calls, verdict) = gated();
+        let store = open(&dir, sync);
+        let writing = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move { store.ingest(delivery("wamid.1")).await }
+        });
+        // The batch is committed and waits for its fsync.
+        calls.recv().await.unwrap();
+        assert_eq!(readable(&store).await, 0, "committed but not yet durable");
+        verdict.send(Ok(())).unwrap();
+        writing.await.unwrap().unwrap();
+        assert_eq!(readable(&store).await, 1);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_fsync_stops_the_store_for_good() {
         let dir = tempfile::tempdir().unwrap();
@@ -233,6 +258,7 @@ mod tests {
         assert!(store.ingest(delivery("wamid.2")).await.is_err());
         assert!(store.check_writable().await.is_err());
         assert!(calls.try_recv().is_err(), "no fsync after the failed one");
+        assert_eq!(readable(&store).await, 0);
     }
 
     /// The process-level half: a core whose store stopped ends `serve` with

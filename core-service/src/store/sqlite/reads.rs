@@ -101,19 +101,24 @@ pub(super) fn conversation_messages(
     })
 }
 
-/// Log entries after `after` matching `filter`, in sequence order; filters run in SQL.
+/// Log entries after `after` and up to `durable` matching `filter`, in
+/// sequence order; filters run in SQL.
 pub(super) fn events_after(
     conn: &Connection,
     after: u64,
+    durable: u64,
     filter: &EventFilter,
     limit: usize,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let mut sql = String::from(concat!(
         "SELECT ",
         event_columns!(),
-        " FROM events WHERE sequence > ?"
+        " FROM events WHERE sequence > ? AND sequence <= ?"
     ));
-    let mut args = vec![Value::Integer(i64::try_from(after).unwrap_or(i64::MAX))];
+    let mut args = vec![
+        Value::Integer(i64::try_from(after).unwrap_or(i64::MAX)),
+        Value::Integer(i64::try_from(durable).unwrap_or(i64::MAX)),
+    ];
     if !filter.event_types.is_empty() {
         sql.push_str(" AND event_type IN (");
         for (i, event_type) in filter.event_types.iter().enumerate() {
