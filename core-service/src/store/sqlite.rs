@@ -13,6 +13,7 @@
 //! - [`reads`]: the read connection pool and the queries behind it
 //! - [`rows`]: mapping rows to domain types, shared by reads and writes
 //! - [`migrate`]: connection settings and the versioned schema
+//! - [`lock`]: one core per database file
 //!
 //! Writes go through one thread so that SQLite's single-writer lock is never
 //! contended and many requests share one fsync; reads use their own connections,
@@ -23,6 +24,7 @@ mod consumers;
 mod conversations;
 mod durable;
 mod ingest;
+mod lock;
 mod messages;
 mod migrate;
 mod outbound;
@@ -58,6 +60,8 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     /// Set when a failed fsync stopped the store.
     failure: durable::Failure,
+    /// Declared last: released once the threads above have stopped.
+    _lock: lock::FileLock,
 }
 
 impl SqliteStore {
@@ -79,15 +83,18 @@ impl SqliteStore {
                 "{url:?} is not a database file (in-memory databases are not supported)"
             )));
         }
+        // Before anything touches the file: another core may be writing it.
+        let lock = lock::acquire(&path)?;
         let conn = migrate::open_writer(&path)?;
         let sync = durable::open_log(&path);
-        Self::start(path, conn, checkpoint_interval, sync)
+        Self::start(path, lock, conn, checkpoint_interval, sync)
     }
 
     /// Starts the writer on an opened connection, making the log durable with
     /// `sync` (a seam: tests make it wait or fail).
     fn start(
         path: PathBuf,
+        lock: lock::FileLock,
         conn: rusqlite::Connection,
         checkpoint_interval: Duration,
         sync: Option<durable::SyncLog>,
@@ -107,6 +114,7 @@ impl SqliteStore {
             writer,
             readers,
             failure,
+            _lock: lock,
         })
     }
 

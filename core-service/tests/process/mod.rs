@@ -27,18 +27,7 @@ impl Core {
     /// Starts the binary on a free port over the database file `db`; `env` adds variables.
     pub async fn start(db: &Path, env: &[(&str, &str)]) -> Core {
         let addr = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kapso-core"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("CORE_LISTEN_ADDR", addr.to_string())
-            .env("DATABASE_URL", format!("sqlite://{}", db.display()))
-            .env("CORE_METRICS_ADDR", "off")
-            .env("EVENT_RETENTION_DAYS", "0")
-            .env("KAPSO_API_BASE_URL", "http://127.0.0.1:9/unused")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
+        let mut command = command(addr, db);
         for (name, value) in env {
             command.env(name, value);
         }
@@ -49,6 +38,29 @@ impl Core {
         };
         core.wait_serving().await;
         core
+    }
+
+    /// Starts the binary over `db` expecting it to refuse: waits (bounded)
+    /// for it to exit and returns how, with what it wrote to stderr. A core
+    /// that starts serving instead is killed and the test fails.
+    pub async fn start_refused(db: &Path) -> (ExitStatus, String) {
+        let mut command = command(free_port(), db);
+        command.stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start kapso-core");
+        let pipe = child.stderr.take();
+        let mut core = Core {
+            addr: free_port(),
+            child: Some(child),
+        };
+        let status = core
+            .exit_within(START)
+            .await
+            .expect("the core exits instead of serving");
+        let mut stderr = String::new();
+        if let Some(mut pipe) = pipe {
+            std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+        }
+        (status, stderr)
     }
 
     pub fn pid(&self) -> u32 {
@@ -147,4 +159,21 @@ pub fn received(wamid: &str) -> pb::InboundEvent {
         payload_json: "{}".into(),
         ..Default::default()
     }
+}
+
+/// The binary, configured to serve on `addr` over the database file `db`.
+fn command(addr: SocketAddr, db: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kapso-core"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("CORE_LISTEN_ADDR", addr.to_string())
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("CORE_METRICS_ADDR", "off")
+        .env("EVENT_RETENTION_DAYS", "0")
+        .env("KAPSO_API_BASE_URL", "http://127.0.0.1:9/unused")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    command
 }

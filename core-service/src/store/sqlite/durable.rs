@@ -159,7 +159,7 @@ mod tests {
 
     use tokio::sync::mpsc as async_mpsc;
 
-    use super::super::{DEFAULT_CHECKPOINT_INTERVAL_MS, SqliteStore, migrate};
+    use super::super::{DEFAULT_CHECKPOINT_INTERVAL_MS, SqliteStore, lock, migrate};
     use super::*;
     use crate::model::{Delivery, Direction, EventFilter, NewEvent};
     use crate::store::Store;
@@ -185,9 +185,10 @@ mod tests {
 
     fn open(dir: &tempfile::TempDir, sync: SyncLog) -> Arc<SqliteStore> {
         let path = dir.path().join("gw.db");
+        let lock = lock::acquire(&path).unwrap();
         let conn = migrate::open_writer(&path).unwrap();
         let pause = Duration::from_millis(DEFAULT_CHECKPOINT_INTERVAL_MS);
-        Arc::new(SqliteStore::start(path, conn, pause, Some(sync)).unwrap())
+        Arc::new(SqliteStore::start(path, lock, conn, pause, Some(sync)).unwrap())
     }
 
     fn delivery(wamid: &str) -> Delivery {
