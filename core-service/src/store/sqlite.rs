@@ -227,8 +227,9 @@ impl Store for SqliteStore {
 
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
         let consumer = consumer.to_owned();
+        let durable = self.writer.committed();
         self.writer
-            .run(move |conn| consumers::ack(conn, &consumer, sequence))
+            .run(move |conn| consumers::ack(conn, &consumer, sequence, *durable.borrow()))
             .await
     }
 

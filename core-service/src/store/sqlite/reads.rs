@@ -142,6 +142,18 @@ pub(super) fn events_after(
     let events = stmt
         .query_map(params_from_iter(args), rows::event_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
+    // Same snapshot as the query: exactly the prunes that query could miss.
+    let pruned_through: i64 = conn
+        .prepare_cached("SELECT pruned_through FROM log_horizon")?
+        .query_row([], |r| r.get(0))?;
+    let pruned_through = u64::try_from(pruned_through).unwrap_or(0);
+    if crate::store::pruned_after(after, pruned_through) {
+        let oldest: Option<i64> = conn
+            .prepare_cached("SELECT min(sequence) FROM events")?
+            .query_row([], |r| r.get(0))?;
+        let oldest = oldest.map(|o| u64::try_from(o).unwrap_or(0));
+        return Err(crate::store::pruned_past(after, pruned_through, oldest));
+    }
     Ok(events)
 }
 
