@@ -104,7 +104,10 @@ async fn a_delivery_through_the_link_is_stored_once_and_survives_a_restart() {
     // Internal services still reach the core on its own port.
     assert_eq!(stored_text(gateway.core_addr).await, "hola");
 
+    // Every holder of the store gone (the link is in the adapter's task):
+    // one core per database file.
     gateway.adapter.task.abort();
+    let _ = gateway.adapter.task.await;
     let _ = gateway.stop_core.send(());
     gateway.core.await.unwrap().unwrap();
     let reopened = spawn_gateway(&database_url, &[], &[]).await;
@@ -127,6 +130,11 @@ async fn the_link_goes_through_the_cores_token_check() {
         StatusCode::SERVICE_UNAVAILABLE,
         "refused: not stored"
     );
+    // One core per database file: the first lets go of it before the next.
+    without.adapter.task.abort();
+    let _ = without.adapter.task.await;
+    let _ = without.stop_core.send(());
+    without.core.await.unwrap().unwrap();
 
     let with = spawn_gateway(
         &database_url,

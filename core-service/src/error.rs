@@ -14,7 +14,8 @@ pub enum CoreError {
     /// `NOT_FOUND`: the message, conversation or consumer does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// `UNAVAILABLE` or `INTERNAL`, from the store.
+    /// From the store: `UNAVAILABLE`, `INTERNAL`, or the caller's own
+    /// `NOT_FOUND`, `OUT_OF_RANGE` and `RESOURCE_EXHAUSTED`.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -25,6 +26,8 @@ impl From<CoreError> for Status {
             CoreError::InvalidArgument(msg) => Status::invalid_argument(msg),
             CoreError::NotFound(msg) => Status::not_found(msg),
             CoreError::Store(StoreError::NotFound(msg)) => Status::not_found(msg),
+            CoreError::Store(StoreError::OutOfRange(msg)) => Status::out_of_range(msg),
+            CoreError::Store(StoreError::LimitReached(msg)) => Status::resource_exhausted(msg),
             CoreError::Store(StoreError::Unavailable(detail)) => {
                 tracing::warn!(%detail, "store unavailable");
                 Status::unavailable("store unavailable, retry later")

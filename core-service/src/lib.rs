@@ -83,6 +83,12 @@ impl Core {
     pub async fn open(config: Config) -> anyhow::Result<Core> {
         let checkpoint_interval = Duration::from_millis(config.sqlite_checkpoint_interval_ms);
         let store = store::open(config.database_url.expose(), checkpoint_interval).await?;
+        Core::with_store(config, store)
+    }
+
+    /// As [`open`](Core::open), on a store already open (`DATABASE_URL` is
+    /// not used): for tests that wrap a store.
+    pub fn with_store(config: Config, store: Arc<dyn store::Store>) -> anyhow::Result<Core> {
         let outbound = Arc::new(outbound::Outbound::from_config(
             config.outbound,
             store.clone(),
@@ -110,6 +116,10 @@ impl Core {
     }
 
     /// Serves the gRPC API on `listener`, metrics and retention beside it, until `shutdown` resolves.
+    ///
+    /// Fails at once, without draining, when the store stops for good (see
+    /// [`Store::stopped`](store::Store::stopped)): the process must exit
+    /// and recover on restart rather than serve from a store it cannot trust.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
@@ -135,7 +145,11 @@ impl Core {
             )))
         });
         let _abandoned = server::AbortOnDrop(tokio::spawn(outbound::abandoned::run(store.clone())));
-        services.serve(listener, shutdown).await
+        let store_stopped = async move { store.stopped().await };
+        tokio::select! {
+            served = services.serve(listener, shutdown) => served,
+            reason = store_stopped => Err(anyhow::anyhow!("store stopped: {reason}")),
+        }
     }
 }
 

@@ -17,6 +17,8 @@ use crate::watch::{self, EventStream};
 
 const DEFAULT_PAGE_SIZE: usize = 100;
 const MAX_PAGE_SIZE: usize = 1000;
+/// Longest consumer name: a name is a row key and a metric label.
+const MAX_CONSUMER_NAME: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct MessagingService {
@@ -64,6 +66,22 @@ fn page_size(requested: i32) -> Result<usize, CoreError> {
             "page_size must be 0 to {MAX_PAGE_SIZE}, got {n}"
         ))),
         n => Ok((n as usize).min(MAX_PAGE_SIZE)),
+    }
+}
+
+/// A consumer name as given: 1 to [`MAX_CONSUMER_NAME`] characters of
+/// `A-Z a-z 0-9 . _ -`, so names stay fit for keys, logs and metric labels.
+fn consumer_name(name: &str) -> Result<&str, CoreError> {
+    let fits = (1..=MAX_CONSUMER_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if fits {
+        Ok(name)
+    } else {
+        Err(CoreError::InvalidArgument(format!(
+            "consumer must be 1 to {MAX_CONSUMER_NAME} characters of A-Z, a-z, 0-9, '.', '_' or '-'"
+        )))
     }
 }
 
@@ -119,6 +137,9 @@ impl Messaging for MessagingService {
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let request = request.into_inner();
         let mut after = request.after_sequence;
+        if !request.consumer.is_empty() {
+            consumer_name(&request.consumer)?;
+        }
         if after == 0 && !request.consumer.is_empty() {
             after = self
                 .store
@@ -149,9 +170,10 @@ impl Messaging for MessagingService {
         if request.consumer.is_empty() {
             return Err(CoreError::InvalidArgument("consumer is required".into()).into());
         }
+        let consumer = consumer_name(&request.consumer)?;
         let sequence = self
             .store
-            .ack(&request.consumer, request.sequence)
+            .ack(consumer, request.sequence)
             .await
             .map_err(CoreError::from)?;
         Ok(Response::new(pb::AckEventsResponse { sequence }))
@@ -219,6 +241,23 @@ mod tests {
                 .insert("grpc-timeout", huge.parse().unwrap());
             let left = caller_deadline(&request).unwrap() - tokio::time::Instant::now();
             assert!(left <= MAX_CALLER_TIMEOUT, "{huge}");
+        }
+    }
+
+    #[test]
+    fn consumer_names_are_short_and_plain() {
+        for good in ["crm", "billing-v2", "a.b_c", &"x".repeat(MAX_CONSUMER_NAME)] {
+            assert!(consumer_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "has space",
+            "ünï",
+            "a/b",
+            "a\nb",
+            &"x".repeat(MAX_CONSUMER_NAME + 1),
+        ] {
+            assert!(consumer_name(bad).is_err(), "{bad:?}");
         }
     }
 

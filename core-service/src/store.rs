@@ -32,7 +32,18 @@ pub enum StoreError {
     /// The caller's arguments cannot be applied (e.g. an unknown gateway id).
     #[error("{0}")]
     NotFound(String),
+    /// `OUT_OF_RANGE`: a log position beyond the last durable event, or one
+    /// whose following events retention has pruned; the message says which.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// `RESOURCE_EXHAUSTED`: a bounded set (named consumers) is full.
+    #[error("{0}")]
+    LimitReached(String),
 }
+
+/// Named consumers one store keeps at most: each is a row and a metric
+/// series, so names must not grow without bound. A new name beyond is refused.
+pub const MAX_CONSUMERS: usize = 1_000;
 
 /// The gateway's storage. Held as `Arc<dyn Store>`.
 #[async_trait]
@@ -57,7 +68,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Up to `limit` log entries with sequence greater than `after` that match `filter`,
     /// in sequence order. Every entry a later call could return has a higher sequence
-    /// than every entry returned now (no late-committing gaps).
+    /// than every entry returned now (no late-committing gaps), and every entry
+    /// returned is durable: no crash can take it back and give its sequence to
+    /// another event (SQLite stops at the last fsynced sequence; in PostgreSQL,
+    /// with `synchronous_commit = on`, a commit is flushed before it is visible).
+    ///
+    /// `OutOfRange` when `after` is non-zero and retention has pruned events
+    /// after it: the caller would otherwise skip them without knowing. `after`
+    /// 0 means "from the oldest retained entry" and never fails so.
     async fn events_after(
         &self,
         after: u64,
@@ -65,8 +83,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
-    /// Highest sequence committed so far, updated after every commit that appended.
-    /// Readers wait on it instead of polling.
+    /// Highest sequence committed and durable so far, updated after every commit
+    /// that appended. Readers wait on it instead of polling.
     fn committed(&self) -> watch::Receiver<u64>;
 
     /// A remembered conversation.
@@ -107,6 +125,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// Moves a named consumer's position forward (never back); returns the position.
+    /// `OutOfRange` beyond the last durable sequence (a consumer acknowledging
+    /// what does not exist yet would skip it when it comes); `LimitReached` for
+    /// a new name when [`MAX_CONSUMERS`] are known already.
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError>;
 
     /// A named consumer's acknowledged position, if it ever acknowledged.
@@ -142,6 +163,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn observe_commits(&self, observer: CommitObserver) {
         let _ = observer;
     }
+
+    /// Resolves, with the reason, once the store has stopped for good: a
+    /// failed fsync means the disk may have lost writes already answered as
+    /// durable, so the process must exit and recover on restart. Backends
+    /// that cannot fail so override it; the default never resolves.
+    async fn stopped(&self) -> String {
+        std::future::pending().await
+    }
 }
 
 /// Called after each commit with the number of write requests it carried. Kept
@@ -165,6 +194,37 @@ pub async fn open(
         url,
         sqlite_checkpoint_interval,
     )?))
+}
+
+/// Whether retention pruned events after `after` (see [`Store::events_after`]).
+fn pruned_after(after: u64, pruned_through: u64) -> bool {
+    after != 0 && after < pruned_through
+}
+
+/// The `OutOfRange` of a position retention has pruned past.
+fn pruned_past(after: u64, pruned_through: u64, oldest: Option<u64>) -> StoreError {
+    let oldest = match oldest {
+        Some(oldest) => format!("the oldest retained is {oldest}"),
+        None => "none is retained".to_owned(),
+    };
+    StoreError::OutOfRange(format!(
+        "events after {after} up to {pruned_through} were pruned; {oldest} \
+         (resume after {pruned_through} to accept the gap)"
+    ))
+}
+
+/// The `OutOfRange` of an acknowledgement of what the log does not hold (yet).
+fn beyond_the_log(sequence: u64, last: u64) -> StoreError {
+    StoreError::OutOfRange(format!(
+        "cannot acknowledge {sequence}: the log's last event is {last}"
+    ))
+}
+
+/// The `LimitReached` of a new consumer name when the store keeps as many as it may.
+fn too_many_consumers() -> StoreError {
+    StoreError::LimitReached(format!(
+        "{MAX_CONSUMERS} consumers are known; reuse a name instead of making a new one"
+    ))
 }
 
 /// Milliseconds since the Unix epoch: the stores' clock for receipt and send times.

@@ -117,3 +117,22 @@ async fn acknowledged_deliveries_survive_sigkill_exactly_once() {
         );
     }
 }
+
+/// One core per SQLite file: a second one started on a file another core is
+/// using refuses to start, naming the file and the process that holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_core_on_the_same_file_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gw.db");
+    let first = Core::start(&db, &[]).await;
+
+    let (status, stderr) = Core::start_refused(&db).await;
+    assert!(!status.success(), "{status:?}");
+    assert!(stderr.contains(&db.display().to_string()), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", first.pid())), "{stderr}");
+
+    // The first one serves on, and once it is gone the file is free again.
+    let mut first = first;
+    first.kill();
+    let _second = Core::start(&db, &[]).await;
+}

@@ -66,6 +66,9 @@ macro_rules! all_store_tests {
                 a_released_send_frees_its_key_and_a_settled_one_stays,
                 abandoned_sends_are_settled_as_unknown_and_fresh_ones_left_alone,
                 ack_only_moves_forward,
+                an_ack_beyond_the_log_is_out_of_range,
+                resuming_from_a_pruned_position_is_out_of_range,
+                new_consumers_beyond_the_bound_are_refused,
                 check_writable_succeeds_on_a_healthy_store,
             ],
             reopening: [survives_reopen],
@@ -261,6 +264,139 @@ mod postgres {
         let message = store.message("wamid.out").await.unwrap().unwrap();
         assert_eq!(message.status, MessageStatus::Read);
         assert_eq!(message.status_history.len(), 3);
+    }
+
+    /// Any role can `NOTIFY kapso_events`; a forged payload must not become
+    /// the commit mark (it would run past the log and silence live streams):
+    /// the mark follows what is really committed, here by another core.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_forged_notification_does_not_move_the_commit_mark() {
+        use std::time::Duration;
+
+        use kapso_core::model::{Claim, Receipt};
+
+        use crate::store_suite::{delivery, received};
+        let db = make_store();
+        let store = db.open();
+        let other_core = db.open();
+        let mut mark = store.committed();
+        let ingest_elsewhere = |key: &'static str| {
+            let other_core = Arc::clone(&other_core);
+            async move {
+                let event = received(&format!("wamid.{key}"), "conv-1", "hi", 100);
+                match other_core.ingest(delivery(Some(key), vec![event])).await {
+                    Ok(Receipt::Stored(claims)) => match claims[..] {
+                        [Claim::New { sequence }] => sequence,
+                        _ => panic!("a new event gets a sequence"),
+                    },
+                    other => panic!("a new delivery is stored: {other:?}"),
+                }
+            }
+        };
+        // Another core's commit reaching this one: its listener is listening.
+        let first = ingest_elsewhere("k1").await;
+        tokio::time::timeout(Duration::from_secs(30), mark.wait_for(|m| *m >= first))
+            .await
+            .expect("the first commit reaches this core")
+            .unwrap();
+
+        let (forger, connection) = tokio_postgres::connect(&db.0.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        forger
+            .batch_execute("NOTIFY kapso_events, '9223372036854775807'")
+            .await
+            .unwrap();
+        let second = ingest_elsewhere("k2").await;
+        // The forged notification was sent first, so it is heard first.
+        let reached =
+            tokio::time::timeout(Duration::from_secs(30), mark.wait_for(|m| *m >= second))
+                .await
+                .expect("the second commit reaches this core")
+                .map(|m| *m)
+                .unwrap();
+        assert_eq!(reached, second, "the mark is the log's, not the payload's");
+        assert_eq!(*store.committed().borrow(), second);
+    }
+
+    /// The writer's queue is bounded: while the writer waits (here on the log
+    /// lock another session holds), requests beyond the bound are refused at
+    /// once as unavailable, and every queued one is served afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_write_queue_sheds_requests_as_unavailable() {
+        use std::time::Duration;
+
+        use futures::StreamExt as _;
+        use futures::stream::FuturesUnordered;
+        use kapso_core::store::StoreError;
+
+        use crate::store_suite::{delivery, received};
+        /// The writer's queue bound (postgres/writer.rs).
+        const QUEUE: usize = 4_096;
+        /// The log lock's advisory key (postgres/writer.rs).
+        const LOG_LOCK: i64 = 0x6b61_7073_6f00_0001;
+        let db = make_store();
+        let store = db.open();
+        let (blocker, connection) = tokio_postgres::connect(&db.0.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        blocker
+            .execute("SELECT pg_advisory_lock($1)", &[&LOG_LOCK])
+            .await
+            .unwrap();
+        let ingest = |i: usize| {
+            let store = Arc::clone(&store);
+            let event = received(&format!("wamid.{i}"), "conv-1", "hi", 100);
+            async move {
+                store
+                    .ingest(delivery(Some(&format!("k{i}")), vec![event]))
+                    .await
+            }
+        };
+        let held = tokio::spawn(ingest(0));
+        // The writer is in its batch, waiting for the lock.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let waiting: i64 = blocker
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the writer never waited"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut queued: FuturesUnordered<_> = (1..=QUEUE + 1).map(ingest).collect();
+        // Polling them all once queues them: the last one does not fit.
+        let first = futures::poll!(queued.next());
+        assert!(
+            matches!(
+                first,
+                std::task::Poll::Ready(Some(Err(StoreError::Unavailable(_))))
+            ),
+            "{first:?}"
+        );
+        blocker
+            .execute("SELECT pg_advisory_unlock($1)", &[&LOG_LOCK])
+            .await
+            .unwrap();
+        held.await.unwrap().unwrap();
+        let mut stored = 0;
+        while let Some(outcome) = queued.next().await {
+            outcome.unwrap();
+            stored += 1;
+        }
+        assert_eq!(stored, QUEUE, "every queued request is served");
     }
 
     /// Until the shared suite covers them: pruning and the consumer listing.

@@ -62,8 +62,8 @@ async fn main() -> anyhow::Result<()> {
     // every delivery it still forwards finds the core up; then the core.
     let (stop_adapter, adapter_stopping) = watch::channel(false);
     let (stop_core, core_stopping) = watch::channel(false);
-    let core = tokio::spawn(core.serve(core_listener, stopped(core_stopping)));
-    let adapter = tokio::spawn(kapso_adapter::run_with_core(
+    let mut core = tokio::spawn(core.serve(core_listener, stopped(core_stopping)));
+    let mut adapter = tokio::spawn(kapso_adapter::run_with_core(
         adapter,
         link,
         adapter_listener,
@@ -74,7 +74,15 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop_adapter.send(true);
     });
 
-    let adapter_result = adapter.await.context("adapter task")?;
+    let adapter_result = tokio::select! {
+        ended = &mut adapter => ended.context("adapter task")?,
+        // Only a failure ends the core before it is told to stop (its store
+        // stopped for good): the whole process exits with it, to be restarted.
+        ended = &mut core => {
+            ended.context("core task")??;
+            anyhow::bail!("the core stopped on its own");
+        }
+    };
     let _ = stop_core.send(true);
     let core_result = core.await.context("core task")?;
     adapter_result.and(core_result)

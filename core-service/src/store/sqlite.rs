@@ -13,6 +13,7 @@
 //! - [`reads`]: the read connection pool and the queries behind it
 //! - [`rows`]: mapping rows to domain types, shared by reads and writes
 //! - [`migrate`]: connection settings and the versioned schema
+//! - [`lock`]: one core per database file
 //!
 //! Writes go through one thread so that SQLite's single-writer lock is never
 //! contended and many requests share one fsync; reads use their own connections,
@@ -23,6 +24,7 @@ mod consumers;
 mod conversations;
 mod durable;
 mod ingest;
+mod lock;
 mod messages;
 mod migrate;
 mod outbound;
@@ -56,6 +58,10 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Arc<ReadPool>,
+    /// Set when a failed fsync stopped the store.
+    failure: durable::Failure,
+    /// Declared last: released once the threads above have stopped.
+    _lock: lock::FileLock,
 }
 
 impl SqliteStore {
@@ -77,14 +83,38 @@ impl SqliteStore {
                 "{url:?} is not a database file (in-memory databases are not supported)"
             )));
         }
+        // Before anything touches the file: another core may be writing it.
+        let lock = lock::acquire(&path)?;
         let conn = migrate::open_writer(&path)?;
+        let sync = durable::open_log(&path);
+        Self::start(path, lock, conn, checkpoint_interval, sync)
+    }
+
+    /// Starts the writer on an opened connection, making the log durable with
+    /// `sync` (a seam: tests make it wait or fail).
+    fn start(
+        path: PathBuf,
+        lock: lock::FileLock,
+        conn: rusqlite::Connection,
+        checkpoint_interval: Duration,
+        sync: Option<durable::SyncLog>,
+    ) -> Result<SqliteStore, StoreError> {
         let committed = rows::committed_sequence(&conn)?;
-        let writer = Writer::spawn(conn, committed, checkpoint_interval)?;
+        let failure = Arc::new(watch::channel(None).0);
+        let writer = Writer::spawn(
+            conn,
+            committed,
+            checkpoint_interval,
+            sync,
+            Arc::clone(&failure),
+        )?;
         let readers = Arc::new(ReadPool::new(path.clone()));
         Ok(SqliteStore {
             path,
             writer,
             readers,
+            failure,
+            _lock: lock,
         })
     }
 
@@ -140,8 +170,12 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let filter = filter.clone();
+        // Only what an fsync has covered: a committed event not yet durable
+        // could vanish in an OS crash and its sequence go to another event,
+        // which a consumer that saw the first would then skip.
+        let durable = *self.writer.committed().borrow();
         self.readers
-            .run(move |conn| reads::events_after(conn, after, &filter, limit))
+            .run(move |conn| reads::events_after(conn, after, durable, &filter, limit))
             .await
     }
 
@@ -199,8 +233,9 @@ impl Store for SqliteStore {
 
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
         let consumer = consumer.to_owned();
+        let durable = self.writer.committed();
         self.writer
-            .run(move |conn| consumers::ack(conn, &consumer, sequence))
+            .run(move |conn| consumers::ack(conn, &consumer, sequence, *durable.borrow()))
             .await
     }
 
@@ -229,6 +264,19 @@ impl Store for SqliteStore {
 
     fn observe_commits(&self, observer: CommitObserver) {
         self.writer.observe_commits(observer);
+    }
+
+    async fn stopped(&self) -> String {
+        let mut failure = self.failure.subscribe();
+        let reason = failure
+            .wait_for(Option::is_some)
+            .await
+            .map(|reason| reason.clone().unwrap_or_default());
+        match reason {
+            Ok(reason) => reason,
+            // The sender lives as long as `self`: unreachable while borrowed.
+            Err(_) => std::future::pending().await,
+        }
     }
 }
 

@@ -104,6 +104,29 @@ impl Core {
         core
     }
 
+    /// Starts the binary over `db` expecting it to refuse: waits (bounded)
+    /// for it to exit and returns how, with what it wrote to stderr. A core
+    /// that starts serving instead is killed and the test fails.
+    pub async fn start_refused(db: &Path) -> (ExitStatus, String) {
+        let mut command = command(free_port(), db, &[]);
+        command.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start kapso-core");
+        let pipe = child.stderr.take();
+        let mut core = Core {
+            addr: free_port(),
+            child: Some(child),
+        };
+        let status = core
+            .exit_within(START)
+            .await
+            .expect("the core exits instead of serving");
+        let mut stderr = String::new();
+        if let Some(mut pipe) = pipe {
+            std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+        }
+        (status, stderr)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }

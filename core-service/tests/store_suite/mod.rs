@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use kapso_core::model::{Claim, EventFilter, Receipt};
 use kapso_core::status::MessageStatus;
-use kapso_core::store::Store;
+use kapso_core::store::{MAX_CONSUMERS, Store, StoreError};
 
 pub use fixtures::*;
 pub use messages::*;
@@ -401,4 +401,84 @@ pub async fn concurrent_ingests_are_group_committed_and_all_readable(store: Arc<
         );
     }
     store.check_writable().await.unwrap();
+}
+
+/// Acknowledging past the log's last event would make the consumer skip
+/// whatever later gets that sequence: refused, and the position stays.
+pub async fn an_ack_beyond_the_log_is_out_of_range(store: Arc<dyn Store>) {
+    let event = received("wamid.1", "conv-1", "hi", 100);
+    let last = only_sequence(store.ingest(delivery(Some("k1"), vec![event])).await);
+    for beyond in [last + 1, 1_000_000_000_000, u64::MAX] {
+        let refused = store.ack("crm", beyond).await;
+        assert!(
+            matches!(refused, Err(StoreError::OutOfRange(_))),
+            "{beyond}: {refused:?}"
+        );
+    }
+    assert_eq!(store.consumer_position("crm").await.unwrap(), None);
+    assert_eq!(store.ack("crm", last).await.unwrap(), last);
+}
+
+/// A consumer resuming from a position retention pruned past is told, with
+/// the first retained sequence, instead of silently skipping what went.
+pub async fn resuming_from_a_pruned_position_is_out_of_range(store: Arc<dyn Store>) {
+    let mut sequences = Vec::new();
+    for n in 0..3 {
+        let event = received(&format!("wamid.{n}"), "conv-1", "hi", 100 + n);
+        let key = format!("k{n}");
+        sequences.push(only_sequence(
+            store.ingest(delivery(Some(&key), vec![event])).await,
+        ));
+    }
+    store.ack("crm", sequences[0]).await.unwrap();
+    let far_future_ms = i64::MAX / 2;
+    while store.prune(far_future_ms, 100).await.unwrap() > 0 {}
+    let kept = received("wamid.kept", "conv-1", "hi", 200);
+    let kept = only_sequence(store.ingest(delivery(Some("kept"), vec![kept])).await);
+
+    let all = EventFilter::default();
+    let from = store.consumer_position("crm").await.unwrap().unwrap();
+    match store.events_after(from, &all, 10).await {
+        Err(StoreError::OutOfRange(message)) => {
+            assert!(
+                message.contains(&format!("oldest retained is {kept}")),
+                "{message}"
+            );
+            assert!(message.contains("pruned"), "{message}");
+        }
+        other => panic!("a pruned position is out of range, got {other:?}"),
+    }
+    // From the start, or from where the pruned part ends, nothing is missed.
+    let resumed = store.events_after(sequences[2], &all, 10).await.unwrap();
+    assert_eq!(
+        resumed.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        [kept]
+    );
+    assert_eq!(store.events_after(0, &all, 10).await.unwrap().len(), 1);
+    // Acknowledging what went is still in range: it was in the log.
+    assert_eq!(store.ack("crm", sequences[2]).await.unwrap(), sequences[2]);
+}
+
+/// Consumer names are rows and metric series: a new name beyond the bound is
+/// refused, and the names already known carry on.
+pub async fn new_consumers_beyond_the_bound_are_refused(store: Arc<dyn Store>) {
+    let acks: Vec<_> = (0..MAX_CONSUMERS)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.ack(&format!("consumer-{n}"), 0).await })
+        })
+        .collect();
+    for ack in acks {
+        ack.await.unwrap().unwrap();
+    }
+    let refused = store.ack("one-too-many", 0).await;
+    assert!(
+        matches!(refused, Err(StoreError::LimitReached(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.ack("consumer-7", 0).await.unwrap(), 0);
+    assert_eq!(
+        store.consumer_positions().await.unwrap().len(),
+        MAX_CONSUMERS
+    );
 }

@@ -2,8 +2,11 @@
 //!
 //! - the own writer, after each commit that appended (before answering);
 //! - `LISTEN kapso_events` on a dedicated connection: every writer `NOTIFY`s
-//!   the new highest sequence inside its transaction, which PostgreSQL delivers
-//!   at commit, so events ingested through another core wake streams here promptly;
+//!   inside its transaction, which PostgreSQL delivers at commit, so events
+//!   ingested through another core wake streams here promptly. A notification
+//!   is only a wake-up: the mark is then read from the log itself, because any
+//!   role that can connect can `NOTIFY` anything, and a forged payload taken
+//!   as the mark would push it past the log and silence every live stream;
 //! - a poll of `max(sequence)` every second, so a lost notification, a listener
 //!   reconnect or a notification queue overflow never stalls readers for long.
 //!
@@ -72,8 +75,8 @@ async fn listen(
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
-                Ok(AsyncMessage::Notification(n)) => {
-                    if notified.send(n.payload().to_owned()).is_err() {
+                Ok(AsyncMessage::Notification(_)) => {
+                    if notified.send(()).is_err() {
                         break;
                     }
                 }
@@ -87,16 +90,17 @@ async fn listen(
     });
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     // Commits that landed before LISTEN took effect sent nothing we could hear.
-    let max: i64 = client
-        .query_one("SELECT coalesce(max(sequence), 0) FROM events", &[])
-        .await?
-        .try_get(0)?;
-    publish(mark, u64::try_from(max).unwrap_or(0));
-    while let Some(payload) = notifications.recv().await {
-        match payload.parse() {
-            Ok(sequence) => publish(mark, sequence),
-            Err(_) => tracing::warn!(payload, "unexpected {CHANNEL} payload"),
+    let highest = client
+        .prepare("SELECT coalesce(max(sequence), 0) FROM events")
+        .await?;
+    loop {
+        let max: i64 = client.query_one(&highest, &[]).await?.try_get(0)?;
+        publish(mark, u64::try_from(max).unwrap_or(0));
+        if notifications.recv().await.is_none() {
+            break;
         }
+        // One read answers every notification that arrived meanwhile.
+        while notifications.try_recv().is_ok() {}
     }
     drop(client);
     let _ = driver.await;

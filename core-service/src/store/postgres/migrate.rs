@@ -12,10 +12,16 @@ use deadpool_postgres::ClientWrapper;
 use crate::store::StoreError;
 
 /// Every migration, in order. Index + 1 is its version.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../../../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        "0002_log_horizon",
+        include_str!("../../../migrations/postgres/0002_log_horizon.sql"),
+    ),
+];
 
 /// Advisory lock key held while migrating ("kapso" + 2).
 const MIGRATION_LOCK: i64 = 0x6b61_7073_6f00_0002;

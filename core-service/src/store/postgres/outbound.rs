@@ -240,14 +240,49 @@ async fn merge_webhook_row(
     Ok(Some(status))
 }
 
+/// Advisory lock key held while a new consumer name is counted ("kapso" + 3).
+const CONSUMERS_LOCK: i64 = 0x6b61_7073_6f00_0003;
+
 /// See [`Store::ack`](crate::store::Store::ack).
 pub(super) async fn ack(
     conn: &ClientWrapper,
     consumer: &str,
     sequence: u64,
 ) -> Result<u64, StoreError> {
-    let sequence = i64::try_from(sequence)
-        .map_err(|_| StoreError::NotFound(format!("sequence {sequence} out of range")))?;
+    let requested = sequence;
+    // The log's head, committed (and so durable) by any core; never below
+    // what retention pruned, so an emptied log still has one.
+    let stmt = conn
+        .prepare_cached(
+            "SELECT GREATEST(coalesce(max(sequence), 0), \
+             (SELECT pruned_through FROM log_horizon)), \
+             EXISTS (SELECT 1 FROM consumers WHERE name = $1) FROM events",
+        )
+        .await?;
+    let row = conn.query_one(&stmt, &[&consumer]).await?;
+    let (head, known): (i64, bool) = (row.try_get(0)?, row.try_get(1)?);
+    let head = u64::try_from(head).unwrap_or(0);
+    if requested > head {
+        return Err(crate::store::beyond_the_log(requested, head));
+    }
+    if !known {
+        // New names are counted under a lock, so replicas adding names at
+        // once cannot together pass the bound. Two statements: the count's
+        // snapshot must be taken once the lock is held.
+        let lock = conn
+            .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+            .await?;
+        conn.execute(&lock, &[&CONSUMERS_LOCK]).await?;
+        let count = conn
+            .prepare_cached("SELECT count(*) FROM consumers")
+            .await?;
+        let count: i64 = conn.query_one(&count, &[]).await?.try_get(0)?;
+        if usize::try_from(count).unwrap_or(usize::MAX) >= crate::store::MAX_CONSUMERS {
+            return Err(crate::store::too_many_consumers());
+        }
+    }
+    let sequence =
+        i64::try_from(sequence).map_err(|_| crate::store::beyond_the_log(requested, head))?;
     // GREATEST in the upsert: two replicas acknowledging at once never move it back.
     let stmt = conn
         .prepare_cached(

@@ -78,7 +78,25 @@ pub(super) async fn events_after(
     args.push(&limit);
     sql.push_str(&format!(" ORDER BY sequence LIMIT ${}", args.len()));
     let stmt = conn.prepare_cached(&sql).await?;
-    let found = conn.query(&stmt, &args).await?;
+    let horizon = conn
+        .prepare_cached("SELECT pruned_through FROM log_horizon")
+        .await?;
+    // Pipelined, the horizon read after the query: a prune it reports that
+    // committed after the query is flagged too (conservative), and one that
+    // committed before is never missed.
+    let (found, horizon) =
+        futures::try_join!(conn.query(&stmt, &args), conn.query_one(&horizon, &[]))?;
+    let pruned_through: i64 = horizon.try_get(0)?;
+    let pruned_through = u64::try_from(pruned_through).unwrap_or(0);
+    let requested = u64::try_from(after).unwrap_or(0);
+    if crate::store::pruned_after(requested, pruned_through) {
+        let oldest: Option<i64> = conn
+            .query_one("SELECT min(sequence) FROM events", &[])
+            .await?
+            .try_get(0)?;
+        let oldest = oldest.map(|o| u64::try_from(o).unwrap_or(0));
+        return Err(crate::store::pruned_past(requested, pruned_through, oldest));
+    }
     found.iter().map(rows::event_from_row).collect()
 }
 

@@ -17,17 +17,31 @@ pub(super) async fn prune(
     let batch = i64::try_from(batch).unwrap_or(i64::MAX);
     // Events are appended in time order, so only the first `batch` by sequence
     // need looking at: the scan stops there even when nothing is old enough.
-    const STATEMENTS: [&str; 3] = [
-        "DELETE FROM events WHERE sequence IN \
-         (SELECT sequence FROM events ORDER BY sequence LIMIT $2) \
-         AND received_at_ms < $1",
+    // The highest sequence pruned moves up with the delete, in one statement:
+    // consumers behind it are told they missed events, not left to skip them.
+    let stmt = conn
+        .prepare_cached(
+            "WITH gone AS (DELETE FROM events WHERE sequence IN \
+             (SELECT sequence FROM events ORDER BY sequence LIMIT $2) \
+             AND received_at_ms < $1 RETURNING sequence), \
+             horizon AS (UPDATE log_horizon \
+             SET pruned_through = GREATEST(pruned_through, (SELECT max(sequence) FROM gone)) \
+             WHERE EXISTS (SELECT 1 FROM gone)) \
+             SELECT count(*) FROM gone",
+        )
+        .await?;
+    let events: i64 = conn
+        .query_one(&stmt, &[&older_than_ms, &batch])
+        .await?
+        .try_get(0)?;
+    let mut total = u64::try_from(events).unwrap_or(0);
+    const KEYS: [&str; 2] = [
         "DELETE FROM event_keys WHERE key IN (SELECT key FROM event_keys \
          WHERE received_at_ms < $1 ORDER BY received_at_ms LIMIT $2)",
         "DELETE FROM deliveries WHERE key IN (SELECT key FROM deliveries \
          WHERE received_at_ms < $1 ORDER BY received_at_ms LIMIT $2)",
     ];
-    let mut total = 0;
-    for sql in STATEMENTS {
+    for sql in KEYS {
         let stmt = conn.prepare_cached(sql).await?;
         total += conn.execute(&stmt, &[&older_than_ms, &batch]).await?;
     }

@@ -47,6 +47,12 @@ const LOG_LOCK: i64 = 0x6b61_7073_6f00_0001;
 /// Most requests run in one transaction; bounds the latency a batch adds.
 const MAX_BATCH: usize = 512;
 
+/// Requests that may wait for the writer: eight full batches. Past that the
+/// database is not keeping up, and a caller is better told at once
+/// (UNAVAILABLE: the adapter answers 503 with Retry-After) than left queueing
+/// without bound, its memory held and its deadline running out in the queue.
+pub(super) const QUEUE: usize = 4_096;
+
 /// A write request, as data: the loop can run it again alone after a failed batch.
 #[derive(Debug)]
 pub(super) enum Write {
@@ -129,7 +135,7 @@ struct Job {
 
 /// Handle to the writer task. Dropping it lets the task finish what is queued and stop.
 pub(super) struct Writer {
-    queue: mpsc::UnboundedSender<Job>,
+    queue: mpsc::Sender<Job>,
     observer: Arc<OnceLock<CommitObserver>>,
 }
 
@@ -137,7 +143,7 @@ impl Writer {
     /// Starts the writer task on `pool` (its own, one connection); commits are
     /// published to `publish`.
     pub(super) fn spawn(pool: Pool, publish: Arc<watch::Sender<u64>>) -> Writer {
-        let (queue, requests) = mpsc::unbounded_channel();
+        let (queue, requests) = mpsc::channel(QUEUE);
         let observer = Arc::new(OnceLock::new());
         tokio::spawn(write_loop(pool, requests, publish, Arc::clone(&observer)));
         Writer { queue, observer }
@@ -153,9 +159,15 @@ impl Writer {
     /// Runs `write` in the next batch; returns once that batch is committed.
     pub(super) async fn run(&self, write: Write) -> Result<Written, StoreError> {
         let (reply, answer) = oneshot::channel();
+        // Never waits for room: a full queue is shed.
         self.queue
-            .send(Job { write, reply })
-            .map_err(|_| stopped())?;
+            .try_send(Job { write, reply })
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => {
+                    StoreError::Unavailable(format!("postgres write queue full ({QUEUE} requests)"))
+                }
+                mpsc::error::TrySendError::Closed(_) => stopped(),
+            })?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -166,7 +178,7 @@ fn stopped() -> StoreError {
 
 async fn write_loop(
     pool: Pool,
-    mut requests: mpsc::UnboundedReceiver<Job>,
+    mut requests: mpsc::Receiver<Job>,
     publish: Arc<watch::Sender<u64>>,
     observer: Arc<OnceLock<CommitObserver>>,
 ) {

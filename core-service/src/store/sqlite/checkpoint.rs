@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::durable::Failure;
 use super::migrate::WAL_CHECKPOINT_PAGES;
 
 /// Pause between a commit and the round it starts, unless set otherwise: lets
@@ -69,8 +70,14 @@ impl Nudge {
 impl Checkpointer {
     /// Starts the thread on a new connection to `database`, pausing `interval`
     /// between a commit and a round. `None` when that fails: the writer's own
-    /// checkpoints then do all the work, as SQLite's default does.
-    pub(super) fn spawn(database: &Path, interval: Duration) -> Option<(Checkpointer, Nudge)> {
+    /// checkpoints then do all the work, as SQLite's default does. A failed
+    /// flush of the database stops the store through `failure`, as a failed
+    /// fsync of the log does (see [`durable`](super::durable)).
+    pub(super) fn spawn(
+        database: &Path,
+        interval: Duration,
+        failure: Failure,
+    ) -> Option<(Checkpointer, Nudge)> {
         let conn = match super::migrate::open_checkpointer(database) {
             Ok(conn) => conn,
             Err(error) => {
@@ -89,7 +96,7 @@ impl Checkpointer {
         let (nudge, nudges) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&conn, &file, &nudges, interval))
+            .spawn(move || checkpoint_loop(&conn, &file, &nudges, interval, &failure))
             .ok()?;
         let checkpointer = Checkpointer {
             thread: Some(thread),
@@ -113,13 +120,24 @@ fn checkpoint_loop(
     database: &File,
     nudges: &mpsc::Receiver<()>,
     interval: Duration,
+    failure: &Failure,
 ) {
     let mut failing = false;
     let mut pause = interval;
     // Idle until a commit; the writer dropping its end means stop.
     while nudges.recv().is_ok() {
         std::thread::sleep(pause);
-        let round = copy_and_flush(conn, database);
+        let round = copy(conn);
+        if round.is_ok()
+            && let Err(error) = database.sync_data()
+        {
+            tracing::error!(%error, "fsync of the database failed; stopping the store");
+            failure.send_replace(Some(format!(
+                "fsync of the database failed ({error}); the store stopped \
+                 and must be restarted to recover from the log"
+            )));
+            return;
+        }
         if let Ok(log_pages) = round {
             pause = next_pause(interval, log_pages);
         }
@@ -148,20 +166,22 @@ fn next_pause(interval: Duration, log_pages: i64) -> Duration {
     }
 }
 
-/// One round: copies what it can of the log into the database, then flushes
-/// the database file (see the module's notes). Returns the log's size in pages.
-fn copy_and_flush(conn: &Connection, database: &File) -> std::io::Result<i64> {
+/// One round's copy of what it can of the log into the database; the caller
+/// then flushes the database file (see the module's notes). Returns the log's
+/// size in pages.
+fn copy(conn: &Connection) -> std::io::Result<i64> {
     // The answer's columns: busy, pages in the log, pages copied.
-    let log_pages = conn
-        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
-        .map_err(std::io::Error::other)?;
-    database.sync_data()?;
-    Ok(log_pages)
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+        .map_err(std::io::Error::other)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn no_failure() -> Failure {
+        std::sync::Arc::new(tokio::sync::watch::channel(None).0)
+    }
 
     const DEFAULT: Duration = Duration::from_millis(DEFAULT_INTERVAL_MS);
 
@@ -200,7 +220,7 @@ mod tests {
         writer
             .execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
             .unwrap();
-        let (_checkpointer, nudge) = Checkpointer::spawn(&path, pause).unwrap();
+        let (_checkpointer, nudge) = Checkpointer::spawn(&path, pause, no_failure()).unwrap();
         let before = std::fs::metadata(&path).unwrap().len();
         let tx = writer.unchecked_transaction().unwrap();
         for _ in 0..256 {
@@ -237,7 +257,7 @@ mod tests {
         writer
             .execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
             .unwrap();
-        let (_checkpointer, nudge) = Checkpointer::spawn(&path, DEFAULT).unwrap();
+        let (_checkpointer, nudge) = Checkpointer::spawn(&path, DEFAULT, no_failure()).unwrap();
         let wal = dir.path().join("gw.db-wal");
         let page = vec![7u8; 4096];
         let mut largest = 0;

@@ -2,12 +2,27 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::store::StoreError;
+use crate::store::{MAX_CONSUMERS, StoreError, beyond_the_log, too_many_consumers};
 
-/// See [`Store::ack`](crate::store::Store::ack).
-pub(super) fn ack(conn: &Connection, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
-    let sequence = i64::try_from(sequence)
-        .map_err(|_| StoreError::NotFound(format!("sequence {sequence} out of range")))?;
+/// See [`Store::ack`](crate::store::Store::ack); `durable` is the last durable sequence.
+pub(super) fn ack(
+    conn: &Connection,
+    consumer: &str,
+    sequence: u64,
+    durable: u64,
+) -> Result<u64, StoreError> {
+    if sequence > durable {
+        return Err(beyond_the_log(sequence, durable));
+    }
+    let sequence = i64::try_from(sequence).map_err(|_| beyond_the_log(sequence, durable))?;
+    if position(conn, consumer)?.is_none() {
+        let known: i64 = conn
+            .prepare_cached("SELECT count(*) FROM consumers")?
+            .query_row([], |r| r.get(0))?;
+        if usize::try_from(known).unwrap_or(usize::MAX) >= MAX_CONSUMERS {
+            return Err(too_many_consumers());
+        }
+    }
     let position: i64 = conn
         .prepare_cached(
             "INSERT INTO consumers (name, sequence) VALUES (?1, ?2) \

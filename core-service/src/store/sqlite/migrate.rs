@@ -47,6 +47,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/sqlite/0004_message_event_identity.sql"),
         data: Some(key_message_events_by_their_row),
     },
+    Migration {
+        name: "0005_log_horizon",
+        sql: include_str!("../../../migrations/sqlite/0005_log_horizon.sql"),
+        data: None,
+    },
 ];
 
 /// How long a connection waits for a lock held by another before failing.

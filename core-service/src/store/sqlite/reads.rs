@@ -101,19 +101,24 @@ pub(super) fn conversation_messages(
     })
 }
 
-/// Log entries after `after` matching `filter`, in sequence order; filters run in SQL.
+/// Log entries after `after` and up to `durable` matching `filter`, in
+/// sequence order; filters run in SQL.
 pub(super) fn events_after(
     conn: &Connection,
     after: u64,
+    durable: u64,
     filter: &EventFilter,
     limit: usize,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let mut sql = String::from(concat!(
         "SELECT ",
         event_columns!(),
-        " FROM events WHERE sequence > ?"
+        " FROM events WHERE sequence > ? AND sequence <= ?"
     ));
-    let mut args = vec![Value::Integer(i64::try_from(after).unwrap_or(i64::MAX))];
+    let mut args = vec![
+        Value::Integer(i64::try_from(after).unwrap_or(i64::MAX)),
+        Value::Integer(i64::try_from(durable).unwrap_or(i64::MAX)),
+    ];
     if !filter.event_types.is_empty() {
         sql.push_str(" AND event_type IN (");
         for (i, event_type) in filter.event_types.iter().enumerate() {
@@ -137,6 +142,18 @@ pub(super) fn events_after(
     let events = stmt
         .query_map(params_from_iter(args), rows::event_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
+    // Same snapshot as the query: exactly the prunes that query could miss.
+    let pruned_through: i64 = conn
+        .prepare_cached("SELECT pruned_through FROM log_horizon")?
+        .query_row([], |r| r.get(0))?;
+    let pruned_through = u64::try_from(pruned_through).unwrap_or(0);
+    if crate::store::pruned_after(after, pruned_through) {
+        let oldest: Option<i64> = conn
+            .prepare_cached("SELECT min(sequence) FROM events")?
+            .query_row([], |r| r.get(0))?;
+        let oldest = oldest.map(|o| u64::try_from(o).unwrap_or(0));
+        return Err(crate::store::pruned_past(after, pruned_through, oldest));
+    }
     Ok(events)
 }
 

@@ -17,13 +17,20 @@ pub(super) fn prune(
     // Events are appended in time order, so only the first `batch` by sequence
     // need looking at: the scan stops there even when nothing is old enough.
     // An event's identity is a column of its row and goes with it.
-    let events = conn
+    let pruned: Vec<i64> = conn
         .prepare_cached(
             "DELETE FROM events WHERE sequence IN \
              (SELECT sequence FROM events ORDER BY sequence LIMIT ?2) \
-             AND received_at_ms < ?1",
+             AND received_at_ms < ?1 RETURNING sequence",
         )?
-        .execute(params![older_than_ms, batch])?;
+        .query_map(params![older_than_ms, batch], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let events = pruned.len();
+    // Consumers behind it are told they missed events, not left to skip them.
+    if let Some(through) = pruned.into_iter().max() {
+        conn.prepare_cached("UPDATE log_horizon SET pruned_through = max(pruned_through, ?1)")?
+            .execute([through])?;
+    }
     let deliveries = conn
         .prepare_cached(
             "DELETE FROM deliveries WHERE key IN (SELECT key FROM deliveries \

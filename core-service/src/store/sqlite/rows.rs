@@ -29,10 +29,14 @@ macro_rules! event_columns {
 }
 pub(super) use event_columns;
 
-/// Highest sequence in the log; 0 when empty.
+/// Highest sequence in the log, or the highest pruned when that is higher; 0 when empty.
 pub(super) fn committed_sequence(conn: &Connection) -> Result<u64, StoreError> {
     let sequence: i64 = conn
-        .prepare_cached("SELECT coalesce(max(sequence), 0) FROM events")?
+        // Never below what retention pruned: an empty log still has a head.
+        .prepare_cached(
+            "SELECT max(coalesce(max(sequence), 0), \
+             (SELECT pruned_through FROM log_horizon)) FROM events",
+        )?
         .query_row([], |r| r.get(0))?;
     Ok(u64::try_from(sequence).unwrap_or(0))
 }

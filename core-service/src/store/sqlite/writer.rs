@@ -13,7 +13,6 @@
 //! [`Store::events_after`](crate::store::Store::events_after), for free.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
 use std::sync::{Arc, OnceLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -22,12 +21,18 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 use super::checkpoint::{Checkpointer, Nudge};
-use super::durable::{Committed, Syncer};
+use super::durable::{Committed, Failure, SyncLog, Syncer};
 use super::rows;
 use crate::store::{CommitObserver, StoreError};
 
 /// Most requests run in one transaction; bounds the latency a batch adds.
 const MAX_BATCH: usize = 512;
+
+/// Requests that may wait for the writer: eight full batches. Past that the
+/// disk is not keeping up, and a caller is better told at once (UNAVAILABLE:
+/// the adapter answers 503 with Retry-After) than left queueing without bound,
+/// its memory held and its deadline running out in the queue.
+pub(super) const QUEUE: usize = 4_096;
 
 /// A queued write request, type-erased so the loop knows nothing of what it does.
 pub(super) trait Job: Send {
@@ -72,7 +77,7 @@ where
 
 /// Handle to the writer thread. Dropping it flushes the queue and joins the thread.
 pub(super) struct Writer {
-    queue: Option<mpsc::Sender<Box<dyn Job>>>,
+    queue: Option<mpsc::SyncSender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
     committed: watch::Receiver<u64>,
     /// Told each committed batch's size; set at most once, after the thread started.
@@ -84,29 +89,39 @@ pub(super) struct Writer {
 impl Writer {
     /// Starts the writer thread on `conn`; `committed` is the highest sequence
     /// already stored, `checkpoint_interval` the checkpoint thread's pause.
+    /// `sync` makes the log durable (`None`: SQLite syncs at each commit);
+    /// `failure` is set when it failed, and then every write is refused.
     pub(super) fn spawn(
         conn: Connection,
         committed: u64,
         checkpoint_interval: Duration,
+        sync: Option<SyncLog>,
+        failure: Failure,
     ) -> Result<Writer, StoreError> {
-        let (queue, requests) = mpsc::channel();
+        let (queue, requests) = mpsc::sync_channel(QUEUE);
         let (publish, watch) = watch::channel(committed);
         let observer = Arc::new(OnceLock::new());
         let observed = Arc::clone(&observer);
-        let syncer = conn
-            .path()
-            .and_then(|path| Syncer::spawn(Path::new(path), publish.clone()));
+        let syncer =
+            sync.and_then(|sync| Syncer::spawn(sync, publish.clone(), Arc::clone(&failure)));
         if syncer.is_some() {
             // The syncer thread fsyncs the log for each commit; SQLite need not.
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
         let (checkpointer, nudge) = conn
             .path()
-            .and_then(|path| Checkpointer::spawn(Path::new(path), checkpoint_interval))
+            .and_then(|path| {
+                let path = std::path::Path::new(path);
+                Checkpointer::spawn(path, checkpoint_interval, Arc::clone(&failure))
+            })
             .unzip();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(&conn, &requests, &publish, &observed, syncer, nudge))
+            .spawn(move || {
+                write_loop(
+                    &conn, &requests, &publish, &observed, &failure, syncer, nudge,
+                )
+            })
             .map_err(|e| StoreError::Unavailable(format!("cannot start sqlite writer: {e}")))?;
         Ok(Writer {
             queue: Some(queue),
@@ -132,7 +147,13 @@ impl Writer {
             reply,
         });
         let queue = self.queue.as_ref().ok_or_else(stopped)?;
-        queue.send(job).map_err(|_| stopped())?;
+        // Never blocks the caller's runtime thread: a full queue is shed.
+        queue.try_send(job).map_err(|error| match error {
+            mpsc::TrySendError::Full(_) => {
+                StoreError::Unavailable(format!("sqlite write queue full ({QUEUE} requests)"))
+            }
+            mpsc::TrySendError::Disconnected(_) => stopped(),
+        })?;
         // A dropped reply means the thread died with the request in hand.
         answer.await.map_err(|_| stopped())?
     }
@@ -172,6 +193,7 @@ fn write_loop(
     requests: &mpsc::Receiver<Box<dyn Job>>,
     publish: &watch::Sender<u64>,
     observer: &OnceLock<CommitObserver>,
+    stopped_by: &Failure,
     syncer: Option<Syncer>,
     checkpoint: Option<Nudge>,
 ) {
@@ -183,6 +205,14 @@ fn write_loop(
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
+        }
+        // Stopped after a failed fsync: nothing may commit any more.
+        let stopped = stopped_by.borrow().clone();
+        if let Some(reason) = stopped {
+            for job in batch.drain(..) {
+                job.answer(Some(&reason));
+            }
+            continue;
         }
         let failure = commit_batch(conn, &mut batch).err();
         if let Some(reason) = &failure {
@@ -306,10 +336,12 @@ mod tests {
         Ok(())
     }
 
-    fn spawn_writer(path: &Path) -> Writer {
+    fn spawn_writer(path: &std::path::Path) -> Writer {
         let conn = super::super::migrate::open_writer(path).unwrap();
         let pause = Duration::from_millis(super::super::DEFAULT_CHECKPOINT_INTERVAL_MS);
-        Writer::spawn(conn, 0, pause).unwrap()
+        let sync = super::super::durable::open_log(path);
+        let failure = Arc::new(watch::channel(None).0);
+        Writer::spawn(conn, 0, pause, sync, failure).unwrap()
     }
 
     #[tokio::test]
@@ -335,6 +367,53 @@ mod tests {
         assert!(matches!(panicked, Err::<(), _>(StoreError::Internal(_))));
         let names = writer.run(|conn| Ok(consumers(conn))).await.unwrap();
         assert_eq!(names, ["a", "d"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_sheds_requests_as_unavailable() {
+        use futures::StreamExt as _;
+        use futures::stream::FuturesUnordered;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.db");
+        let writer = spawn_writer(&path);
+        // One request holds the writer while the queue fills behind it.
+        let (running, started) = oneshot::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let mut signal = Some(running);
+        let mut gate = Some(released);
+        let holding = writer.run(move |_| {
+            if let Some(running) = signal.take() {
+                let _ = running.send(());
+            }
+            if let Some(released) = gate.take() {
+                let _ = released.recv();
+            }
+            Ok(())
+        });
+        tokio::pin!(holding);
+        tokio::select! {
+            _ = &mut holding => panic!("the holding request ran to its end"),
+            _ = started => {}
+        }
+        let mut queued: FuturesUnordered<_> = (0..=QUEUE).map(|_| writer.run(|_| Ok(()))).collect();
+        // Polling them all once queues them: the last one does not fit.
+        let first = futures::poll!(queued.next());
+        assert!(
+            matches!(
+                first,
+                std::task::Poll::Ready(Some(Err(StoreError::Unavailable(_))))
+            ),
+            "{first:?}"
+        );
+        release.send(()).unwrap();
+        holding.await.unwrap();
+        let mut answered = 0;
+        while let Some(outcome) = queued.next().await {
+            outcome.unwrap();
+            answered += 1;
+        }
+        assert_eq!(answered, QUEUE, "every queued request is served");
     }
 
     #[tokio::test]
