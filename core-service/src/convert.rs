@@ -146,7 +146,25 @@ pub fn message_to_pb(m: Message) -> pb::Message {
         idempotency_key: m.idempotency_key,
         timestamp: m.timestamp,
         reply_to_message_id: m.reply_to_message_id,
+        content: None,
+        origin: String::new(),
     }
+}
+
+/// A send request's content as the stored message's typed content.
+pub fn send_content_to_pb(content: pb::send_message_request::Content) -> pb::Content {
+    use pb::content::Kind;
+    use pb::send_message_request::Content as C;
+    let kind = match content {
+        C::Text(c) => Kind::Text(c),
+        C::Template(c) => Kind::Template(c),
+        C::Media(c) => Kind::Media(c),
+        C::Interactive(c) => Kind::Interactive(c),
+        C::Reaction(c) => Kind::Reaction(c),
+        C::Location(c) => Kind::Location(c),
+        C::Contacts(c) => Kind::Contacts(c),
+    };
+    pb::Content { kind: Some(kind) }
 }
 
 fn status_record_to_pb(r: &StatusRecord) -> pb::StatusRecord {
@@ -209,6 +227,7 @@ pub fn stored_event_to_pb(stored: StoredEvent) -> pb::Event {
         payload_json: e.payload_json,
         phone_number_id: e.phone_number_id,
         received_at_ms: stored.received_at_ms,
+        conversation: None,
     }
 }
 
