@@ -1,8 +1,12 @@
 //! Conversions between the wire contract (`kapso.gateway.v1`) and the domain
 //! model. This is the only module that knows both; everything behind it speaks
 //! domain types.
+//!
+//! - `content`: the typed content of an event, read from its raw JSON
 
 use kapso_gateway_proto::v1 as pb;
+
+mod content;
 
 use crate::model::{
     Claim, Direction, Message, MetaError, NewEvent, Receipt, StatusRecord, StatusUpdate,
@@ -198,11 +202,15 @@ pub fn stored_event_to_pb(stored: StoredEvent) -> pb::Event {
                     .reduce(MessageStatus::advance)
             })
             .unwrap_or(MessageStatus::Received);
-        let errors = e
+        let typed = content::message(&e.payload_json);
+        let mut errors: Vec<pb::MetaError> = e
             .statuses
             .iter()
             .flat_map(|s| s.errors.iter().map(meta_error_to_pb))
             .collect();
+        if errors.is_empty() {
+            errors = typed.errors;
+        }
         Some(pb::Message {
             id: e.message_id.clone(),
             direction: direction_to_pb(e.direction).into(),
@@ -216,9 +224,12 @@ pub fn stored_event_to_pb(stored: StoredEvent) -> pb::Event {
             status_history: history.iter().map(status_record_to_pb).collect(),
             timestamp: e.timestamp,
             reply_to_message_id: e.reply_to_message_id,
+            content: typed.content,
+            origin: typed.origin,
             ..Default::default()
         })
     };
+    let conversation = content::conversation_facts(&e.event_type, &e.payload_json);
     pb::Event {
         sequence: stored.sequence,
         event_type: e.event_type,
@@ -227,7 +238,7 @@ pub fn stored_event_to_pb(stored: StoredEvent) -> pb::Event {
         payload_json: e.payload_json,
         phone_number_id: e.phone_number_id,
         received_at_ms: stored.received_at_ms,
-        conversation: None,
+        conversation,
     }
 }
 
