@@ -301,4 +301,47 @@ mod tests {
         assert_eq!(message.status_history.len(), 2);
         assert_eq!(message.errors[0].code, 131047);
     }
+
+    #[test]
+    fn events_carry_typed_content_and_conversation_facts() {
+        let received = NewEvent {
+            event_type: "whatsapp.message.received".into(),
+            message_id: "wamid.H".into(),
+            payload_json: r#"{"message":{"id":"wamid.H","type":"text","text":{"body":"hola"},
+                "kapso":{"origin":"history_sync"}}}"#
+                .into(),
+            ..Default::default()
+        };
+        let message = stored_event_to_pb(StoredEvent {
+            sequence: 1,
+            received_at_ms: 1,
+            event: received,
+        })
+        .message
+        .unwrap();
+        assert_eq!(message.origin, "history_sync");
+        assert!(matches!(
+            message.content.and_then(|c| c.kind),
+            Some(pb::content::Kind::Text(t)) if t.body == "hola"
+        ));
+
+        let inactive = NewEvent {
+            event_type: "whatsapp.conversation.inactive".into(),
+            payload_json: r#"{"conversation":{"id":"c1","status":"active"},
+                "inactivity":{"minutes":30}}"#
+                .into(),
+            ..Default::default()
+        };
+        let event = stored_event_to_pb(StoredEvent {
+            sequence: 2,
+            received_at_ms: 1,
+            event: inactive,
+        });
+        assert_eq!(event.message, None);
+        let facts = event.conversation.unwrap();
+        assert_eq!(
+            (facts.status.as_str(), facts.inactivity_minutes),
+            ("active", 30)
+        );
+    }
 }
