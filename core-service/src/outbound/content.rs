@@ -2,8 +2,9 @@
 //! would take: every limit of docs/kapso-contract.md section 3 is checked here,
 //! once, so that what reaches the wire is known to be well-formed. A request
 //! Meta would refuse is refused with INVALID_ARGUMENT before any call.
-
-use std::collections::HashSet;
+//!
+//! - `template`: templates and their components
+//! - `interactive`: reply buttons, lists, call-to-action URLs
 
 use kapso_gateway_proto::v1 as pb;
 use pb::send_message_request::Content as PbContent;
@@ -11,35 +12,17 @@ use pb::send_message_request::Content as PbContent;
 use super::OutboundError;
 use super::request::MAX_TEXT_CHARS;
 use crate::kapso_api::content::{
-    Action, ButtonType, ContactAddress, ContactCard, ContactName, ContactOrg, ContactPhone,
-    Content, Email, Header, Interactive, Location, Media, MediaKind, MediaSource, ParameterValue,
-    Reaction, Row, Section, Template, TemplateComponent, TemplateParameter, TemplatePart, Text,
-    Typed, Url,
+    ContactAddress, ContactCard, ContactName, ContactOrg, ContactPhone, Content, Email, Location,
+    Media, MediaKind, MediaSource, Reaction, Text, Typed, Url,
 };
 
 const MAX_CAPTION: usize = 1024;
 const MAX_FILENAME: usize = 240;
-const MAX_HEADER_TEXT: usize = 60;
-const MAX_FOOTER: usize = 60;
-const MAX_BUTTONS: usize = 3;
-const MAX_BUTTON_TITLE: usize = 20;
 const MAX_BUTTON_ID: usize = 256;
-/// Body of reply-button and call-to-action messages; a list's body takes [`MAX_TEXT_CHARS`].
-const MAX_INTERACTIVE_BODY: usize = 1024;
-const MAX_SECTIONS: usize = 10;
-/// Rows across all sections together.
-const MAX_ROWS: usize = 10;
-const MAX_SECTION_TITLE: usize = 24;
-const MAX_ROW_ID: usize = 200;
-const MAX_ROW_TITLE: usize = 24;
-const MAX_ROW_DESCRIPTION: usize = 72;
-const MAX_LIST_BUTTON: usize = 20;
-const MAX_CTA_TEXT: usize = 20;
 const MAX_LOCATION_NAME: usize = 100;
 const MAX_LOCATION_ADDRESS: usize = 300;
 /// Code points in one emoji: a family joined with zero-width joiners has 7.
 const MAX_EMOJI_CODE_POINTS: usize = 10;
-const MAX_TEMPLATE_NAME: usize = 512;
 const MAX_URL: usize = 2000;
 
 type Checked<T> = Result<T, OutboundError>;
@@ -52,9 +35,9 @@ pub fn parse(content: Option<PbContent>) -> Checked<Content> {
             "one of text, template, media, interactive, reaction, location or contacts is required",
         )),
         Some(PbContent::Text(t)) => text(t.body, t.preview_url).map(Content::Text),
-        Some(PbContent::Template(t)) => template(t).map(Content::Template),
+        Some(PbContent::Template(t)) => template::template(t).map(Content::Template),
         Some(PbContent::Media(m)) => media(m).map(Content::Media),
-        Some(PbContent::Interactive(i)) => interactive(i).map(Content::Interactive),
+        Some(PbContent::Interactive(i)) => interactive::interactive(i).map(Content::Interactive),
         Some(PbContent::Reaction(r)) => reaction(r).map(Content::Reaction),
         Some(PbContent::Location(l)) => location(l).map(Content::Location),
         Some(PbContent::Contacts(c)) => contacts(c).map(Content::Contacts),
@@ -182,283 +165,6 @@ fn media(m: pb::MediaContent) -> Checked<Media> {
         filename: optional("media.filename", m.filename, MAX_FILENAME)?,
         voice: m.voice,
     })
-}
-
-fn template(t: pb::TemplateContent) -> Checked<Template> {
-    let name = required("template.name", t.name, MAX_TEMPLATE_NAME)?;
-    let language = required("template.language", t.language, 16)?;
-    if !language
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err(OutboundError::invalid(
-            "template.language",
-            "must be a language code such as es or en_US",
-        ));
-    }
-    let components = t
-        .components
-        .into_iter()
-        .map(component)
-        .collect::<Checked<Vec<_>>>()?;
-    Ok(Template {
-        name,
-        language,
-        components,
-    })
-}
-
-fn component(c: pb::TemplateComponent) -> Checked<TemplateComponent> {
-    let part = match c.r#type() {
-        pb::TemplateComponentType::Header => TemplatePart::Header,
-        pb::TemplateComponentType::Body => TemplatePart::Body,
-        pb::TemplateComponentType::Button => TemplatePart::Button {
-            sub_type: match c.button_type() {
-                pb::TemplateButtonType::QuickReply => ButtonType::QuickReply,
-                pb::TemplateButtonType::Url => ButtonType::Url,
-                pb::TemplateButtonType::Unspecified => {
-                    return Err(OutboundError::invalid(
-                        "template.components.button_type",
-                        "a button component must say QUICK_REPLY or URL",
-                    ));
-                }
-            },
-            index: c.index,
-        },
-        pb::TemplateComponentType::Unspecified => {
-            return Err(OutboundError::invalid(
-                "template.components.type",
-                "must be HEADER, BODY or BUTTON",
-            ));
-        }
-    };
-    let parameters = c
-        .parameters
-        .into_iter()
-        .map(|p| parameter(part, p))
-        .collect::<Checked<Vec<_>>>()?;
-    if part == TemplatePart::Header && parameters.len() > 1 {
-        return Err(OutboundError::invalid(
-            "template.components.parameters",
-            "a header takes one parameter at most",
-        ));
-    }
-    if matches!(part, TemplatePart::Button { .. }) && parameters.len() != 1 {
-        return Err(OutboundError::invalid(
-            "template.components.parameters",
-            "a button takes exactly one parameter",
-        ));
-    }
-    Ok(TemplateComponent { part, parameters })
-}
-
-fn parameter(part: TemplatePart, p: pb::TemplateParameter) -> Checked<TemplateParameter> {
-    use pb::template_parameter::Value as V;
-    const FIELD: &str = "template.components.parameters";
-    let value = match (part, p.value) {
-        (_, None) => return Err(OutboundError::invalid(FIELD, "a parameter needs a value")),
-        (
-            TemplatePart::Header
-            | TemplatePart::Body
-            | TemplatePart::Button {
-                sub_type: ButtonType::Url,
-                ..
-            },
-            Some(V::Text(text)),
-        ) => ParameterValue::Text(required(FIELD, text, MAX_TEXT_CHARS)?),
-        (TemplatePart::Body, Some(V::Currency(c))) => ParameterValue::Currency {
-            fallback_value: required(FIELD, c.fallback_value, MAX_TEXT_CHARS)?,
-            code: currency_code(c.code)?,
-            amount_1000: c.amount_1000,
-        },
-        (TemplatePart::Body, Some(V::DateTime(d))) => ParameterValue::DateTime {
-            fallback_value: required(FIELD, d.fallback_value, MAX_TEXT_CHARS)?,
-        },
-        (TemplatePart::Header, Some(V::Media(m))) => {
-            let (kind, source) = header_media(FIELD, m)?;
-            ParameterValue::Media(kind, source)
-        }
-        (
-            TemplatePart::Button {
-                sub_type: ButtonType::QuickReply,
-                ..
-            },
-            Some(V::Payload(payload)),
-        ) => ParameterValue::Payload(required(FIELD, payload, MAX_TEXT_CHARS)?),
-        (part, Some(_)) => {
-            return Err(OutboundError::invalid(
-                FIELD,
-                format!(
-                    "this parameter type does not fit a {} component (header: text or media; body: text, currency, date_time; URL button: text; quick reply: payload)",
-                    match part {
-                        TemplatePart::Header => "header",
-                        TemplatePart::Body => "body",
-                        TemplatePart::Button { .. } => "button",
-                    }
-                ),
-            ));
-        }
-    };
-    Ok(TemplateParameter {
-        name: (!p.parameter_name.is_empty()).then_some(p.parameter_name),
-        value,
-    })
-}
-
-fn currency_code(code: String) -> Checked<String> {
-    if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(code)
-    } else {
-        Err(OutboundError::invalid(
-            "template.components.parameters.currency.code",
-            "must be an ISO 4217 code such as MXN",
-        ))
-    }
-}
-
-fn interactive(i: pb::InteractiveContent) -> Checked<Interactive> {
-    use pb::interactive_content::Action as A;
-    use pb::interactive_header::Header as H;
-    let is_list = matches!(i.action, Some(A::List(_)));
-    let header = match i.header.and_then(|h| h.header) {
-        None => None,
-        Some(H::Text(text)) => Some(Header::Text(required(
-            "interactive.header.text",
-            text,
-            MAX_HEADER_TEXT,
-        )?)),
-        Some(H::Media(_)) if is_list => {
-            return Err(OutboundError::invalid(
-                "interactive.header",
-                "a list takes a text header only",
-            ));
-        }
-        Some(H::Media(m)) => {
-            let (kind, source) = header_media("interactive.header.media", m)?;
-            Some(Header::Media(kind, source))
-        }
-    };
-    let max_body = if is_list {
-        MAX_TEXT_CHARS
-    } else {
-        MAX_INTERACTIVE_BODY
-    };
-    let body = required("interactive.body", i.body, max_body)?;
-    let footer = optional("interactive.footer", i.footer, MAX_FOOTER)?;
-    let action = match i.action {
-        None => {
-            return Err(OutboundError::invalid(
-                "interactive",
-                "one of buttons, list or cta_url is required",
-            ));
-        }
-        Some(A::Buttons(b)) => reply_buttons(b)?,
-        Some(A::List(l)) => list(l)?,
-        Some(A::CtaUrl(c)) => Action::CtaUrl {
-            display_text: required(
-                "interactive.cta_url.display_text",
-                c.display_text,
-                MAX_CTA_TEXT,
-            )?,
-            url: http_url("interactive.cta_url.url", c.url)?,
-        },
-    };
-    Ok(Interactive {
-        header,
-        body,
-        footer,
-        action,
-    })
-}
-
-fn reply_buttons(b: pb::ReplyButtons) -> Checked<Action> {
-    if b.buttons.is_empty() || b.buttons.len() > MAX_BUTTONS {
-        return Err(OutboundError::invalid(
-            "interactive.buttons",
-            format!(
-                "{} buttons; WhatsApp takes 1 to {MAX_BUTTONS}",
-                b.buttons.len()
-            ),
-        ));
-    }
-    let mut ids = HashSet::new();
-    let mut titles = HashSet::new();
-    let mut buttons = Vec::with_capacity(b.buttons.len());
-    for button in b.buttons {
-        let id = required("interactive.buttons.id", button.id, MAX_BUTTON_ID)?;
-        let title = required("interactive.buttons.title", button.title, MAX_BUTTON_TITLE)?;
-        if !ids.insert(id.clone()) || !titles.insert(title.clone()) {
-            return Err(OutboundError::invalid(
-                "interactive.buttons",
-                "button ids and titles must be unique",
-            ));
-        }
-        buttons.push((id, title));
-    }
-    Ok(Action::Buttons(buttons))
-}
-
-fn list(l: pb::ListAction) -> Checked<Action> {
-    let button = required("interactive.list.button", l.button, MAX_LIST_BUTTON)?;
-    if l.sections.is_empty() || l.sections.len() > MAX_SECTIONS {
-        return Err(OutboundError::invalid(
-            "interactive.list.sections",
-            format!(
-                "{} sections; WhatsApp takes 1 to {MAX_SECTIONS}",
-                l.sections.len()
-            ),
-        ));
-    }
-    let rows: usize = l.sections.iter().map(|s| s.rows.len()).sum();
-    if !(1..=MAX_ROWS).contains(&rows) {
-        return Err(OutboundError::invalid(
-            "interactive.list.sections.rows",
-            format!("{rows} rows; WhatsApp takes 1 to {MAX_ROWS} across all sections"),
-        ));
-    }
-    let several = l.sections.len() > 1;
-    let mut ids = HashSet::new();
-    let mut sections = Vec::with_capacity(l.sections.len());
-    for s in l.sections {
-        let title = if several {
-            Some(required(
-                "interactive.list.sections.title",
-                s.title,
-                MAX_SECTION_TITLE,
-            )?)
-        } else {
-            optional(
-                "interactive.list.sections.title",
-                s.title,
-                MAX_SECTION_TITLE,
-            )?
-        };
-        let mut rows = Vec::with_capacity(s.rows.len());
-        for r in s.rows {
-            let id = required("interactive.list.sections.rows.id", r.id, MAX_ROW_ID)?;
-            if !ids.insert(id.clone()) {
-                return Err(OutboundError::invalid(
-                    "interactive.list.sections.rows.id",
-                    "row ids must be unique",
-                ));
-            }
-            rows.push(Row {
-                id,
-                title: required(
-                    "interactive.list.sections.rows.title",
-                    r.title,
-                    MAX_ROW_TITLE,
-                )?,
-                description: optional(
-                    "interactive.list.sections.rows.description",
-                    r.description,
-                    MAX_ROW_DESCRIPTION,
-                )?,
-            });
-        }
-        sections.push(Section { title, rows });
-    }
-    Ok(Action::List { button, sections })
 }
 
 fn reaction(r: pb::ReactionContent) -> Checked<Reaction> {
@@ -600,5 +306,7 @@ fn is_date(value: &str) -> bool {
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
+mod interactive;
+mod template;
 #[cfg(test)]
 mod tests;
