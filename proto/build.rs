@@ -6,6 +6,7 @@ use std::{env, fs, path::PathBuf};
 use prost::Message;
 
 const PROTOS: &[&str] = &[
+    "kapso/gateway/v1/content.proto",
     "kapso/gateway/v1/types.proto",
     "kapso/gateway/v1/ingest.proto",
     "kapso/gateway/v1/messaging.proto",

@@ -16,7 +16,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 use crate::watch::{self, EventStream, WatchOptions};
-use crate::{Error, Message, SendText};
+use crate::{Error, Message, SendMessage, SendText};
 
 /// The generated client with the bearer token interceptor in front of the channel.
 pub(crate) type Grpc = MessagingClient<InterceptedService<Channel, BearerToken>>;
@@ -208,6 +208,35 @@ impl Client {
             .into_inner()
             .message
             .ok_or_else(|| Status::internal("SendText answered without a message").into())
+    }
+
+    /// Sends a message of any kind (text, template, media, interactive,
+    /// reaction, location, contacts) and returns the stored outbound message.
+    /// Outside the 24-hour window only a template goes out; anything else is
+    /// refused with `FAILED_PRECONDITION`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(client: kapso_client::Client) -> Result<(), kapso_client::Error> {
+    /// use kapso_client::{Media, MediaKind, SendMessage};
+    /// let receipt = Media::link(MediaKind::Document, "https://cdn.example.com/inv-1042.pdf")
+    ///     .filename("invoice-1042.pdf");
+    /// client
+    ///     .send_message(SendMessage::to("+56912345678", receipt).idempotency_key("invoice-1042"))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_message(&self, request: SendMessage) -> Result<Message, Error> {
+        let response = self
+            .grpc
+            .clone()
+            .send_message(self.unary(request.into_proto()))
+            .await?;
+        response
+            .into_inner()
+            .message
+            .ok_or_else(|| Status::internal("SendMessage answered without a message").into())
     }
 
     /// Marks an inbound message read (blue ticks), optionally showing "typing…".

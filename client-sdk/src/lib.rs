@@ -8,7 +8,8 @@
 //! # Modules
 //!
 //! - [`client`]: [`Client`] and [`ClientBuilder`]: connection, bearer token, timeouts, unary calls.
-//! - [`send`]: [`SendText`], the request of [`Client::send_text`].
+//! - [`send`]: [`SendText`], the request of [`Client::send_text`], and
+//!   [`SendMessage`] with a builder per kind, the request of [`Client::send_message`].
 //! - [`watch`]: [`WatchOptions`] and [`EventStream`], the event log as a reconnecting stream.
 //! - [`backoff`]: the capped, jittered reconnect schedule used by [`watch`].
 //! - [`error`]: the one [`Error`] type every call returns.
@@ -54,6 +55,7 @@ pub mod webhook;
 pub use backoff::Backoff;
 pub use client::{Client, ClientBuilder, MessagePage};
 pub use error::Error;
+pub use send::message::{Interactive, Location, Media, MediaKind, SendMessage, Template};
 pub use send::{Recipient, SendText};
 pub use watch::{EventStream, WatchOptions};
 

@@ -1,6 +1,9 @@
-//! [`SendText`]: what [`Client::send_text`](crate::Client::send_text) sends.
+//! [`SendText`]: what [`Client::send_text`](crate::Client::send_text) sends;
+//! [`message`]: [`SendMessage`](message::SendMessage), any kind of message.
 
 use kapso_gateway_proto::v1 as pb;
+
+pub mod message;
 
 /// Who receives a message: a phone number, or a conversation the gateway knows
 /// (the core resolves its contact and business number).

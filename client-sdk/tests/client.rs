@@ -69,6 +69,54 @@ async fn send_text_maps_the_request_and_sends_the_bearer_token() {
 }
 
 #[tokio::test]
+async fn send_message_maps_each_builder_to_its_content() {
+    use kapso_client::proto::send_message_request::Content as C;
+    use kapso_client::{Interactive, Location, Media, MediaKind, SendMessage, send::message};
+    let (url, calls) = spawn_core().await;
+    let client = client_with_token(&url).await;
+
+    let message = client
+        .send_message(
+            SendMessage::to_conversation(
+                "conv_1",
+                Interactive::buttons("¿Confirmas?", [("yes", "Sí")]).footer("Clínica"),
+            )
+            .reply_to("wamid.in")
+            .idempotency_key("k-2"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(message.id, "wamid.sent");
+    for content in [
+        message::text("hola"),
+        message::reaction("wamid.in", "\u{1F44D}"),
+        Media::id(MediaKind::Audio, "224").voice().into(),
+        Location::new(19.43, -99.13).name("Centro").into(),
+    ] {
+        client
+            .send_message(SendMessage::to("+56912345678", content))
+            .await
+            .unwrap();
+    }
+
+    let calls = calls.lock().unwrap();
+    let sent = &calls.send_message;
+    assert_eq!(sent.len(), 5);
+    assert_eq!(sent[0].conversation_id, "conv_1");
+    assert_eq!(sent[0].reply_to_message_id, "wamid.in");
+    assert_eq!(sent[0].idempotency_key, "k-2");
+    let Some(C::Interactive(i)) = &sent[0].content else {
+        panic!("not interactive: {:?}", sent[0].content)
+    };
+    assert_eq!(i.footer, "Clínica");
+    assert!(matches!(&sent[1].content, Some(C::Text(t)) if t.body == "hola"));
+    assert!(matches!(&sent[2].content, Some(C::Reaction(r)) if r.message_id == "wamid.in"));
+    assert!(matches!(&sent[3].content, Some(C::Media(m)) if m.voice && m.id == "224"));
+    assert!(matches!(&sent[4].content, Some(C::Location(l)) if l.name == "Centro"));
+    assert_eq!(sent[4].to, "+56912345678");
+}
+
+#[tokio::test]
 async fn a_client_without_token_sends_no_authorization() {
     let (url, calls) = spawn_core().await;
     let client = Client::connect(&url).await.unwrap();

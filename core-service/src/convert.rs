@@ -1,8 +1,12 @@
 //! Conversions between the wire contract (`kapso.gateway.v1`) and the domain
 //! model. This is the only module that knows both; everything behind it speaks
 //! domain types.
+//!
+//! - `content`: the typed content of an event, read from its raw JSON
 
 use kapso_gateway_proto::v1 as pb;
+
+mod content;
 
 use crate::model::{
     Claim, Direction, Message, MetaError, NewEvent, Receipt, StatusRecord, StatusUpdate,
@@ -146,7 +150,25 @@ pub fn message_to_pb(m: Message) -> pb::Message {
         idempotency_key: m.idempotency_key,
         timestamp: m.timestamp,
         reply_to_message_id: m.reply_to_message_id,
+        content: None,
+        origin: String::new(),
     }
+}
+
+/// A send request's content as the stored message's typed content.
+pub fn send_content_to_pb(content: pb::send_message_request::Content) -> pb::Content {
+    use pb::content::Kind;
+    use pb::send_message_request::Content as C;
+    let kind = match content {
+        C::Text(c) => Kind::Text(c),
+        C::Template(c) => Kind::Template(c),
+        C::Media(c) => Kind::Media(c),
+        C::Interactive(c) => Kind::Interactive(c),
+        C::Reaction(c) => Kind::Reaction(c),
+        C::Location(c) => Kind::Location(c),
+        C::Contacts(c) => Kind::Contacts(c),
+    };
+    pb::Content { kind: Some(kind) }
 }
 
 fn status_record_to_pb(r: &StatusRecord) -> pb::StatusRecord {
@@ -180,11 +202,15 @@ pub fn stored_event_to_pb(stored: StoredEvent) -> pb::Event {
                     .reduce(MessageStatus::advance)
             })
             .unwrap_or(MessageStatus::Received);
-        let errors = e
+        let typed = content::message(&e.payload_json);
+        let mut errors: Vec<pb::MetaError> = e
             .statuses
             .iter()
             .flat_map(|s| s.errors.iter().map(meta_error_to_pb))
             .collect();
+        if errors.is_empty() {
+            errors = typed.errors;
+        }
         Some(pb::Message {
             id: e.message_id.clone(),
             direction: direction_to_pb(e.direction).into(),
@@ -198,9 +224,12 @@ pub fn stored_event_to_pb(stored: StoredEvent) -> pb::Event {
             status_history: history.iter().map(status_record_to_pb).collect(),
             timestamp: e.timestamp,
             reply_to_message_id: e.reply_to_message_id,
+            content: typed.content,
+            origin: typed.origin,
             ..Default::default()
         })
     };
+    let conversation = content::conversation_facts(&e.event_type, &e.payload_json);
     pb::Event {
         sequence: stored.sequence,
         event_type: e.event_type,
@@ -209,6 +238,7 @@ pub fn stored_event_to_pb(stored: StoredEvent) -> pb::Event {
         payload_json: e.payload_json,
         phone_number_id: e.phone_number_id,
         received_at_ms: stored.received_at_ms,
+        conversation,
     }
 }
 
@@ -270,5 +300,48 @@ mod tests {
         assert_eq!(message.status, pb::MessageStatus::Failed as i32);
         assert_eq!(message.status_history.len(), 2);
         assert_eq!(message.errors[0].code, 131047);
+    }
+
+    #[test]
+    fn events_carry_typed_content_and_conversation_facts() {
+        let received = NewEvent {
+            event_type: "whatsapp.message.received".into(),
+            message_id: "wamid.H".into(),
+            payload_json: r#"{"message":{"id":"wamid.H","type":"text","text":{"body":"hola"},
+                "kapso":{"origin":"history_sync"}}}"#
+                .into(),
+            ..Default::default()
+        };
+        let message = stored_event_to_pb(StoredEvent {
+            sequence: 1,
+            received_at_ms: 1,
+            event: received,
+        })
+        .message
+        .unwrap();
+        assert_eq!(message.origin, "history_sync");
+        assert!(matches!(
+            message.content.and_then(|c| c.kind),
+            Some(pb::content::Kind::Text(t)) if t.body == "hola"
+        ));
+
+        let inactive = NewEvent {
+            event_type: "whatsapp.conversation.inactive".into(),
+            payload_json: r#"{"conversation":{"id":"c1","status":"active"},
+                "inactivity":{"minutes":30}}"#
+                .into(),
+            ..Default::default()
+        };
+        let event = stored_event_to_pb(StoredEvent {
+            sequence: 2,
+            received_at_ms: 1,
+            event: inactive,
+        });
+        assert_eq!(event.message, None);
+        let facts = event.conversation.unwrap();
+        assert_eq!(
+            (facts.status.as_str(), facts.inactivity_minutes),
+            ("active", 30)
+        );
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! - [`http`]: the reqwest implementation (one shared client, timeouts, rate limit)
 //! - `classify`: HTTP response to outcome, pure
+//! - [`content`]: what a send carries, per kind, and its JSON object
 //! - `wire`: the exact JSON bodies
 //! - `rate_limit`: client-side GCRA so bursts queue instead of collecting 429s
 
@@ -22,6 +23,7 @@ use tokio::time::Instant;
 use crate::model::MetaError;
 
 mod classify;
+pub mod content;
 pub mod http;
 mod rate_limit;
 mod wire;
@@ -31,9 +33,9 @@ pub use http::{ClientSettings, HttpKapsoApi};
 /// Kapso's API, held as `Arc<dyn KapsoApi>`.
 #[async_trait]
 pub trait KapsoApi: Send + Sync + fmt::Debug + 'static {
-    /// Sends one text message; one upstream request at most, no retries.
+    /// Sends one message of any kind; one upstream request at most, no retries.
     /// The call gives up by `deadline` (its outcome is then unknown if the request left).
-    async fn send_text(&self, message: &TextMessage, deadline: Instant) -> SendOutcome;
+    async fn send_message(&self, message: &OutboundMessage, deadline: Instant) -> SendOutcome;
 
     /// Marks an inbound message read; one upstream request at most, no retries.
     async fn mark_read(&self, receipt: &ReadReceipt, deadline: Instant) -> ReadOutcome;
@@ -42,14 +44,13 @@ pub trait KapsoApi: Send + Sync + fmt::Debug + 'static {
     fn stats(&self) -> ApiStats;
 }
 
-/// A text message to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TextMessage {
+/// A message to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundMessage {
     pub phone_number_id: String,
     /// Recipient phone digits.
     pub to: String,
-    pub body: String,
-    pub preview_url: bool,
+    pub content: content::Content,
     /// The wamid this replies to (`context.message_id`).
     pub reply_to: Option<String>,
 }

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use crate::convert;
 use crate::error::CoreError;
 use crate::model::EventFilter;
-use crate::outbound::{MarkRead, Outbound, SendText};
+use crate::outbound::{MarkRead, Outbound, SendMessage, SendText, content};
 use crate::store::Store;
 use crate::watch::{self, EventStream};
 
@@ -198,6 +198,29 @@ impl Messaging for MessagingService {
         let message = self.outbound.send_text(send).await?;
         Ok(Response::new(pb::SendTextResponse {
             message: Some(convert::message_to_pb(message)),
+        }))
+    }
+
+    async fn send_message(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::SendMessageResponse>, Status> {
+        let deadline = caller_deadline(&request);
+        let r = request.into_inner();
+        let sent_content = r.content.clone().map(convert::send_content_to_pb);
+        let send = SendMessage {
+            to: r.to,
+            phone_number_id: r.phone_number_id,
+            conversation_id: r.conversation_id,
+            reply_to_message_id: r.reply_to_message_id,
+            idempotency_key: r.idempotency_key,
+            content: content::parse(r.content)?,
+            deadline,
+        };
+        let mut message = convert::message_to_pb(self.outbound.send_message(send).await?);
+        message.content = sent_content;
+        Ok(Response::new(pb::SendMessageResponse {
+            message: Some(message),
         }))
     }
 

@@ -128,6 +128,13 @@ impl Messaging for MeteredMessaging {
         self.inner.send_text(request).await
     }
 
+    async fn send_message(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::SendMessageResponse>, Status> {
+        self.inner.send_message(request).await
+    }
+
     async fn mark_read(
         &self,
         request: Request<pb::MarkReadRequest>,

@@ -222,7 +222,7 @@ pub struct MessagePage {
     pub next_cursor: Option<String>,
 }
 
-/// An outbound text send as the client asked for it, recorded before any upstream call.
+/// An outbound send as the client asked for it, recorded before any upstream call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendIntent {
     /// The gateway's own id for this send.
@@ -233,6 +233,9 @@ pub struct SendIntent {
     pub phone_number_id: String,
     pub to: String,
     pub conversation_id: String,
+    /// WhatsApp's message type: text, template, image, interactive, ...
+    pub message_type: String,
+    /// The text body, or a readable summary of other kinds.
     pub text: String,
     pub reply_to_message_id: String,
     /// Unix seconds.

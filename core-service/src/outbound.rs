@@ -1,4 +1,5 @@
-//! Sending to customers through Kapso: `SendText` and `MarkRead`, idempotent,
+//! Sending to customers through Kapso: `SendMessage` (of which `SendText` is
+//! the text shorthand) and `MarkRead`, idempotent,
 //! retried where that is safe, and tracked in the store.
 //!
 //! A send is recorded (`Store::begin_send`) before Kapso is called, so every
@@ -11,6 +12,7 @@
 //! - [`abandoned`]: settling sends whose owner is gone (crash, shutdown)
 //! - [`config`]: the settings, flattened into the core's `Config`
 //! - [`request`]: the domain requests and their checks
+//! - [`content`]: a request's content checked against Meta's limits
 //! - [`error`]: the boundary error and its gRPC mapping
 //! - `send`: the send flow (claim, window, call, record, replay)
 //! - `retry`: backoff within the caller's deadline
@@ -28,6 +30,7 @@ use crate::store::Store;
 
 pub mod abandoned;
 pub mod config;
+pub mod content;
 pub mod error;
 pub mod request;
 mod retry;
@@ -35,7 +38,7 @@ mod send;
 
 pub use config::OutboundConfig;
 pub use error::OutboundError;
-pub use request::{MarkRead, SendText};
+pub use request::{MarkRead, SendMessage, SendText};
 pub use retry::RetryPolicy;
 
 use error::TITLE_NOT_TAKEN;

@@ -2,6 +2,7 @@
 //! the SQLite store on a temporary file.
 
 mod fake_kapso;
+mod outbound_kinds;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;

@@ -29,6 +29,7 @@ pub struct Calls {
     /// The `authorization` header of every call, in order.
     pub authorization: Vec<Option<String>>,
     pub send_text: Vec<pb::SendTextRequest>,
+    pub send_message: Vec<pb::SendMessageRequest>,
     pub watch: Vec<pb::WatchEventsRequest>,
     pub ack: Vec<pb::AckEventsRequest>,
     pub list: Vec<pb::ListMessagesRequest>,
@@ -157,6 +158,33 @@ impl Messaging for FakeCore {
         let sequence = request.sequence;
         self.calls.lock().unwrap().ack.push(request);
         Ok(Response::new(pb::AckEventsResponse { sequence }))
+    }
+
+    async fn send_message(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::SendMessageResponse>, Status> {
+        self.record(&request);
+        let request = request.into_inner();
+        self.calls
+            .lock()
+            .unwrap()
+            .send_message
+            .push(request.clone());
+        let mut message = Message {
+            id: "wamid.sent".into(),
+            conversation_id: request.conversation_id,
+            contact_phone: request.to.trim_start_matches('+').into(),
+            gateway_id: "gw_3".into(),
+            idempotency_key: request.idempotency_key,
+            reply_to_message_id: request.reply_to_message_id,
+            ..Default::default()
+        };
+        message.set_status(pb::MessageStatus::Sent);
+        message.set_direction(pb::Direction::Outbound);
+        Ok(Response::new(pb::SendMessageResponse {
+            message: Some(message),
+        }))
     }
 
     async fn send_text(

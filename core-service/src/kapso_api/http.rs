@@ -12,8 +12,8 @@ use tokio::time::Instant;
 
 use super::rate_limit::{Admission, RateLimiter};
 use super::{
-    ApiKey, ApiStats, CallOutcome, Counters, KapsoApi, ReadOutcome, ReadReceipt, Rejection, Retry,
-    RetryCause, SendOutcome, TextMessage, classify, wire,
+    ApiKey, ApiStats, CallOutcome, Counters, KapsoApi, OutboundMessage, ReadOutcome, ReadReceipt,
+    Rejection, Retry, RetryCause, SendOutcome, classify, wire,
 };
 
 /// How to reach Kapso.
@@ -210,10 +210,10 @@ async fn read_body(mut response: reqwest::Response) -> Result<Body, reqwest::Err
 
 #[async_trait]
 impl KapsoApi for HttpKapsoApi {
-    async fn send_text(&self, message: &TextMessage, deadline: Instant) -> SendOutcome {
-        let body = wire::SendBody::new(message);
+    async fn send_message(&self, message: &OutboundMessage, deadline: Instant) -> SendOutcome {
+        let body = wire::send_body(message);
         self.post(
-            "send_text",
+            "send_message",
             &message.phone_number_id,
             &body,
             deadline,

@@ -1,50 +1,26 @@
 //! The exact JSON bodies Kapso's Meta proxy takes and returns.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
-use super::{ReadReceipt, TextMessage};
+use super::{OutboundMessage, ReadReceipt};
 use crate::model::MetaError;
 
-#[derive(Debug, Serialize)]
-pub(super) struct SendBody<'a> {
-    messaging_product: &'static str,
-    recipient_type: &'static str,
-    to: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    text: Text<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    context: Option<Context<'a>>,
-}
-
-#[derive(Debug, Serialize)]
-struct Text<'a> {
-    body: &'a str,
-    preview_url: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct Context<'a> {
-    message_id: &'a str,
-}
-
-impl<'a> SendBody<'a> {
-    pub(super) fn new(message: &'a TextMessage) -> SendBody<'a> {
-        SendBody {
-            messaging_product: "whatsapp",
-            recipient_type: "individual",
-            to: &message.to,
-            kind: "text",
-            text: Text {
-                body: &message.body,
-                preview_url: message.preview_url,
-            },
-            context: message
-                .reply_to
-                .as_deref()
-                .map(|message_id| Context { message_id }),
-        }
+/// The body of a send: the envelope, `type`, the object named after it, and
+/// `context` for a reply (docs/kapso-contract.md, 2).
+pub(super) fn send_body(message: &OutboundMessage) -> Value {
+    let kind = message.content.kind();
+    let mut body = json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": message.to,
+        "type": kind,
+    });
+    body[kind] = message.content.wire_object();
+    if let Some(message_id) = &message.reply_to {
+        body["context"] = json!({"message_id": message_id});
     }
+    body
 }
 
 #[derive(Debug, Serialize)]
@@ -144,29 +120,30 @@ pub(super) fn meta_error(body: &[u8]) -> Option<MetaError> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
+    use super::super::content::{Content, Text};
     use super::*;
 
-    fn text(reply_to: Option<&str>) -> TextMessage {
-        TextMessage {
+    fn text(reply_to: Option<&str>) -> OutboundMessage {
+        OutboundMessage {
             phone_number_id: "111".into(),
             to: "15551234567".into(),
-            body: "hola".into(),
-            preview_url: false,
+            content: Content::Text(Text {
+                body: "hola".into(),
+                preview_url: false,
+            }),
             reply_to: reply_to.map(Into::into),
         }
     }
 
     #[test]
     fn send_body_is_exact() {
-        let body = serde_json::to_value(SendBody::new(&text(None))).unwrap();
+        let body = send_body(&text(None));
         assert_eq!(
             body,
             json!({"messaging_product":"whatsapp","recipient_type":"individual","to":"15551234567",
                    "type":"text","text":{"body":"hola","preview_url":false}})
         );
-        let body = serde_json::to_value(SendBody::new(&text(Some("wamid.A")))).unwrap();
+        let body = send_body(&text(Some("wamid.A")));
         assert_eq!(body["context"], json!({"message_id":"wamid.A"}));
     }
 

@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::OutboundError;
+use crate::kapso_api::content::Content;
 
 /// WhatsApp's limit on a text body, in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -28,6 +29,40 @@ pub struct SendText {
     pub idempotency_key: String,
     /// When the caller stops waiting; `None`: [`DEFAULT_DEADLINE`](super::DEFAULT_DEADLINE) from now.
     pub deadline: Option<Instant>,
+}
+
+/// Send a message of any kind (domain form of `SendMessageRequest`); its
+/// content is already checked ([`super::content::parse`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendMessage {
+    /// Recipient phone digits, a leading `+` accepted. Either this or `conversation_id`.
+    pub to: String,
+    /// Sending business number; defaults to the conversation's, then the configured one.
+    pub phone_number_id: String,
+    /// Resolved to its business number and contact when `to` is empty.
+    pub conversation_id: String,
+    /// The wamid to reply to.
+    pub reply_to_message_id: String,
+    /// A retry with the same key returns the first outcome without sending again.
+    pub idempotency_key: String,
+    pub content: Content,
+    /// When the caller stops waiting; `None`: [`DEFAULT_DEADLINE`](super::DEFAULT_DEADLINE) from now.
+    pub deadline: Option<Instant>,
+}
+
+impl SendText {
+    /// The same send as a [`SendMessage`] with text content: `SendText` has no path of its own.
+    pub fn into_message(self) -> Result<SendMessage, OutboundError> {
+        Ok(SendMessage {
+            content: Content::Text(super::content::text(self.text, self.preview_url)?),
+            to: self.to,
+            phone_number_id: self.phone_number_id,
+            conversation_id: self.conversation_id,
+            reply_to_message_id: self.reply_to_message_id,
+            idempotency_key: self.idempotency_key,
+            deadline: self.deadline,
+        })
+    }
 }
 
 /// Mark an inbound message read (domain form of `MarkReadRequest`).
@@ -63,16 +98,15 @@ pub(super) struct CheckedSend {
     pub to: Option<PhoneNumber>,
     pub phone_number_id: Option<String>,
     pub conversation_id: String,
-    pub text: String,
-    pub preview_url: bool,
+    pub content: Content,
     pub reply_to: Option<String>,
     pub idempotency_key: Option<String>,
     /// Digest of the request as the caller gave it, to detect a key reused for another request.
     pub fingerprint: String,
 }
 
-impl SendText {
-    pub(super) fn check(&self) -> Result<CheckedSend, OutboundError> {
+impl SendMessage {
+    pub(super) fn check(self) -> Result<CheckedSend, OutboundError> {
         let to = match self.to.trim() {
             "" => None,
             raw => Some(PhoneNumber::parse(raw).ok_or_else(|| {
@@ -84,16 +118,6 @@ impl SendText {
             return Err(OutboundError::invalid(
                 "to",
                 "no recipient: give `to` or `conversation_id`",
-            ));
-        }
-        if self.text.trim().is_empty() {
-            return Err(OutboundError::invalid("text", "must not be empty"));
-        }
-        let chars = self.text.chars().count();
-        if chars > MAX_TEXT_CHARS {
-            return Err(OutboundError::invalid(
-                "text",
-                format!("{chars} characters is over WhatsApp's limit of {MAX_TEXT_CHARS}"),
             ));
         }
         let phone_number_id = non_empty(&self.phone_number_id)
@@ -110,20 +134,38 @@ impl SendText {
             ));
         }
         let reply_to = non_empty(&self.reply_to_message_id);
-        let fingerprint = fingerprint(&[
+        let address = [
             to.as_ref().map_or("", PhoneNumber::as_str),
             phone_number_id.as_deref().unwrap_or(""),
             &conversation_id,
-            &self.text,
-            if self.preview_url { "1" } else { "0" },
-            reply_to.as_deref().unwrap_or(""),
-        ]);
+        ];
+        let reply = reply_to.as_deref().unwrap_or("");
+        let fingerprint = match &self.content {
+            // The fields text sends have always been fingerprinted with, so a
+            // key used before this covers other kinds still replays.
+            Content::Text(t) => fingerprint(&[
+                address[0],
+                address[1],
+                address[2],
+                &t.body,
+                if t.preview_url { "1" } else { "0" },
+                reply,
+            ]),
+            // The exact object sent (serde_json orders its keys), under its type.
+            other => fingerprint(&[
+                address[0],
+                address[1],
+                address[2],
+                other.kind(),
+                &other.wire_object().to_string(),
+                reply,
+            ]),
+        };
         Ok(CheckedSend {
             to,
             phone_number_id,
             conversation_id,
-            text: self.text.clone(),
-            preview_url: self.preview_url,
+            content: self.content,
             reply_to,
             idempotency_key,
             fingerprint,
@@ -169,11 +211,20 @@ fn fingerprint(fields: &[&str]) -> String {
 mod tests {
     use super::*;
 
-    fn request(to: &str, text: &str) -> SendText {
-        SendText {
+    fn request(to: &str, text: &str) -> Checker {
+        Checker(SendText {
             to: to.into(),
             text: text.into(),
             ..Default::default()
+        })
+    }
+
+    /// A text request, checked as `send_text` checks it.
+    struct Checker(SendText);
+
+    impl Checker {
+        fn check(&self) -> Result<CheckedSend, OutboundError> {
+            self.0.clone().into_message()?.check()
         }
     }
 
@@ -218,7 +269,7 @@ mod tests {
     #[test]
     fn phone_number_ids_cannot_escape_the_path() {
         let mut r = request("15551234567", "hola");
-        r.phone_number_id = "../../admin".into();
+        r.0.phone_number_id = "../../admin".into();
         assert!(r.check().is_err());
     }
 
@@ -230,7 +281,7 @@ mod tests {
         let c = request("15551234567", "hola!").check().unwrap();
         assert_ne!(a.fingerprint, c.fingerprint);
         let mut d = request("15551234567", "hola");
-        d.preview_url = true;
+        d.0.preview_url = true;
         assert_ne!(a.fingerprint, d.check().unwrap().fingerprint);
     }
 }

@@ -11,13 +11,13 @@ use uuid::Uuid;
 use super::abandoned::{ABANDONED_AFTER, SEND_TIME_LIMIT};
 use super::request::{CheckedSend, PhoneNumber, non_empty};
 use super::retry::{Idempotent, RetryPolicy};
-use super::{DEFAULT_DEADLINE, Outbound, OutboundError, SendText, failure_errors};
-use crate::kapso_api::{CallOutcome, KapsoApi, Rejection, TextMessage};
+use super::{DEFAULT_DEADLINE, Outbound, OutboundError, SendMessage, SendText, failure_errors};
+use crate::kapso_api::{CallOutcome, KapsoApi, OutboundMessage, Rejection};
 use crate::model::{Message, MetaError, SendClaim, SendIntent, SendResult};
 use crate::status::MessageStatus;
 use crate::store::{Store, StoreError};
 
-/// The customer service window: free-form text only within 24 h of the contact's last message.
+/// The customer service window: anything but a template only within 24 h of the contact's last message.
 const CUSTOMER_WINDOW_SECS: i64 = 24 * 60 * 60;
 /// First and longest pause while waiting for another caller's send to settle.
 const POLL_FIRST: Duration = Duration::from_millis(20);
@@ -40,15 +40,20 @@ struct OwnedSend {
     retry: RetryPolicy,
     window_enforced: bool,
     gateway_id: String,
-    message: TextMessage,
+    message: OutboundMessage,
     deadline: Instant,
 }
 
 impl Outbound {
-    /// Sends a text message and returns it as stored (`SENT`, or further if a
-    /// status webhook already arrived). With an idempotency key, a repeated
-    /// request returns the first call's outcome without calling Kapso again.
+    /// Sends a text message: [`send_message`](Self::send_message) with text content.
     pub async fn send_text(&self, request: SendText) -> Result<Message, OutboundError> {
+        self.send_message(request.into_message()?).await
+    }
+
+    /// Sends a message of any kind and returns it as stored (`SENT`, or further
+    /// if a status webhook already arrived). With an idempotency key, a
+    /// repeated request returns the first call's outcome without calling Kapso again.
+    pub async fn send_message(&self, request: SendMessage) -> Result<Message, OutboundError> {
         let deadline = request
             .deadline
             .unwrap_or_else(|| Instant::now() + DEFAULT_DEADLINE);
@@ -65,7 +70,8 @@ impl Outbound {
             phone_number_id: recipient.phone_number_id.clone(),
             to: recipient.to.as_str().to_owned(),
             conversation_id: recipient.conversation_id.clone(),
-            text: checked.text.clone(),
+            message_type: checked.content.kind().to_owned(),
+            text: checked.content.summary(),
             reply_to_message_id: checked.reply_to.clone().unwrap_or_default(),
             created_at: unix_now(),
         };
@@ -75,11 +81,10 @@ impl Outbound {
             retry: self.retry,
             window_enforced: self.config.customer_window_enforced,
             gateway_id: gateway_id.clone(),
-            message: TextMessage {
+            message: OutboundMessage {
                 phone_number_id: recipient.phone_number_id,
                 to: recipient.to.as_str().to_owned(),
-                body: checked.text,
-                preview_url: checked.preview_url,
+                content: checked.content,
                 reply_to: checked.reply_to,
             },
             // Bounded whatever the caller asked, so that a send still
@@ -229,7 +234,8 @@ impl OwnedSend {
     }
 
     async fn run(self) -> Result<Message, OutboundError> {
-        if self.window_enforced && self.window_closed().await? {
+        let window_applies = self.window_enforced && !self.message.content.allowed_outside_window();
+        if window_applies && self.window_closed().await? {
             // Refused here, before any request: nothing is kept under the key,
             // so the same request goes out once the customer writes again.
             return self
@@ -245,7 +251,7 @@ impl OwnedSend {
         let outcome = self
             .retry
             .run(deadline, Idempotent::No, |_| {
-                api.send_text(message, deadline)
+                api.send_message(message, deadline)
             })
             .await;
         match outcome {

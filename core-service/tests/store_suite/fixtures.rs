@@ -103,6 +103,7 @@ pub fn intent(gateway_id: &str, key: &str, fingerprint: &str) -> SendIntent {
         phone_number_id: PHONE_NUMBER_ID.into(),
         to: CONTACT.into(),
         conversation_id: "conv-1".into(),
+        message_type: "text".into(),
         text: "Your order has shipped".into(),
         reply_to_message_id: String::new(),
         created_at: std::time::SystemTime::now()

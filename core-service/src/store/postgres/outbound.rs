@@ -22,7 +22,7 @@ pub(super) async fn begin_send(
             "INSERT INTO messages (gateway_id, idempotency_key, fingerprint, direction, \
              conversation_id, phone_number_id, contact_phone, type, text, reply_to, status, \
              timestamp, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'outbound', $4, $5, $6, 'text', $7, $8, 'accepted', $9, $9, $9) \
+             VALUES ($1, $2, $3, 'outbound', $4, $5, $6, $10, $7, $8, 'accepted', $9, $9, $9) \
              ON CONFLICT DO NOTHING RETURNING id",
         )
         .await?;
@@ -39,6 +39,7 @@ pub(super) async fn begin_send(
                 &intent.text,
                 &intent.reply_to_message_id,
                 &intent.created_at,
+                &intent.message_type,
             ],
         )
         .await?;

@@ -22,7 +22,7 @@ pub(super) fn begin_send(conn: &Connection, intent: &SendIntent) -> Result<SendC
             "INSERT INTO messages (gateway_id, idempotency_key, fingerprint, direction, \
              conversation_id, phone_number_id, contact_phone, type, text, reply_to, status, \
              timestamp, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, 'outbound', ?4, ?5, ?6, 'text', ?7, ?8, 'accepted', ?9, ?9, ?9) \
+             VALUES (?1, ?2, ?3, 'outbound', ?4, ?5, ?6, ?10, ?7, ?8, 'accepted', ?9, ?9, ?9) \
              ON CONFLICT DO NOTHING RETURNING id",
         )?
         .query_row(
@@ -35,7 +35,8 @@ pub(super) fn begin_send(conn: &Connection, intent: &SendIntent) -> Result<SendC
                 intent.to,
                 intent.text,
                 intent.reply_to_message_id,
-                intent.created_at
+                intent.created_at,
+                intent.message_type
             ],
             |r| r.get(0),
         )
