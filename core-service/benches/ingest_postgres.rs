@@ -8,7 +8,7 @@
 //! the events per delivery (1 by default; Kapso batches up to 100). Without
 //! `--bench` (as under `cargo test --benches`) it only says so and exits.
 
-#[path = "../tests/postgres_db/mod.rs"]
+#[path = "../tests/service/postgres_db/mod.rs"]
 mod postgres_db;
 
 use std::time::{Duration, Instant};

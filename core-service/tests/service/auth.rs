@@ -2,7 +2,7 @@
 //! services (health and reflection stay open), TLS, and client certificates.
 //! Tokens and certificates here are fake, made for the test.
 
-mod process;
+use crate::process;
 
 use std::net::SocketAddr;
 use std::path::Path;

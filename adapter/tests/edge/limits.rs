@@ -1,7 +1,7 @@
 //! Slow and abusive clients over real sockets: header and body read timeouts,
 //! load shedding past `ADAPTER_MAX_IN_FLIGHT`, and the connection cap.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

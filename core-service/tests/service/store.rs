@@ -3,9 +3,6 @@
 //! One `#[tokio::test]` per case and backend; a backend only provides
 //! `make_store()`, which prepares an empty database and opens stores on it.
 
-mod postgres_db;
-mod store_suite;
-
 /// Generates one test per case for the backend module it is invoked in.
 /// `each_store` cases take a fresh store; `reopening` cases take a closure
 /// that opens the same database again.

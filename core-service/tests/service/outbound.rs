@@ -1,7 +1,7 @@
 //! Outbound sends and read receipts against a fake Kapso on a real socket, with
 //! the SQLite store on a temporary file.
 
-mod fake_kapso;
+use crate::fake_kapso;
 mod outbound_kinds;
 
 use std::num::NonZeroU32;

@@ -2,7 +2,7 @@
 //! webhooks reach the core through its in-process link, internal services
 //! through its gRPC port. The link must promise what the network hop promises.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -5,8 +5,8 @@
 //!
 //! Each test gets a fresh database on the test server (see `postgres_db`).
 
-mod cluster;
-mod postgres_db;
+use crate::cluster;
+use crate::postgres_db;
 
 use std::collections::HashSet;
 use std::time::Duration;

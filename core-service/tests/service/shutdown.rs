@@ -1,7 +1,7 @@
 //! SIGTERM with calls in flight: they complete OK, an open WatchEvents stream
 //! ends at once with UNAVAILABLE, and the process exits 0 within the grace period.
 
-mod process;
+use crate::process;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! What the adapter sends the core, over real sockets: the bearer token, the
 //! trace context, and TLS (with and without a client certificate).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

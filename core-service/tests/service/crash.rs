@@ -2,7 +2,7 @@
 //! delivery that got an OK reply is in the log after a restart, exactly once,
 //! and re-sending every delivery afterwards stores each event exactly once.
 
-mod process;
+use crate::process;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

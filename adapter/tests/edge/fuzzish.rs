@@ -4,7 +4,7 @@
 //!
 //! The cargo-fuzz targets in `adapter/fuzz/` search the same properties for longer.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 

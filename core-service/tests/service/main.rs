@@ -1,0 +1,16 @@
+//! The core's integration tests, one binary: the store suite on both backends,
+//! the gRPC services over real sockets, and the `kapso-core` process itself.
+
+mod cluster;
+mod fake_kapso;
+mod postgres_db;
+mod process;
+mod store_suite;
+
+mod auth;
+mod crash;
+mod outbound;
+mod replicas;
+mod shutdown;
+mod store;
+mod watch;
