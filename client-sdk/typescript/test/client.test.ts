@@ -43,6 +43,7 @@ class FakeMessaging {
       },
       ListMessages: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
       SendText: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
+      SendMessage: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
       MarkRead: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
     };
   }
