@@ -245,6 +245,7 @@ impl Watcher {
             conversation_id: options.conversation_id.clone().unwrap_or_default(),
             phone_number_id: options.phone_number_id.clone().unwrap_or_default(),
             consumer: options.consumer.clone().unwrap_or_default(),
+            from_end: false,
         }
     }
 }

@@ -85,6 +85,38 @@ fn consumer_name(name: &str) -> Result<&str, CoreError> {
     }
 }
 
+impl MessagingService {
+    /// Where a stream starts: a non-zero `after_sequence` wins, then a named
+    /// consumer's acknowledged position, then the log's head with `from_end`,
+    /// else the beginning.
+    async fn start(
+        &self,
+        after_sequence: u64,
+        consumer: Option<&str>,
+        from_end: bool,
+    ) -> Result<u64, CoreError> {
+        if after_sequence != 0 {
+            return Ok(after_sequence);
+        }
+        if let Some(consumer) = consumer
+            && let Some(position) = self.store.consumer_position(consumer).await?
+        {
+            return Ok(position);
+        }
+        if !from_end {
+            return Ok(0);
+        }
+        let head = *self.store.committed().borrow();
+        match consumer {
+            // Recorded at once: a consumer restarted before its first ack
+            // resumes here instead of at a later head, skipping what came
+            // between. An ack never moves back, so a concurrent one wins.
+            Some(consumer) => Ok(self.store.ack(consumer, head).await?),
+            None => Ok(head),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Messaging for MessagingService {
     async fn get_message(
@@ -136,18 +168,13 @@ impl Messaging for MessagingService {
         request: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let request = request.into_inner();
-        let mut after = request.after_sequence;
-        if !request.consumer.is_empty() {
-            consumer_name(&request.consumer)?;
-        }
-        if after == 0 && !request.consumer.is_empty() {
-            after = self
-                .store
-                .consumer_position(&request.consumer)
-                .await
-                .map_err(CoreError::from)?
-                .unwrap_or(0);
-        }
+        let consumer = match request.consumer.as_str() {
+            "" => None,
+            name => Some(consumer_name(name)?),
+        };
+        let after = self
+            .start(request.after_sequence, consumer, request.from_end)
+            .await?;
         let filter = EventFilter {
             event_types: request.event_types,
             conversation_id: request.conversation_id,
