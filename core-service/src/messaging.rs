@@ -206,6 +206,47 @@ impl Messaging for MessagingService {
         Ok(Response::new(pb::AckEventsResponse { sequence }))
     }
 
+    async fn seek_consumer(
+        &self,
+        request: Request<pb::SeekConsumerRequest>,
+    ) -> Result<Response<pb::SeekConsumerResponse>, Status> {
+        let request = request.into_inner();
+        if request.consumer.is_empty() {
+            return Err(CoreError::InvalidArgument("consumer is required".into()).into());
+        }
+        let consumer = consumer_name(&request.consumer)?;
+        let sequence = self
+            .store
+            .seek(consumer, request.sequence)
+            .await
+            .map_err(CoreError::from)?;
+        tracing::info!(consumer, sequence, "consumer moved");
+        Ok(Response::new(pb::SeekConsumerResponse { sequence }))
+    }
+
+    async fn list_consumers(
+        &self,
+        _request: Request<pb::ListConsumersRequest>,
+    ) -> Result<Response<pb::ListConsumersResponse>, Status> {
+        // The head first: a position read after it may be beyond it (a commit
+        // and an ack in between), which shows as no lag rather than a negative one.
+        let head = *self.store.committed().borrow();
+        let positions = self
+            .store
+            .consumer_positions()
+            .await
+            .map_err(CoreError::from)?;
+        let consumers = positions
+            .into_iter()
+            .map(|(consumer, sequence)| pb::ConsumerPosition {
+                consumer,
+                sequence,
+                lag: head.saturating_sub(sequence),
+            })
+            .collect();
+        Ok(Response::new(pb::ListConsumersResponse { consumers, head }))
+    }
+
     async fn send_text(
         &self,
         request: Request<pb::SendTextRequest>,

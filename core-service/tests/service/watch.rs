@@ -348,6 +348,57 @@ async fn from_end_starts_at_the_head_on_postgres() {
     from_end_starts_where_nothing_else_says_to(core).await;
 }
 
+/// A seek moves a consumer back to replay (or ahead to skip); the listing
+/// shows each consumer's position and lag; bad seeks are refused as acks are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sought_consumer_replays_from_there_and_is_listed_with_its_lag() {
+    let core = spawn_core().await;
+    ingest_concurrently(&core, 0..6, 1).await;
+    let mut client = core.messaging().await;
+    let bot = || pb::WatchEventsRequest {
+        consumer: "bot".into(),
+        ..Default::default()
+    };
+    let all = read_some(&mut client, bot(), 6).await;
+    let (head, second) = (all[5].sequence, all[1].sequence);
+    let ack = pb::AckEventsRequest {
+        consumer: "bot".into(),
+        sequence: head,
+    };
+    client.ack_events(ack).await.unwrap();
+
+    let seek = |consumer: &str, sequence| pb::SeekConsumerRequest {
+        consumer: consumer.into(),
+        sequence,
+    };
+    let moved = client.seek_consumer(seek("bot", second)).await.unwrap();
+    assert_eq!(moved.into_inner().sequence, second);
+    let replayed = read_some(&mut client, bot(), 4).await;
+    assert_eq!(event_ids(&replayed), ids(2..6));
+
+    let listed = client
+        .list_consumers(pb::ListConsumersRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.head, head);
+    assert_eq!(
+        listed.consumers,
+        vec![pb::ConsumerPosition {
+            consumer: "bot".into(),
+            sequence: second,
+            lag: head - second,
+        }]
+    );
+
+    let beyond = client.seek_consumer(seek("bot", head + 1)).await;
+    assert_eq!(beyond.unwrap_err().code(), tonic::Code::OutOfRange);
+    let unnamed = client.seek_consumer(seek("a b", 0)).await;
+    assert_eq!(unnamed.unwrap_err().code(), tonic::Code::InvalidArgument);
+    let reset = client.seek_consumer(seek("bot", 0)).await.unwrap();
+    assert_eq!(reset.into_inner().sequence, 0);
+}
+
 /// A store that counts how many log entries readers have taken from it.
 #[derive(Debug)]
 struct CountingStore {
@@ -406,6 +457,9 @@ impl Store for CountingStore {
     }
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
         self.inner.ack(consumer, sequence).await
+    }
+    async fn seek(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
+        self.inner.seek(consumer, sequence).await
     }
     async fn consumer_position(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
         self.inner.consumer_position(consumer).await
