@@ -44,6 +44,9 @@ class FakeMessaging {
       ListMessages: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
       SendText: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
       MarkRead: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
+      SendMessage: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
+      SeekConsumer: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
+      ListConsumers: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
     };
   }
 
