@@ -3,7 +3,9 @@
 //! "¿En qué puedo ayudarte? 🤖" as a reply to that message and marks it read.
 //!
 //! It follows the event log as a named consumer and acknowledges each event
-//! once handled, so after a crash or restart it resumes where it left off. An
+//! once handled, so after a crash or restart it resumes where it left off.
+//! Deployed for the first time it starts at the log's end: it answers what
+//! comes next, not last month's messages. An
 //! event handled but not yet acknowledged is seen again after a restart; the
 //! reply's idempotency key is derived from the inbound wamid, so the core
 //! returns the first send's outcome instead of sending twice.
@@ -57,9 +59,11 @@ async fn run(args: Args) -> Result<(), Error> {
     }
     let client = builder.connect().await?;
 
-    // after_sequence 0 + consumer: the core starts after the last acknowledged event.
+    // after_sequence 0 + consumer: the core starts after the last acknowledged
+    // event, or, for a consumer new to it, at the log's end.
     let options = WatchOptions::new()
         .consumer(&args.consumer)
+        .from_end()
         .event_type(RECEIVED);
     let mut events = client.watch(options);
     eprintln!("ayuda-bot: watching as consumer {:?}", args.consumer);

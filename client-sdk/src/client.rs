@@ -382,6 +382,53 @@ impl Client {
             .sequence)
     }
 
+    /// Moves `consumer`'s position to `sequence`, backwards included: its next
+    /// watch starts after it (0 replays everything retained). Returns the new
+    /// position; beyond the log's head is refused with `OUT_OF_RANGE`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(client: kapso_client::Client) -> Result<(), kapso_client::Error> {
+    /// // Replay everything after 1200 once the bug is fixed.
+    /// assert_eq!(client.seek_consumer("billing", 1200).await?, 1200);
+    /// # Ok(()) }
+    /// ```
+    pub async fn seek_consumer(&self, consumer: &str, sequence: u64) -> Result<u64, Error> {
+        let request = pb::SeekConsumerRequest {
+            consumer: consumer.to_owned(),
+            sequence,
+        };
+        Ok(self
+            .grpc
+            .clone()
+            .seek_consumer(self.unary(request))
+            .await?
+            .into_inner()
+            .sequence)
+    }
+
+    /// Every named consumer by name, with its position and lag behind the log's head.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(client: kapso_client::Client) -> Result<(), kapso_client::Error> {
+    /// for consumer in client.list_consumers().await? {
+    ///     println!("{} at {} ({} behind)", consumer.consumer, consumer.sequence, consumer.lag);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_consumers(&self) -> Result<Vec<pb::ConsumerPosition>, Error> {
+        Ok(self
+            .grpc
+            .clone()
+            .list_consumers(self.unary(pb::ListConsumersRequest {}))
+            .await?
+            .into_inner()
+            .consumers)
+    }
+
     /// Follows the event log: replays what is after the start position, then
     /// streams live, reconnecting on its own. See [`WatchOptions`] and [`EventStream`].
     ///

@@ -57,11 +57,11 @@ pub use client::{Client, ClientBuilder, MessagePage};
 pub use error::Error;
 pub use send::message::{Interactive, Location, Media, MediaKind, SendMessage, Template};
 pub use send::{Recipient, SendText};
-pub use watch::{EventStream, WatchOptions};
+pub use watch::{Connection, EventStream, WatchOptions};
 
 /// Generated types a caller sees in results, re-exported so no other crate is needed.
 pub use kapso_gateway_proto::v1::{
-    Direction, Event, Message, MessageStatus, MetaError, StatusRecord,
+    ConsumerPosition, Direction, Event, Message, MessageStatus, MetaError, StatusRecord,
 };
 
 /// gRPC status codes, as returned by [`Error::code`].

@@ -5,7 +5,8 @@
 //! retryable failure, waits per [`Backoff`] and asks again with
 //! `after_sequence = last`, so the caller sees every event exactly once and in
 //! order across reconnects. Events at or below that sequence are dropped should
-//! a server replay them.
+//! a server replay them. [`EventStream::connection`] tells how the stream stands
+//! with the core, for callers that report it while it waits.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::task::{Context, Poll};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use kapso_gateway_proto::v1 as pb;
+use tokio::sync::watch;
 use tonic::{Code, Status, Streaming};
 
 use crate::client::Grpc;
@@ -45,6 +47,10 @@ pub struct WatchOptions {
     pub phone_number_id: Option<String>,
     /// A named consumer, resuming from its last [`Client::ack`](crate::Client::ack).
     pub consumer: Option<String>,
+    /// Without a position to resume from (`after_sequence` 0 and no
+    /// acknowledged position), start at the log's head instead of its oldest
+    /// event: a new bot answers what comes next, not last month's messages.
+    pub from_end: bool,
     /// Reconnect schedule.
     pub backoff: Backoff,
 }
@@ -85,6 +91,23 @@ impl WatchOptions {
         self
     }
 
+    /// Start at the log's head when there is no position to resume from
+    /// (see [`from_end`](Self::from_end)). A named consumer is recorded at
+    /// that head on the first call, so its restarts skip nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kapso_client::WatchOptions;
+    ///
+    /// let options = WatchOptions::new().consumer("ayuda-bot").from_end();
+    /// assert!(options.from_end);
+    /// ```
+    pub fn from_end(mut self) -> Self {
+        self.from_end = true;
+        self
+    }
+
     /// Use this reconnect schedule instead of the default.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
@@ -97,6 +120,19 @@ impl WatchOptions {
 pub struct EventStream {
     inner: BoxStream<'static, Result<Event, Error>>,
     last: Arc<AtomicU64>,
+    connection: watch::Receiver<Connection>,
+}
+
+/// How a watch stands with the core. Changes only while the stream is polled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    /// No attempt has answered yet.
+    Connecting,
+    /// The core accepted the watch; events flow as they come.
+    Connected,
+    /// The last attempt failed or the stream broke (why); the next attempt
+    /// comes after a backoff.
+    Reconnecting(String),
 }
 
 impl std::fmt::Debug for EventStream {
@@ -113,6 +149,12 @@ impl EventStream {
     pub fn last_sequence(&self) -> Option<u64> {
         Some(self.last.load(Ordering::Relaxed)).filter(|s| *s != 0)
     }
+
+    /// Follows how the stream stands with the core, e.g. to say when it is
+    /// reconnecting and when it is back.
+    pub fn connection(&self) -> watch::Receiver<Connection> {
+        self.connection.clone()
+    }
 }
 
 impl Stream for EventStream {
@@ -125,10 +167,12 @@ impl Stream for EventStream {
 
 pub(crate) fn start(grpc: Grpc, options: WatchOptions) -> EventStream {
     let last = Arc::new(AtomicU64::new(0));
+    let (connection_tx, connection) = watch::channel(Connection::Connecting);
     let state = Watcher {
         grpc,
         options,
         last: last.clone(),
+        connection: connection_tx,
         stream: None,
         attempt: 0,
         done: false,
@@ -138,7 +182,11 @@ pub(crate) fn start(grpc: Grpc, options: WatchOptions) -> EventStream {
         Some((item, watcher))
     })
     .boxed();
-    EventStream { inner, last }
+    EventStream {
+        inner,
+        last,
+        connection,
+    }
 }
 
 /// Whether a watch that failed with `code` should reconnect. Transport failures
@@ -163,6 +211,7 @@ struct Watcher {
     options: WatchOptions,
     /// Sequence of the last yielded event; 0 before the first.
     last: Arc<AtomicU64>,
+    connection: watch::Sender<Connection>,
     stream: Option<Streaming<pb::Event>>,
     /// Failed attempts since the last yielded event: the backoff exponent.
     attempt: u32,
@@ -177,7 +226,10 @@ impl Watcher {
             }
             let Some(stream) = self.stream.as_mut() else {
                 match self.grpc.watch_events(self.request()).await {
-                    Ok(response) => self.stream = Some(response.into_inner()),
+                    Ok(response) => {
+                        self.stream = Some(response.into_inner());
+                        self.report(Connection::Connected);
+                    }
                     Err(status) => {
                         if let Some(error) = self.failed(status).await {
                             return Some(Err(error));
@@ -198,6 +250,9 @@ impl Watcher {
                 // The core never ends a watch by itself; a clean end is a shutdown.
                 Ok(None) => {
                     self.stream = None;
+                    self.report(Connection::Reconnecting(
+                        "the core closed the stream".into(),
+                    ));
                     self.pause().await;
                 }
                 Err(status) => {
@@ -213,12 +268,22 @@ impl Watcher {
     /// Sleeps before the next attempt when `status` is retryable; otherwise ends the stream.
     async fn failed(&mut self, status: Status) -> Option<Error> {
         if should_reconnect(status.code()) {
+            self.report(Connection::Reconnecting(status.message().to_owned()));
             self.pause().await;
             None
         } else {
             self.done = true;
             Some(status.into())
         }
+    }
+
+    /// Publishes a change only, so watchers wake once per transition.
+    fn report(&self, now: Connection) {
+        self.connection.send_if_modified(|was| {
+            let changed = *was != now;
+            *was = now;
+            changed
+        });
     }
 
     async fn pause(&mut self) {
@@ -245,6 +310,7 @@ impl Watcher {
             conversation_id: options.conversation_id.clone().unwrap_or_default(),
             phone_number_id: options.phone_number_id.clone().unwrap_or_default(),
             consumer: options.consumer.clone().unwrap_or_default(),
+            from_end: options.from_end,
         }
     }
 }

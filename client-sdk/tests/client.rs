@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use fake_adapter::spawn_adapter;
-use fake_core::{EVENTS_PER_CONNECTION, FAILING_TEXT, LOG_LEN, REJECTED_EVENT_TYPE, spawn_core};
+use fake_core::{
+    EVENTS_PER_CONNECTION, FAILING_TEXT, LOG_LEN, REJECTED_EVENT_TYPE, spawn_core, spawn_core_on,
+};
 use futures::{StreamExt, TryStreamExt};
 use hmac::{Hmac, Mac};
 use kapso_client::{Backoff, Client, Code, SendText, WatchOptions};
@@ -421,4 +423,117 @@ async fn cli_watch_prints_json_lines_and_acks_as_the_consumer() {
     assert_eq!(second["sequence"], 2);
     // The first ack lands before the second event is printed.
     assert_eq!(calls.lock().unwrap().ack[0].sequence, 1);
+}
+
+#[tokio::test]
+async fn watch_from_end_asks_the_core_to_start_at_the_head() {
+    let (url, calls) = spawn_core().await;
+    let client = client_with_token(&url).await;
+    let options = WatchOptions::new().consumer("bot").from_end();
+    let mut events = client.watch(options);
+    events.next().await.unwrap().unwrap();
+    let calls = calls.lock().unwrap();
+    assert!(calls.watch[0].from_end);
+    assert_eq!(calls.watch[0].consumer, "bot");
+}
+
+#[tokio::test]
+async fn seek_and_list_consumers_map_requests_and_answers() {
+    let (url, calls) = spawn_core().await;
+    let client = client_with_token(&url).await;
+    assert_eq!(client.seek_consumer("crm", 3).await.unwrap(), 3);
+    let beyond = client.seek_consumer("crm", LOG_LEN + 1).await.unwrap_err();
+    assert_eq!(beyond.code(), Code::OutOfRange);
+    let listed = client.list_consumers().await.unwrap();
+    let rows: Vec<_> = listed
+        .iter()
+        .map(|c| (c.consumer.as_str(), c.sequence, c.lag))
+        .collect();
+    assert_eq!(rows, [("billing", LOG_LEN, 0), ("crm", LOG_LEN - 4, 4)]);
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.seek[0].consumer, "crm");
+    assert_eq!(calls.seek[0].sequence, 3);
+}
+
+#[tokio::test]
+async fn cli_consumer_seek_reset_and_list() {
+    let (url, calls) = spawn_core().await;
+    let seek = kapso(&["--core-url", &url, "consumer", "seek", "crm", "7"], &[]).await;
+    assert!(seek.status.success(), "{seek:?}");
+    assert_eq!(
+        String::from_utf8(seek.stdout).unwrap(),
+        "{\"consumer\":\"crm\",\"sequence\":7}\n"
+    );
+    let reset = kapso(&["--core-url", &url, "consumer", "reset", "crm"], &[]).await;
+    assert!(reset.status.success(), "{reset:?}");
+    let list = kapso(&["--core-url", &url, "consumer", "list"], &[]).await;
+    assert!(list.status.success(), "{list:?}");
+    assert_eq!(
+        String::from_utf8(list.stdout).unwrap(),
+        "{\"consumer\":\"billing\",\"lag\":0,\"sequence\":10}\n\
+         {\"consumer\":\"crm\",\"lag\":4,\"sequence\":6}\n"
+    );
+    let seeks: Vec<_> = calls
+        .lock()
+        .unwrap()
+        .seek
+        .iter()
+        .map(|s| s.sequence)
+        .collect();
+    assert_eq!(seeks, [7, 0], "reset seeks to 0");
+    let beyond = kapso(&["--core-url", &url, "consumer", "seek", "crm", "99"], &[]).await;
+    assert_eq!(beyond.status.code(), Some(1));
+}
+
+/// `kapso watch` started before the core waits for it, saying so on stderr,
+/// and says when it is back; `--from-end` reaches the core.
+#[tokio::test]
+async fn cli_watch_waits_for_the_core_and_reports_reconnecting() {
+    use std::io::BufRead;
+
+    // An address nothing listens on yet; the fake core takes it later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kapso"))
+        .args(["--core-url", &url, "watch", "--from-end"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let stdout = child.stdout.take().unwrap();
+
+    let first = tokio::task::spawn_blocking(move || {
+        let line = stderr.next().unwrap().unwrap();
+        (line, stderr)
+    });
+    let (line, mut stderr) = first.await.unwrap();
+    assert!(line.contains("reconnecting"), "{line}");
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (_, calls) = spawn_core_on(listener);
+    let back = tokio::task::spawn_blocking(move || stderr.next().unwrap().unwrap());
+    let back = back.await.unwrap();
+    assert_eq!(back, "kapso: connected to the core again");
+    let event = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let event: serde_json::Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(event["sequence"], 1);
+    assert!(calls.lock().unwrap().watch[0].from_end);
 }

@@ -26,7 +26,8 @@ use tonic::server::NamedService;
 pub enum Scope {
     /// `Ingest.IngestEvents`: what the adapter needs.
     Ingest,
-    /// `GetMessage`, `ListMessages`, `WatchEvents`, `AckEvents`: consumers.
+    /// `GetMessage`, `ListMessages`, `WatchEvents`, `AckEvents`,
+    /// `SeekConsumer`, `ListConsumers`: consumers.
     Read,
     /// `SendText`, `MarkRead`: services that message customers.
     Send,
@@ -53,7 +54,9 @@ impl Scope {
                 "Messaging/GetMessage"
                 | "Messaging/ListMessages"
                 | "Messaging/WatchEvents"
-                | "Messaging/AckEvents",
+                | "Messaging/AckEvents"
+                | "Messaging/SeekConsumer"
+                | "Messaging/ListConsumers",
             ) => Scope::Read,
             _ => Scope::Send,
         }
@@ -414,7 +417,14 @@ mod tests {
             Scope::of_method("/kapso.gateway.v1.Ingest/IngestEvents"),
             Scope::Ingest
         );
-        for read in ["GetMessage", "ListMessages", "WatchEvents", "AckEvents"] {
+        for read in [
+            "GetMessage",
+            "ListMessages",
+            "WatchEvents",
+            "AckEvents",
+            "SeekConsumer",
+            "ListConsumers",
+        ] {
             let path = format!("/kapso.gateway.v1.Messaging/{read}");
             assert_eq!(Scope::of_method(&path), Scope::Read);
         }

@@ -85,6 +85,38 @@ fn consumer_name(name: &str) -> Result<&str, CoreError> {
     }
 }
 
+impl MessagingService {
+    /// Where a stream starts: a non-zero `after_sequence` wins, then a named
+    /// consumer's acknowledged position, then the log's head with `from_end`,
+    /// else the beginning.
+    async fn start(
+        &self,
+        after_sequence: u64,
+        consumer: Option<&str>,
+        from_end: bool,
+    ) -> Result<u64, CoreError> {
+        if after_sequence != 0 {
+            return Ok(after_sequence);
+        }
+        if let Some(consumer) = consumer
+            && let Some(position) = self.store.consumer_position(consumer).await?
+        {
+            return Ok(position);
+        }
+        if !from_end {
+            return Ok(0);
+        }
+        let head = *self.store.committed().borrow();
+        match consumer {
+            // Recorded at once: a consumer restarted before its first ack
+            // resumes here instead of at a later head, skipping what came
+            // between. An ack never moves back, so a concurrent one wins.
+            Some(consumer) => Ok(self.store.ack(consumer, head).await?),
+            None => Ok(head),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Messaging for MessagingService {
     async fn get_message(
@@ -136,18 +168,13 @@ impl Messaging for MessagingService {
         request: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let request = request.into_inner();
-        let mut after = request.after_sequence;
-        if !request.consumer.is_empty() {
-            consumer_name(&request.consumer)?;
-        }
-        if after == 0 && !request.consumer.is_empty() {
-            after = self
-                .store
-                .consumer_position(&request.consumer)
-                .await
-                .map_err(CoreError::from)?
-                .unwrap_or(0);
-        }
+        let consumer = match request.consumer.as_str() {
+            "" => None,
+            name => Some(consumer_name(name)?),
+        };
+        let after = self
+            .start(request.after_sequence, consumer, request.from_end)
+            .await?;
         let filter = EventFilter {
             event_types: request.event_types,
             conversation_id: request.conversation_id,
@@ -177,6 +204,47 @@ impl Messaging for MessagingService {
             .await
             .map_err(CoreError::from)?;
         Ok(Response::new(pb::AckEventsResponse { sequence }))
+    }
+
+    async fn seek_consumer(
+        &self,
+        request: Request<pb::SeekConsumerRequest>,
+    ) -> Result<Response<pb::SeekConsumerResponse>, Status> {
+        let request = request.into_inner();
+        if request.consumer.is_empty() {
+            return Err(CoreError::InvalidArgument("consumer is required".into()).into());
+        }
+        let consumer = consumer_name(&request.consumer)?;
+        let sequence = self
+            .store
+            .seek(consumer, request.sequence)
+            .await
+            .map_err(CoreError::from)?;
+        tracing::info!(consumer, sequence, "consumer moved");
+        Ok(Response::new(pb::SeekConsumerResponse { sequence }))
+    }
+
+    async fn list_consumers(
+        &self,
+        _request: Request<pb::ListConsumersRequest>,
+    ) -> Result<Response<pb::ListConsumersResponse>, Status> {
+        // The head first: a position read after it may be beyond it (a commit
+        // and an ack in between), which shows as no lag rather than a negative one.
+        let head = *self.store.committed().borrow();
+        let positions = self
+            .store
+            .consumer_positions()
+            .await
+            .map_err(CoreError::from)?;
+        let consumers = positions
+            .into_iter()
+            .map(|(consumer, sequence)| pb::ConsumerPosition {
+                consumer,
+                sequence,
+                lag: head.saturating_sub(sequence),
+            })
+            .collect();
+        Ok(Response::new(pb::ListConsumersResponse { consumers, head }))
     }
 
     async fn send_text(

@@ -121,6 +121,20 @@ impl Messaging for MeteredMessaging {
         self.inner.ack_events(request).await
     }
 
+    async fn seek_consumer(
+        &self,
+        request: Request<pb::SeekConsumerRequest>,
+    ) -> Result<Response<pb::SeekConsumerResponse>, Status> {
+        self.inner.seek_consumer(request).await
+    }
+
+    async fn list_consumers(
+        &self,
+        request: Request<pb::ListConsumersRequest>,
+    ) -> Result<Response<pb::ListConsumersResponse>, Status> {
+        self.inner.list_consumers(request).await
+    }
+
     async fn send_text(
         &self,
         request: Request<pb::SendTextRequest>,

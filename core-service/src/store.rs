@@ -130,6 +130,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// a new name when [`MAX_CONSUMERS`] are known already.
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError>;
 
+    /// Sets a named consumer's position to `sequence`, backwards included (to
+    /// replay); returns the position. Refused as [`ack`](Self::ack) is: beyond
+    /// the last durable sequence, or for a new name beyond [`MAX_CONSUMERS`].
+    async fn seek(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError>;
+
     /// A named consumer's acknowledged position, if it ever acknowledged.
     async fn consumer_position(&self, consumer: &str) -> Result<Option<u64>, StoreError>;
 
@@ -225,6 +230,16 @@ fn too_many_consumers() -> StoreError {
     StoreError::LimitReached(format!(
         "{MAX_CONSUMERS} consumers are known; reuse a name instead of making a new one"
     ))
+}
+
+/// How a write may move a consumer's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Move {
+    /// An acknowledgement: forward only, so a late or concurrent one never
+    /// makes the consumer process events again.
+    Forward,
+    /// A seek: wherever the owner says.
+    To,
 }
 
 /// Milliseconds since the Unix epoch: the stores' clock for receipt and send times.

@@ -168,6 +168,41 @@ def test_acked_consumer_resumes_after_its_position(client, inbound_sequence):
     assert events[-1].message.id == "wamid.sdk-test-2"
 
 
+def test_a_new_consumer_from_end_skips_the_backlog(client, inbound_sequence):
+    consumer = f"sdk-test-{uuid.uuid4().hex[:8]}"
+    seen = queue.Queue()
+
+    def run():
+        try:
+            for event in Client(CORE).watch(consumer=consumer, from_end=True):
+                seen.put(event)
+        except grpc.RpcError:
+            pass
+
+    threading.Thread(target=run, daemon=True).start()
+    # The core records a new from_end consumer at the head as its watch starts.
+    deadline = time.monotonic() + WAIT
+    while consumer not in [c.consumer for c in client.list_consumers()]:
+        assert time.monotonic() < deadline, "the watch never registered its consumer"
+        time.sleep(0.05)
+    fresh = ingest_text(f"wamid.sdk-test-{uuid.uuid4().hex[:8]}", "nueva")
+    first = seen.get(timeout=WAIT)
+    assert first.sequence == fresh, "only what came after the watch started"
+
+
+def test_seek_moves_a_consumer_back_and_list_shows_its_lag(client, inbound_sequence):
+    consumer = f"sdk-test-{uuid.uuid4().hex[:8]}"
+    head = ingest_text(f"wamid.sdk-test-{uuid.uuid4().hex[:8]}", "cabeza")
+    assert client.ack(consumer, head) == head
+    assert client.seek_consumer(consumer, inbound_sequence) == inbound_sequence
+    listed = {c.consumer: c for c in client.list_consumers()}
+    assert listed[consumer].sequence == inbound_sequence
+    assert listed[consumer].lag >= head - inbound_sequence
+    with pytest.raises(grpc.RpcError) as beyond:
+        client.seek_consumer(consumer, head + 1_000_000)
+    assert beyond.value.code() == grpc.StatusCode.OUT_OF_RANGE
+
+
 def start_core(port: int, database: str, log) -> subprocess.Popen:
     """Starts the kapso-core binary (KAPSO_CORE_BIN) and waits until it answers."""
     env = {

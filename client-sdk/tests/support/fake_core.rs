@@ -32,6 +32,7 @@ pub struct Calls {
     pub send_message: Vec<pb::SendMessageRequest>,
     pub watch: Vec<pb::WatchEventsRequest>,
     pub ack: Vec<pb::AckEventsRequest>,
+    pub seek: Vec<pb::SeekConsumerRequest>,
     pub list: Vec<pb::ListMessagesRequest>,
 }
 
@@ -160,6 +161,38 @@ impl Messaging for FakeCore {
         Ok(Response::new(pb::AckEventsResponse { sequence }))
     }
 
+    /// Moves anywhere within the fake's log; beyond it is OUT_OF_RANGE.
+    async fn seek_consumer(
+        &self,
+        request: Request<pb::SeekConsumerRequest>,
+    ) -> Result<Response<pb::SeekConsumerResponse>, Status> {
+        self.record(&request);
+        let request = request.into_inner();
+        let sequence = request.sequence;
+        self.calls.lock().unwrap().seek.push(request);
+        if sequence > LOG_LEN {
+            return Err(Status::out_of_range("beyond the log's last event"));
+        }
+        Ok(Response::new(pb::SeekConsumerResponse { sequence }))
+    }
+
+    /// Two consumers: `billing` caught up, `crm` four behind.
+    async fn list_consumers(
+        &self,
+        request: Request<pb::ListConsumersRequest>,
+    ) -> Result<Response<pb::ListConsumersResponse>, Status> {
+        self.record(&request);
+        let position = |consumer: &str, sequence| pb::ConsumerPosition {
+            consumer: consumer.into(),
+            sequence,
+            lag: LOG_LEN - sequence,
+        };
+        Ok(Response::new(pb::ListConsumersResponse {
+            consumers: vec![position("billing", LOG_LEN), position("crm", LOG_LEN - 4)],
+            head: LOG_LEN,
+        }))
+    }
+
     async fn send_message(
         &self,
         request: Request<pb::SendMessageRequest>,
@@ -232,7 +265,11 @@ impl Messaging for FakeCore {
 
 /// Serves a fresh fake on 127.0.0.1:0; returns its URL and what it records.
 pub async fn spawn_core() -> (String, Arc<Mutex<Calls>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn_core_on(TcpListener::bind("127.0.0.1:0").await.unwrap())
+}
+
+/// The fake serving on `listener`, e.g. on an address a client already tries.
+pub fn spawn_core_on(listener: TcpListener) -> (String, Arc<Mutex<Calls>>) {
     let addr = listener.local_addr().unwrap();
     let core = FakeCore::default();
     let calls = core.calls.clone();

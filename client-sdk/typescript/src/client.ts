@@ -163,18 +163,46 @@ export class Client {
   }
 
   /**
+   * Moves `consumer` to `sequence`, backwards included (0 replays everything retained); its
+   * next watch starts after it. Beyond the log's head rejects with OUT_OF_RANGE.
+   *
+   * @example
+   * await client.seekConsumer('billing', '1200');
+   */
+  async seekConsumer(consumer: string, sequence: Sequence): Promise<string> {
+    const response = await this.#unary<{ sequence: string }>((md, opts, cb) =>
+      this.#stub.SeekConsumer({ consumer, sequence: sequence.toString() }, md, opts, cb),
+    );
+    return response.sequence;
+  }
+
+  /**
+   * Every named consumer by name, with its position (`sequence`) and `lag` behind the head.
+   *
+   * @example
+   * for (const c of await client.listConsumers()) console.log(c.consumer, c.lag);
+   */
+  async listConsumers(): Promise<{ consumer: string; sequence: string; lag: string }[]> {
+    const response = await this.#unary<{ consumers: { consumer: string; sequence: string; lag: string }[] }>(
+      (md, opts, cb) => this.#stub.ListConsumers({}, md, opts, cb),
+    );
+    return response.consumers;
+  }
+
+  /**
    * Yields log events after `afterSequence`, then live ones, until `signal` aborts.
    *
    * When the stream breaks (core restart, network), it reconnects with `backoff` and resumes
    * after the last event it yielded, so no event is yielded twice or skipped. With
-   * `consumer` and no `afterSequence` it starts after the consumer's acknowledged position.
+   * `consumer` and no `afterSequence` it starts after the consumer's acknowledged position;
+   * with `fromEnd` and no position to resume from, at the log's head.
    * With `autoAck` each event is acknowledged as `consumer` once the caller asks for the
    * next one, i.e. after it was processed (at-least-once: the event being processed when
    * the program stops is delivered again on restart). Errors a retry cannot fix (bad
    * token, bad argument) are thrown.
    *
    * @example
-   * for await (const event of client.watch({ consumer: 'billing', autoAck: true })) {
+   * for await (const event of client.watch({ consumer: 'billing', fromEnd: true, autoAck: true })) {
    *   await handle(event.message);
    * }
    */

@@ -66,6 +66,11 @@ export interface WatchOptions {
   afterSequence?: Sequence;
   /** A named consumer: resumes from its AckEvents position. */
   consumer?: string;
+  /**
+   * With no position to resume from, start at the log's head (a new bot answers what comes
+   * next, not last month's messages). A new named consumer is recorded there at once.
+   */
+  fromEnd?: boolean;
   /** Acknowledge each event as `consumer` once the caller asks for the next one. */
   autoAck?: boolean;
   /** Only these event types (empty: all). */
@@ -103,6 +108,7 @@ export async function* follow(
     const call = openStream({
       after_sequence: last.toString(),
       consumer,
+      from_end: options.fromEnd ?? false,
       event_types: options.eventTypes ?? [],
       conversation_id: options.conversationId ?? '',
       phone_number_id: options.phoneNumberId ?? '',

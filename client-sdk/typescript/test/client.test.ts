@@ -45,6 +45,9 @@ class FakeMessaging {
       SendText: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
       SendMessage: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
       MarkRead: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
+      SendMessage: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
+      SeekConsumer: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
+      ListConsumers: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
     };
   }
 

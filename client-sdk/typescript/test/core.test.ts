@@ -164,4 +164,32 @@ describe('against kapso-core', { skip: CORE ? false : 'KAPSO_CORE_ADDR is not se
     assert.ok(BigInt(events[0].sequence) > BigInt(inboundSequence), `first was ${events[0].sequence}`);
     assert.equal(events.at(-1)!.message?.id, 'wamid.sdk-test-2');
   });
+
+  test('a new consumer from the end skips the backlog', async () => {
+    const consumer = `sdk-test-${randomUUID().slice(0, 8)}`;
+    const watching = watchUntil(() => true, { consumer, fromEnd: true });
+    // The core records a new fromEnd consumer at the head as its watch starts.
+    const deadline = Date.now() + WAIT_MS;
+    while (!(await client.listConsumers()).some((c) => c.consumer === consumer)) {
+      assert.ok(Date.now() < deadline, 'the watch never registered its consumer');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const fresh = await ingestText(`wamid.sdk-test-${randomUUID().slice(0, 8)}`, 'nueva');
+    const [first] = await watching;
+    assert.equal(first.sequence, fresh, 'only what came after the watch started');
+  });
+
+  test('seek moves a consumer back and the listing shows its lag', async () => {
+    const consumer = `sdk-test-${randomUUID().slice(0, 8)}`;
+    const head = await ingestText(`wamid.sdk-test-${randomUUID().slice(0, 8)}`, 'cabeza');
+    assert.equal(await client.ack(consumer, head), head);
+    assert.equal(await client.seekConsumer(consumer, inboundSequence), inboundSequence);
+    const listed = (await client.listConsumers()).find((c) => c.consumer === consumer);
+    assert.equal(listed?.sequence, inboundSequence);
+    assert.ok(BigInt(listed!.lag) >= BigInt(head) - BigInt(inboundSequence));
+    await assert.rejects(client.seekConsumer(consumer, (BigInt(head) + 1_000_000n).toString()), (error: grpc.ServiceError) => {
+      assert.equal(error.code, grpc.status.OUT_OF_RANGE);
+      return true;
+    });
+  });
 });

@@ -41,7 +41,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 
-use super::{CommitObserver, Store, StoreError, message_pages, unix_ms};
+use super::{CommitObserver, Move, Store, StoreError, message_pages, unix_ms};
 use crate::model::{
     Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
     SendResult, StoredEvent,
@@ -116,6 +116,21 @@ impl PostgresStore {
             committed: watch,
             background,
         })
+    }
+
+    async fn set_position(
+        &self,
+        consumer: &str,
+        sequence: u64,
+        how: Move,
+    ) -> Result<u64, StoreError> {
+        match self
+            .write(Write::Position(consumer.to_owned(), sequence, how))
+            .await?
+        {
+            Written::Position(position) => Ok(position),
+            other => Err(unexpected(other)),
+        }
     }
 
     async fn write(&self, write: Write) -> Result<Written, StoreError> {
@@ -282,13 +297,11 @@ impl Store for PostgresStore {
     }
 
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
-        match self
-            .write(Write::Ack(consumer.to_owned(), sequence))
-            .await?
-        {
-            Written::Position(position) => Ok(position),
-            other => Err(unexpected(other)),
-        }
+        self.set_position(consumer, sequence, Move::Forward).await
+    }
+
+    async fn seek(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
+        self.set_position(consumer, sequence, Move::To).await
     }
 
     async fn consumer_position(&self, consumer: &str) -> Result<Option<u64>, StoreError> {

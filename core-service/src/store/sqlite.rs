@@ -44,7 +44,7 @@ use async_trait::async_trait;
 use rusqlite::ErrorCode;
 use tokio::sync::watch;
 
-use super::{CommitObserver, Store, StoreError, message_pages, unix_ms};
+use super::{CommitObserver, Move, Store, StoreError, message_pages, unix_ms};
 use crate::model::{
     Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
     SendResult, StoredEvent,
@@ -235,7 +235,17 @@ impl Store for SqliteStore {
         let consumer = consumer.to_owned();
         let durable = self.writer.committed();
         self.writer
-            .run(move |conn| consumers::ack(conn, &consumer, sequence, *durable.borrow()))
+            .run(move |conn| {
+                consumers::set(conn, &consumer, sequence, *durable.borrow(), Move::Forward)
+            })
+            .await
+    }
+
+    async fn seek(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
+        let consumer = consumer.to_owned();
+        let durable = self.writer.committed();
+        self.writer
+            .run(move |conn| consumers::set(conn, &consumer, sequence, *durable.borrow(), Move::To))
             .await
     }
 

@@ -63,6 +63,7 @@ macro_rules! all_store_tests {
                 a_released_send_frees_its_key_and_a_settled_one_stays,
                 abandoned_sends_are_settled_as_unknown_and_fresh_ones_left_alone,
                 ack_only_moves_forward,
+                seek_moves_a_consumer_anywhere_up_to_the_head,
                 an_ack_beyond_the_log_is_out_of_range,
                 resuming_from_a_pruned_position_is_out_of_range,
                 new_consumers_beyond_the_bound_are_refused,

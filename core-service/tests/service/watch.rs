@@ -32,11 +32,15 @@ struct Core {
 async fn spawn_core() -> Core {
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}", dir.path().join("watch.db").display());
+    spawn_core_on(dir, &database_url).await
+}
+
+/// A core on `database_url`; `dir` lives as long as the core.
+async fn spawn_core_on(dir: tempfile::TempDir, database_url: &str) -> Core {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let config =
-        kapso_core::Config::try_parse_from(["kapso-core", "--database-url", &database_url])
-            .unwrap();
+        kapso_core::Config::try_parse_from(["kapso-core", "--database-url", database_url]).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(kapso_core::run(config, listener, async {
         let _ = stopped.await;
@@ -253,6 +257,148 @@ async fn named_consumer_resumes_after_its_acknowledged_position() {
     );
 }
 
+/// Ids of the events of `range`, as [`event`] makes them.
+fn ids(range: std::ops::Range<u64>) -> Vec<String> {
+    range.map(|n| format!("wamid.watch-{n}")).collect()
+}
+
+fn event_ids(events: &[pb::Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e.message.as_ref().unwrap().id.clone())
+        .collect()
+}
+
+/// `from_end` skips the backlog for an anonymous stream and a new named
+/// consumer (recorded at the head, so a restart before its first ack skips
+/// nothing); a stored position and a non-zero `after_sequence` still win.
+async fn from_end_starts_where_nothing_else_says_to(core: Core) {
+    ingest_concurrently(&core, 0..10, 1).await;
+    let mut client = core.messaging().await;
+    let from_end = |consumer: &str| pb::WatchEventsRequest {
+        consumer: consumer.into(),
+        from_end: true,
+        ..Default::default()
+    };
+
+    let mut anonymous = client
+        .watch_events(from_end(""))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut bot = client
+        .watch_events(from_end("bot"))
+        .await
+        .unwrap()
+        .into_inner();
+    ingest_concurrently(&core, 10..12, 1).await;
+    for stream in [&mut anonymous, &mut bot] {
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            got.push(stream.next().await.unwrap().unwrap());
+        }
+        assert_eq!(
+            event_ids(&got),
+            ids(10..12),
+            "only what came after the call"
+        );
+    }
+    drop((anonymous, bot));
+
+    // Restarted before any ack: the bot resumes at the head it first saw.
+    ingest_concurrently(&core, 12..13, 1).await;
+    let restarted = read_some(&mut client, from_end("bot"), 3).await;
+    assert_eq!(event_ids(&restarted), ids(10..13));
+
+    // Acknowledged: from_end no longer matters.
+    let ack = pb::AckEventsRequest {
+        consumer: "bot".into(),
+        sequence: restarted[1].sequence,
+    };
+    client.ack_events(ack).await.unwrap();
+    let resumed = read_some(&mut client, from_end("bot"), 1).await;
+    assert_eq!(event_ids(&resumed), ids(12..13));
+
+    // An explicit position wins over both.
+    let explicit = pb::WatchEventsRequest {
+        after_sequence: restarted[0].sequence,
+        ..from_end("bot")
+    };
+    let replayed = read_some(&mut client, explicit, 2).await;
+    assert_eq!(event_ids(&replayed), ids(11..13));
+
+    // Without from_end a new consumer still starts at the beginning.
+    let fresh = pb::WatchEventsRequest {
+        consumer: "archive".into(),
+        ..Default::default()
+    };
+    let all = read_some(&mut client, fresh, 13).await;
+    assert_eq!(event_ids(&all), ids(0..13));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_end_starts_at_the_head_on_sqlite() {
+    from_end_starts_where_nothing_else_says_to(spawn_core().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_end_starts_at_the_head_on_postgres() {
+    let db = crate::postgres_db::TestDatabase::create().await;
+    let core = spawn_core_on(tempfile::tempdir().unwrap(), &db.url).await;
+    from_end_starts_where_nothing_else_says_to(core).await;
+}
+
+/// A seek moves a consumer back to replay (or ahead to skip); the listing
+/// shows each consumer's position and lag; bad seeks are refused as acks are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sought_consumer_replays_from_there_and_is_listed_with_its_lag() {
+    let core = spawn_core().await;
+    ingest_concurrently(&core, 0..6, 1).await;
+    let mut client = core.messaging().await;
+    let bot = || pb::WatchEventsRequest {
+        consumer: "bot".into(),
+        ..Default::default()
+    };
+    let all = read_some(&mut client, bot(), 6).await;
+    let (head, second) = (all[5].sequence, all[1].sequence);
+    let ack = pb::AckEventsRequest {
+        consumer: "bot".into(),
+        sequence: head,
+    };
+    client.ack_events(ack).await.unwrap();
+
+    let seek = |consumer: &str, sequence| pb::SeekConsumerRequest {
+        consumer: consumer.into(),
+        sequence,
+    };
+    let moved = client.seek_consumer(seek("bot", second)).await.unwrap();
+    assert_eq!(moved.into_inner().sequence, second);
+    let replayed = read_some(&mut client, bot(), 4).await;
+    assert_eq!(event_ids(&replayed), ids(2..6));
+
+    let listed = client
+        .list_consumers(pb::ListConsumersRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.head, head);
+    assert_eq!(
+        listed.consumers,
+        vec![pb::ConsumerPosition {
+            consumer: "bot".into(),
+            sequence: second,
+            lag: head - second,
+        }]
+    );
+
+    let beyond = client.seek_consumer(seek("bot", head + 1)).await;
+    assert_eq!(beyond.unwrap_err().code(), tonic::Code::OutOfRange);
+    let unnamed = client.seek_consumer(seek("a b", 0)).await;
+    assert_eq!(unnamed.unwrap_err().code(), tonic::Code::InvalidArgument);
+    let reset = client.seek_consumer(seek("bot", 0)).await.unwrap();
+    assert_eq!(reset.into_inner().sequence, 0);
+}
+
 /// A store that counts how many log entries readers have taken from it.
 #[derive(Debug)]
 struct CountingStore {
@@ -311,6 +457,9 @@ impl Store for CountingStore {
     }
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
         self.inner.ack(consumer, sequence).await
+    }
+    async fn seek(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
+        self.inner.seek(consumer, sequence).await
     }
     async fn consumer_position(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
         self.inner.consumer_position(consumer).await

@@ -152,11 +152,38 @@ class Client:
         response = self._stub.AckEvents(request, metadata=self._metadata, timeout=self._timeout)
         return response.sequence
 
+    def seek_consumer(self, consumer: str, sequence: int) -> int:
+        """Moves ``consumer`` to ``sequence``, backwards included (0 replays everything retained).
+
+        Its next watch starts after it. Beyond the log's head raises ``OUT_OF_RANGE``.
+
+        # Examples
+
+        >>> client.seek_consumer("billing", 1200)  # doctest: +SKIP
+        1200
+        """
+        request = messaging_pb2.SeekConsumerRequest(consumer=consumer, sequence=sequence)
+        response = self._stub.SeekConsumer(request, metadata=self._metadata, timeout=self._timeout)
+        return response.sequence
+
+    def list_consumers(self) -> list:
+        """Every named consumer by name: ``consumer``, ``sequence`` (position) and ``lag``.
+
+        # Examples
+
+        >>> [(c.consumer, c.lag) for c in client.list_consumers()]  # doctest: +SKIP
+        [('billing', 0)]
+        """
+        request = messaging_pb2.ListConsumersRequest()
+        response = self._stub.ListConsumers(request, metadata=self._metadata, timeout=self._timeout)
+        return list(response.consumers)
+
     def watch(
         self,
         after_sequence: int = 0,
         *,
         consumer: str = "",
+        from_end: bool = False,
         auto_ack: bool = False,
         event_types: Sequence[str] = (),
         conversation_id: str = "",
@@ -169,7 +196,9 @@ class Client:
         When the stream breaks (core restart, network), it reconnects with ``backoff`` and
         resumes after the last event it yielded, so no event is yielded twice or skipped.
         With ``consumer`` and ``after_sequence`` 0 it starts after the consumer's
-        acknowledged position. With ``auto_ack`` each event is acknowledged as ``consumer``
+        acknowledged position. With ``from_end`` and no position to resume from, it starts at
+        the log's head (a new bot answers what comes next, not last month's messages); a new
+        named consumer is recorded there at once, so its restarts skip nothing. With ``auto_ack`` each event is acknowledged as ``consumer``
         once the caller asks for the next one, i.e. after it was processed (at-least-once:
         the event being processed when the program stops is delivered again on restart).
         ``max_attempts`` bounds consecutive failed attempts (``WatchGaveUp``); ``None``
@@ -177,7 +206,7 @@ class Client:
 
         # Examples
 
-        >>> for event in client.watch(consumer="billing", auto_ack=True,
+        >>> for event in client.watch(consumer="billing", from_end=True, auto_ack=True,
         ...                           event_types=["whatsapp.message.received"]):  # doctest: +SKIP
         ...     handle(event.message)
         """
@@ -188,6 +217,7 @@ class Client:
             self.ack,
             after_sequence=after_sequence,
             consumer=consumer,
+            from_end=from_end,
             event_types=event_types,
             conversation_id=conversation_id,
             phone_number_id=phone_number_id,

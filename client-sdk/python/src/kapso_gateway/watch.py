@@ -65,6 +65,7 @@ def follow(
     after_sequence: int,
     consumer: str,
     event_types: Sequence[str],
+    from_end: bool = False,
     conversation_id: str,
     phone_number_id: str,
     auto_ack: bool,
@@ -83,6 +84,7 @@ def follow(
         request = messaging_pb2.WatchEventsRequest(
             after_sequence=last,
             consumer=consumer,
+            from_end=from_end,
             event_types=list(event_types),
             conversation_id=conversation_id,
             phone_number_id=phone_number_id,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use kapso_client::Client;
 
-use crate::{messaging, webhook};
+use crate::{consumers, messaging, webhook};
 
 /// Talk to the kapso-gateway core and send signed test webhooks to its adapter.
 ///
@@ -71,6 +71,9 @@ pub enum Command {
         /// Last processed sequence.
         sequence: u64,
     },
+    /// Move named consumers and see where they stand.
+    #[command(subcommand)]
+    Consumer(ConsumerCommand),
     /// Act as Kapso towards the adapter.
     #[command(subcommand)]
     Webhook(WebhookCommand),
@@ -128,6 +131,27 @@ pub struct WatchArgs {
     /// Acknowledge each event for --consumer after printing it.
     #[arg(long, requires = "consumer")]
     pub ack: bool,
+    /// With no position to resume from, start at the log's end: only new events.
+    #[arg(long)]
+    pub from_end: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsumerCommand {
+    /// Move a consumer to SEQUENCE, backwards included (to replay what follows).
+    Seek {
+        /// Consumer name.
+        name: String,
+        /// Its new position: its next watch starts after it.
+        sequence: u64,
+    },
+    /// Move a consumer back to 0: its next watch replays everything retained.
+    Reset {
+        /// Consumer name.
+        name: String,
+    },
+    /// Print each named consumer's position and lag, one JSON object per line.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,15 +222,16 @@ impl FromStr for Secret {
 
 /// Runs the command; `Ok` carries the exit code of a command that ran to its end.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let connect = || async {
+    let builder = || {
         let mut builder = Client::builder(&cli.core_url)
             .timeout(Duration::from_secs(cli.timeout_secs))
             .connect_timeout(Duration::from_secs(5));
         if let Some(token) = &cli.token {
             builder = builder.token(token.expose());
         }
-        builder.connect().await
+        builder
     };
+    let connect = || async { builder().connect().await };
     match cli.command {
         Command::Webhook(WebhookCommand::Send(args)) => webhook::send(args).await,
         Command::SendText(args) => messaging::send_text(&connect().await?, args).await,
@@ -217,7 +242,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List { conversation_id } => {
             messaging::list(&connect().await?, &conversation_id).await
         }
-        Command::Watch(args) => messaging::watch(&connect().await?, args).await,
+        // Lazy: a watch started before the core waits for it instead of failing.
+        Command::Watch(args) => messaging::watch(&builder().connect_lazy()?, args).await,
+        Command::Consumer(command) => consumers::run(&connect().await?, command).await,
         Command::Ack { consumer, sequence } => {
             messaging::ack(&connect().await?, &consumer, sequence).await
         }

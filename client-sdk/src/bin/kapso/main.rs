@@ -3,9 +3,10 @@
 //! the adapter the way Kapso does.
 //!
 //! Modules: [`cli`] (flags and dispatch), [`messaging`] (commands against the
-//! core), [`webhook`] (`kapso webhook send`).
+//! core), [`consumers`] (`kapso consumer ...`), [`webhook`] (`kapso webhook send`).
 
 mod cli;
+mod consumers;
 mod messaging;
 mod webhook;
 

@@ -60,9 +60,11 @@ pub async fn watch(client: &Client, args: WatchArgs) -> anyhow::Result<ExitCode>
     options.conversation_id = args.conversation;
     options.phone_number_id = args.phone_number_id;
     options.consumer = args.consumer.clone();
+    options.from_end = args.from_end;
     let ack_as = args.consumer.filter(|_| args.ack);
 
     let mut events = client.watch(options);
+    crate::consumers::report_connection(events.connection());
     while let Some(event) = events.next().await {
         let event = event?;
         if print_line(&json::event(&event)).is_err() {
@@ -78,7 +80,7 @@ pub async fn watch(client: &Client, args: WatchArgs) -> anyhow::Result<ExitCode>
 }
 
 /// Writes one JSON line and flushes, so a pipe sees each event as it arrives.
-fn print_line(value: &serde_json::Value) -> io::Result<()> {
+pub fn print_line(value: &serde_json::Value) -> io::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "{value}")?;
     out.flush()

@@ -10,7 +10,7 @@ use deadpool_postgres::ClientWrapper;
 use super::{rows, unix_ms};
 use crate::model::{Message, SendClaim, SendIntent, SendResult};
 use crate::status::MessageStatus;
-use crate::store::StoreError;
+use crate::store::{Move, StoreError};
 
 /// See [`Store::begin_send`](crate::store::Store::begin_send).
 pub(super) async fn begin_send(
@@ -244,11 +244,12 @@ async fn merge_webhook_row(
 /// Advisory lock key held while a new consumer name is counted ("kapso" + 3).
 const CONSUMERS_LOCK: i64 = 0x6b61_7073_6f00_0003;
 
-/// See [`Store::ack`](crate::store::Store::ack).
-pub(super) async fn ack(
+/// See [`Store::ack`](crate::store::Store::ack) and [`Store::seek`](crate::store::Store::seek).
+pub(super) async fn set_position(
     conn: &ClientWrapper,
     consumer: &str,
     sequence: u64,
+    how: Move,
 ) -> Result<u64, StoreError> {
     let requested = sequence;
     // The log's head, committed (and so durable) by any core; never below
@@ -284,14 +285,20 @@ pub(super) async fn ack(
     }
     let sequence =
         i64::try_from(sequence).map_err(|_| crate::store::beyond_the_log(requested, head))?;
-    // GREATEST in the upsert: two replicas acknowledging at once never move it back.
-    let stmt = conn
-        .prepare_cached(
+    let sql = match how {
+        // GREATEST in the upsert: two replicas acknowledging at once never move it back.
+        Move::Forward => {
             "INSERT INTO consumers AS c (name, sequence) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET sequence = GREATEST(c.sequence, excluded.sequence) \
-             RETURNING sequence",
-        )
-        .await?;
+             RETURNING sequence"
+        }
+        Move::To => {
+            "INSERT INTO consumers AS c (name, sequence) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET sequence = excluded.sequence \
+             RETURNING sequence"
+        }
+    };
+    let stmt = conn.prepare_cached(sql).await?;
     let position: i64 = conn
         .query_one(&stmt, &[&consumer, &sequence])
         .await?

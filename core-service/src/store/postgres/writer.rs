@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{committed, ingest, outbound, retention};
 use crate::model::{Claim, Delivery, Message, Receipt, SendClaim, SendIntent, SendResult};
-use crate::store::{CommitObserver, StoreError};
+use crate::store::{CommitObserver, Move, StoreError};
 
 /// Advisory lock key serializing appends to the event log ("kapso" + 1).
 const LOG_LOCK: i64 = 0x6b61_7073_6f00_0001;
@@ -60,7 +60,8 @@ pub(super) enum Write {
     BeginSend(SendIntent),
     FinishSend(String, SendResult),
     ReleaseSend(String),
-    Ack(String, u64),
+    /// A consumer's new position, and how it may move there.
+    Position(String, u64, Move),
     /// Prune entries received before this Unix ms, at most this many per table.
     Prune(i64, usize),
     /// Nothing: proves the writer and its connection work.
@@ -101,8 +102,8 @@ impl Write {
                 Written::Message(outbound::finish_send(conn, id, result).await?)
             }
             Write::ReleaseSend(id) => Written::Released(outbound::release_send(conn, id).await?),
-            Write::Ack(consumer, sequence) => {
-                Written::Position(outbound::ack(conn, consumer, *sequence).await?)
+            Write::Position(consumer, sequence, how) => {
+                Written::Position(outbound::set_position(conn, consumer, *sequence, *how).await?)
             }
             Write::Prune(older_than_ms, batch) => {
                 Written::Pruned(retention::prune(conn, *older_than_ms, *batch).await?)

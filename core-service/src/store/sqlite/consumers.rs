@@ -2,14 +2,16 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::store::{MAX_CONSUMERS, StoreError, beyond_the_log, too_many_consumers};
+use crate::store::{MAX_CONSUMERS, Move, StoreError, beyond_the_log, too_many_consumers};
 
-/// See [`Store::ack`](crate::store::Store::ack); `durable` is the last durable sequence.
-pub(super) fn ack(
+/// See [`Store::ack`](crate::store::Store::ack) and [`Store::seek`](crate::store::Store::seek);
+/// `durable` is the last durable sequence.
+pub(super) fn set(
     conn: &Connection,
     consumer: &str,
     sequence: u64,
     durable: u64,
+    how: Move,
 ) -> Result<u64, StoreError> {
     if sequence > durable {
         return Err(beyond_the_log(sequence, durable));
@@ -23,12 +25,20 @@ pub(super) fn ack(
             return Err(too_many_consumers());
         }
     }
-    let position: i64 = conn
-        .prepare_cached(
+    let sql = match how {
+        Move::Forward => {
             "INSERT INTO consumers (name, sequence) VALUES (?1, ?2) \
              ON CONFLICT (name) DO UPDATE SET sequence = max(sequence, excluded.sequence) \
-             RETURNING sequence",
-        )?
+             RETURNING sequence"
+        }
+        Move::To => {
+            "INSERT INTO consumers (name, sequence) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET sequence = excluded.sequence \
+             RETURNING sequence"
+        }
+    };
+    let position: i64 = conn
+        .prepare_cached(sql)?
         .query_row(params![consumer, sequence], |r| r.get(0))?;
     Ok(u64::try_from(position).unwrap_or(0))
 }

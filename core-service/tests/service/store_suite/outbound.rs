@@ -347,6 +347,41 @@ pub async fn ack_only_moves_forward(store: Arc<dyn Store>) {
     assert_eq!(store.consumer_position("crm").await.unwrap(), Some(9));
 }
 
+/// A seek moves a consumer anywhere in the log, backwards included (to
+/// replay), but not beyond its head; a later ack moves forward from there.
+pub async fn seek_moves_a_consumer_anywhere_up_to_the_head(store: Arc<dyn Store>) {
+    for n in 0..9 {
+        let event = received(&format!("wamid.{n}"), "conv-1", "hi", 100 + n);
+        store
+            .ingest(delivery(Some(&format!("k{n}")), vec![event]))
+            .await
+            .unwrap();
+    }
+    let head = *store.committed().borrow();
+    assert_eq!(store.ack("crm", 7).await.unwrap(), 7);
+    assert_eq!(store.seek("crm", 2).await.unwrap(), 2);
+    assert_eq!(store.consumer_position("crm").await.unwrap(), Some(2));
+    assert_eq!(
+        store.ack("crm", 1).await.unwrap(),
+        2,
+        "acks still only move forward"
+    );
+    assert_eq!(store.seek("crm", 0).await.unwrap(), 0);
+    assert_eq!(store.seek("crm", head).await.unwrap(), head);
+    let refused = store.seek("crm", head + 1).await;
+    assert!(
+        matches!(refused, Err(StoreError::OutOfRange(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.consumer_position("crm").await.unwrap(), Some(head));
+    // A seek may name a new consumer, placing it before its first watch.
+    assert_eq!(store.seek("billing", 4).await.unwrap(), 4);
+    assert_eq!(
+        store.consumer_positions().await.unwrap(),
+        vec![("billing".to_owned(), 4), ("crm".to_owned(), head)]
+    );
+}
+
 pub async fn check_writable_succeeds_on_a_healthy_store(store: Arc<dyn Store>) {
     store.check_writable().await.unwrap();
 }
