@@ -43,7 +43,6 @@ class FakeMessaging {
       },
       ListMessages: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
       SendText: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
-      SendMessage: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
       MarkRead: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
       SendMessage: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
       SeekConsumer: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
