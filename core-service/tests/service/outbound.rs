@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser as _;
-use fake_kapso::{FakeKapso, Reply};
+use fake_kapso::{FakeKapso, PROXY, Reply};
 use kapso_core::kapso_api::ApiKey;
 use kapso_core::model::{Delivery, Direction, Message, NewEvent, StatusUpdate};
 use kapso_core::outbound::{MarkRead, Outbound, OutboundConfig, RetryPolicy, SendText};
@@ -64,7 +64,7 @@ fn outbound_for(
     store: &Arc<dyn Store>,
     tweak: impl FnOnce(&mut OutboundConfig),
 ) -> Arc<Outbound> {
-    let mut config = OutboundConfig::new(base_url, Some(ApiKey::new(KEY)));
+    let mut config = OutboundConfig::new(base_url.parse().unwrap(), Some(ApiKey::new(KEY)));
     config.kapso_phone_number_id = Some(NUMBER.into());
     config.kapso_request_timeout_ms = 1000;
     tweak(&mut config);
@@ -211,7 +211,7 @@ async fn send_posts_the_exact_body_with_the_api_key_and_stores_sent() {
 
     let requests = app.kapso.requests();
     assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].path, format!("/{NUMBER}/messages"));
+    assert_eq!(requests[0].path, format!("{PROXY}/{NUMBER}/messages"));
     assert_eq!(requests[0].headers["x-api-key"], KEY);
     assert_eq!(requests[0].headers["content-type"], "application/json");
     assert_eq!(
@@ -262,7 +262,7 @@ async fn mark_read_posts_the_exact_body_with_and_without_typing_indicator() {
         .unwrap();
 
     let requests = app.kapso.requests();
-    assert_eq!(requests[0].path, format!("/{NUMBER}/messages"));
+    assert_eq!(requests[0].path, format!("{PROXY}/{NUMBER}/messages"));
     assert_eq!(requests[0].headers["x-api-key"], KEY);
     assert_eq!(
         requests[0].body,
@@ -571,7 +571,7 @@ async fn conversation_id_resolves_number_and_contact() {
     };
     let message = app.outbound.send_text(request).await.unwrap();
     let requests = app.kapso.requests();
-    assert_eq!(requests[0].path, format!("/{NUMBER}/messages"));
+    assert_eq!(requests[0].path, format!("{PROXY}/{NUMBER}/messages"));
     assert_eq!(requests[0].body["to"], CONTACT);
     assert_eq!(message.conversation_id, "conv_1");
 
@@ -876,9 +876,12 @@ async fn without_a_token_sending_off_is_warned_once_at_build() {
         .with_writer(move || writer.clone())
         .finish();
     tracing::subscriber::with_default(subscriber, || {
-        let config = OutboundConfig::new("http://127.0.0.1:9/unused", None);
+        let config = OutboundConfig::new("http://127.0.0.1:9/unused".parse().unwrap(), None);
         Outbound::from_config(config, store.clone()).unwrap();
-        let config = OutboundConfig::new("http://127.0.0.1:9/unused", Some(ApiKey::new(KEY)));
+        let config = OutboundConfig::new(
+            "http://127.0.0.1:9/unused".parse().unwrap(),
+            Some(ApiKey::new(KEY)),
+        );
         Outbound::from_config(config, store).unwrap();
     });
     let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
