@@ -586,6 +586,42 @@ async fn conversation_id_resolves_number_and_contact() {
 }
 
 #[tokio::test]
+async fn a_contact_known_only_by_user_id_is_sent_to_as_recipient() {
+    let app = spawn_app().await;
+    let bsuid = "US.13491208655302741918";
+    let event = NewEvent {
+        event_type: "whatsapp.message.received".into(),
+        message_id: "wamid.BSUID".into(),
+        conversation_id: "conv_bsuid".into(),
+        phone_number_id: NUMBER.into(),
+        contact_phone: bsuid.into(),
+        direction: Direction::Inbound,
+        message_type: "text".into(),
+        text: "hola".into(),
+        timestamp: unix_now() - 60,
+        payload_json: "{}".into(),
+        ..Default::default()
+    };
+    let delivery = Delivery {
+        key: None,
+        events: vec![event],
+    };
+    app.store.ingest(delivery).await.unwrap();
+    let request = SendText {
+        conversation_id: "conv_bsuid".into(),
+        text: "hola".into(),
+        ..Default::default()
+    };
+    app.outbound.send_text(request).await.unwrap();
+    assert_eq!(
+        app.kapso.requests()[0].body,
+        json!({"messaging_product": "whatsapp", "recipient_type": "individual",
+               "recipient": bsuid, "type": "text",
+               "text": {"body": "hola", "preview_url": false}})
+    );
+}
+
+#[tokio::test]
 async fn invalid_requests_name_the_field_and_call_nobody() {
     let app = spawn_app_with(|c| c.kapso_phone_number_id = None).await;
     let cases = [
