@@ -3,10 +3,11 @@
 //! the adapter the way Kapso does.
 //!
 //! Modules: [`cli`] (flags and dispatch), [`messaging`] (commands against the
-//! core), [`webhook`] (`kapso webhook send`).
+//! core), [`send`] (`kapso send KIND`), [`webhook`] (`kapso webhook send`).
 
 mod cli;
 mod messaging;
+mod send;
 mod webhook;
 
 use std::process::ExitCode;
