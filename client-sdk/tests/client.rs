@@ -444,10 +444,34 @@ async fn cli_send_builds_each_kind_from_the_flags_a_person_types() {
         assert_eq!(printed["id"], "wamid.sent");
     }
 
+    // Without --to, a reaction goes to the reacted message's conversation.
+    let output = kapso(
+        &[
+            "send",
+            "reaction",
+            "--message-id",
+            "wamid.IN",
+            "--emoji",
+            "",
+        ],
+        &[("KAPSO_CORE_URL", &url)],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
     let calls = calls.lock().unwrap();
     let sent = &calls.send_message;
-    assert_eq!(sent.len(), 6);
-    assert!(sent.iter().all(|r| r.to == "+15551234567"));
+    assert_eq!(sent.len(), 7);
+    assert_eq!(
+        (sent[6].to.as_str(), sent[6].conversation_id.as_str()),
+        ("", "conv_1")
+    );
+    assert!(matches!(&sent[6].content, Some(C::Reaction(r)) if r.emoji.is_empty()));
+    assert!(sent[..6].iter().all(|r| r.to == "+15551234567"));
     let body = |values: &[&str]| pb::TemplateComponent {
         r#type: pb::TemplateComponentType::Body.into(),
         parameters: values

@@ -144,13 +144,31 @@ pub struct Choices {
 #[derive(Debug, Args)]
 pub struct ReactionArgs {
     #[command(flatten)]
-    pub envelope: Envelope,
+    pub chat: ReactionChat,
+    /// Makes a retry safe: the core sends at most once per key.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Sending business number id (default: the core's or the conversation's).
+    #[arg(long)]
+    pub phone_number_id: Option<String>,
     /// The wamid of the message reacted to.
     #[arg(long)]
     pub message_id: String,
     /// One emoji; empty removes the reaction.
     #[arg(long)]
     pub emoji: String,
+}
+
+/// Where a reaction goes; by default the conversation of the message reacted to.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct ReactionChat {
+    /// Recipient phone number (digits, leading + accepted).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Send to the contact of this conversation id.
+    #[arg(long)]
+    pub conversation: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -185,10 +203,16 @@ pub async fn run(client: &Client, command: SendCommand) -> anyhow::Result<ExitCo
         }
         SendCommand::Media(args) => (args.envelope, media(args.media)),
         SendCommand::Interactive(args) => (args.envelope, interactive(args.interactive)),
-        SendCommand::Reaction(args) => (
-            args.envelope,
-            message::reaction(args.message_id, args.emoji),
-        ),
+        SendCommand::Reaction(args) => {
+            let recipient = reaction_chat(client, args.chat, &args.message_id).await?;
+            let envelope = Envelope {
+                recipient,
+                reply_to: None,
+                idempotency_key: args.idempotency_key,
+                phone_number_id: args.phone_number_id,
+            };
+            (envelope, message::reaction(args.message_id, args.emoji))
+        }
         SendCommand::Location(args) => {
             let mut location = Location::new(args.lat, args.lng);
             if let Some(name) = args.name {
@@ -203,6 +227,39 @@ pub async fn run(client: &Client, command: SendCommand) -> anyhow::Result<ExitCo
     let message = client.send_message(request(envelope, content)?).await?;
     print_line(&json::message(&message))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The chat a reaction goes to: as given, else the reacted message's
+/// conversation (or contact), looked up in the core.
+async fn reaction_chat(
+    client: &Client,
+    chat: ReactionChat,
+    message_id: &str,
+) -> anyhow::Result<RecipientArgs> {
+    if chat.to.is_some() || chat.conversation.is_some() {
+        return Ok(RecipientArgs {
+            to: chat.to,
+            conversation: chat.conversation,
+        });
+    }
+    let reacted = client.get_message(message_id).await?;
+    let non_empty = |s: String| (!s.is_empty()).then_some(s);
+    match (
+        non_empty(reacted.conversation_id),
+        non_empty(reacted.contact_phone),
+    ) {
+        (Some(conversation), _) => Ok(RecipientArgs {
+            to: None,
+            conversation: Some(conversation),
+        }),
+        (None, Some(to)) => Ok(RecipientArgs {
+            to: Some(to),
+            conversation: None,
+        }),
+        (None, None) => {
+            anyhow::bail!("message {message_id} names no chat; give --to or --conversation")
+        }
+    }
 }
 
 fn request(envelope: Envelope, content: Content) -> anyhow::Result<SendMessage> {
