@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A fake Kapso WhatsApp API for the SDK tests: answers `POST /{phone_number_id}/messages`.
+"""A fake Kapso WhatsApp API for the SDK tests: answers `POST /meta/whatsapp/v24.0/{phone_number_id}/messages`.
 
 Sends get `{"messaging_product":"whatsapp","contacts":[...],"messages":[{"id":"wamid.fake-N"}]}`,
 read receipts (`"status":"read"`) get `{"success":true}`. A request without the `X-API-Key`
@@ -20,7 +20,7 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MESSAGES_PATH = re.compile(r"^/(?P<phone_number_id>[^/]+)/messages$")
+MESSAGES_PATH = re.compile(r"^/meta/whatsapp/v24\.0/(?P<phone_number_id>[^/]+)/messages$")
 
 
 def make_handler(api_key: str, log_path: str):

@@ -363,6 +363,225 @@ async fn cli_send_text_prints_the_message_as_json() {
 }
 
 #[tokio::test]
+async fn cli_send_builds_each_kind_from_the_flags_a_person_types() {
+    use kapso_client::proto as pb;
+    use pb::send_message_request::Content as C;
+    let (url, calls) = spawn_core().await;
+    let to = ["--to", "+15551234567"];
+    let commands: [&[&str]; 6] = [
+        &[
+            "template",
+            "--name",
+            "order_shipped",
+            "--language",
+            "es",
+            "--body-param",
+            "Ana",
+            "--body-param",
+            "1042",
+        ],
+        &[
+            "media",
+            "--kind",
+            "document",
+            "--link",
+            "https://example.com/invoice.pdf",
+            "--filename",
+            "invoice.pdf",
+            "--caption",
+            "Your invoice",
+        ],
+        &[
+            "interactive",
+            "--body",
+            "Confirm?",
+            "--button",
+            "yes:Yes",
+            "--button",
+            "no:No",
+            "--footer",
+            "Clinic",
+        ],
+        &[
+            "interactive",
+            "--body",
+            "Pick a day",
+            "--list-button",
+            "Days",
+            "--list-row",
+            "mon:Monday:9:00 to 13:00",
+            "--list-row",
+            "tue:Tuesday",
+        ],
+        &[
+            "reaction",
+            "--message-id",
+            "wamid.IN",
+            "--emoji",
+            "\u{1F44D}",
+        ],
+        &[
+            "location",
+            "--lat",
+            "19.4",
+            "--lng",
+            "-99.1",
+            "--name",
+            "Centro",
+            "--reply-to",
+            "wamid.IN",
+            "--idempotency-key",
+            "k-loc",
+        ],
+    ];
+    for command in commands {
+        let args = [&["send"][..], command, &to[..]].concat();
+        let output = kapso(&args, &[("KAPSO_CORE_URL", &url)]).await;
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(printed["id"], "wamid.sent");
+    }
+
+    // Without --to, a reaction goes to the reacted message's conversation.
+    let output = kapso(
+        &[
+            "send",
+            "reaction",
+            "--message-id",
+            "wamid.IN",
+            "--emoji",
+            "",
+        ],
+        &[("KAPSO_CORE_URL", &url)],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let calls = calls.lock().unwrap();
+    let sent = &calls.send_message;
+    assert_eq!(sent.len(), 7);
+    assert_eq!(
+        (sent[6].to.as_str(), sent[6].conversation_id.as_str()),
+        ("", "conv_1")
+    );
+    assert!(matches!(&sent[6].content, Some(C::Reaction(r)) if r.emoji.is_empty()));
+    assert!(sent[..6].iter().all(|r| r.to == "+15551234567"));
+    let body = |values: &[&str]| pb::TemplateComponent {
+        r#type: pb::TemplateComponentType::Body.into(),
+        parameters: values
+            .iter()
+            .map(|v| pb::TemplateParameter {
+                value: Some(pb::template_parameter::Value::Text((*v).into())),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    assert_eq!(
+        sent[0].content,
+        Some(C::Template(pb::TemplateContent {
+            name: "order_shipped".into(),
+            language: "es".into(),
+            components: vec![body(&["Ana", "1042"])],
+        }))
+    );
+    assert_eq!(
+        sent[1].content,
+        Some(C::Media(pb::MediaContent {
+            kind: pb::MediaKind::Document.into(),
+            link: "https://example.com/invoice.pdf".into(),
+            filename: "invoice.pdf".into(),
+            caption: "Your invoice".into(),
+            ..Default::default()
+        }))
+    );
+    let Some(C::Interactive(buttons)) = &sent[2].content else {
+        panic!("{:?}", sent[2].content)
+    };
+    assert_eq!(buttons.body, "Confirm?");
+    assert_eq!(buttons.footer, "Clinic");
+    let button = |id: &str, title: &str| pb::ReplyButton {
+        id: id.into(),
+        title: title.into(),
+    };
+    assert_eq!(
+        buttons.action,
+        Some(pb::interactive_content::Action::Buttons(pb::ReplyButtons {
+            buttons: vec![button("yes", "Yes"), button("no", "No")],
+        }))
+    );
+    let Some(C::Interactive(list)) = &sent[3].content else {
+        panic!("{:?}", sent[3].content)
+    };
+    let row = |id: &str, title: &str, description: &str| pb::ListRow {
+        id: id.into(),
+        title: title.into(),
+        description: description.into(),
+    };
+    assert_eq!(
+        list.action,
+        Some(pb::interactive_content::Action::List(pb::ListAction {
+            button: "Days".into(),
+            sections: vec![pb::ListSection {
+                title: String::new(),
+                rows: vec![
+                    row("mon", "Monday", "9:00 to 13:00"),
+                    row("tue", "Tuesday", "")
+                ],
+            }],
+        }))
+    );
+    assert_eq!(
+        sent[4].content,
+        Some(C::Reaction(pb::ReactionContent {
+            message_id: "wamid.IN".into(),
+            emoji: "\u{1F44D}".into(),
+        }))
+    );
+    assert_eq!(
+        sent[5].content,
+        Some(C::Location(pb::LocationContent {
+            latitude: 19.4,
+            longitude: -99.1,
+            name: "Centro".into(),
+            ..Default::default()
+        }))
+    );
+    assert_eq!(sent[5].reply_to_message_id, "wamid.IN");
+    assert_eq!(sent[5].idempotency_key, "k-loc");
+}
+
+#[tokio::test]
+async fn cli_send_refuses_a_half_typed_button_without_calling_the_core() {
+    let (url, calls) = spawn_core().await;
+    let output = kapso(
+        &[
+            "send",
+            "interactive",
+            "--to",
+            "+15551234567",
+            "--body",
+            "Confirm?",
+            "--button",
+            "yes",
+        ],
+        &[("KAPSO_CORE_URL", &url)],
+    )
+    .await;
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ID:TITLE"));
+    assert!(calls.lock().unwrap().send_message.is_empty());
+}
+
+#[tokio::test]
 async fn cli_errors_print_one_line_with_the_trailers_and_exit_1() {
     let (url, _) = spawn_core().await;
     let output = kapso(

@@ -103,7 +103,7 @@ fn main() {
 async fn fake_kapso() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let app = Router::new().route(
-        "/{phone_number_id}/messages",
+        "/meta/whatsapp/v24.0/{phone_number_id}/messages",
         post(|| async {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             axum::Json(serde_json::json!({

@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::model::MetaError;
+use crate::outbound::request::Addressee;
 
 mod classify;
 pub mod content;
@@ -48,8 +49,8 @@ pub trait KapsoApi: Send + Sync + fmt::Debug + 'static {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboundMessage {
     pub phone_number_id: String,
-    /// Recipient phone digits.
-    pub to: String,
+    /// The contact: phone digits (`to`) or a business-scoped user id (`recipient`).
+    pub to: Addressee,
     pub content: content::Content,
     /// The wamid this replies to (`context.message_id`).
     pub reply_to: Option<String>,

@@ -10,6 +10,7 @@
 //! webhook settles it.
 //!
 //! - [`abandoned`]: settling sends whose owner is gone (crash, shutdown)
+//! - [`base_url`]: `KAPSO_API_BASE_URL` in the forms Kapso users have it
 //! - [`config`]: the settings, flattened into the core's `Config`
 //! - [`request`]: the domain requests and their checks
 //! - [`content`]: a request's content checked against Meta's limits
@@ -29,6 +30,7 @@ use crate::model::MetaError;
 use crate::store::Store;
 
 pub mod abandoned;
+pub mod base_url;
 pub mod config;
 pub mod content;
 pub mod error;
@@ -82,6 +84,14 @@ impl Outbound {
                 "sending is off: SendText and MarkRead will be refused until KAPSO_API_TOKEN (or KAPSO_API_KEY) is set"
             );
         }
+        let number = config
+            .kapso_phone_number_id
+            .as_deref()
+            .unwrap_or("{phone_number_id}");
+        tracing::info!(
+            url = %config.kapso_api_base_url.messages_url(number),
+            "sends go to Kapso's Meta proxy"
+        );
         let api = Arc::new(HttpKapsoApi::new(config.client_settings())?);
         Ok(Outbound::new(config, store, api))
     }

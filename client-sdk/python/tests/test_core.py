@@ -144,7 +144,7 @@ def test_send_text_to_the_conversation_goes_through_kapso(client, inbound_sequen
 
     sends = [r for r in fake_kapso_requests() if r["body"].get("type") == "text"]
     assert sends, "the fake Kapso API received no send"
-    assert sends[-1]["path"] == f"/{PHONE_NUMBER_ID}/messages"
+    assert sends[-1]["path"] == f"/meta/whatsapp/v24.0/{PHONE_NUMBER_ID}/messages"
     assert sends[-1]["api_key"] == FAKE_KAPSO_KEY
     assert sends[-1]["body"]["to"].lstrip("+") == CONTACT
     assert sends[-1]["body"]["text"]["body"] == "gracias"
@@ -154,7 +154,7 @@ def test_mark_read_reaches_kapso(client, inbound_sequence):
     client.mark_read("wamid.sdk-test-1")
     reads = [r for r in fake_kapso_requests() if r["body"].get("status") == "read"]
     assert reads and reads[-1]["body"]["message_id"] == "wamid.sdk-test-1"
-    assert reads[-1]["path"] == f"/{PHONE_NUMBER_ID}/messages"
+    assert reads[-1]["path"] == f"/meta/whatsapp/v24.0/{PHONE_NUMBER_ID}/messages"
 
 
 def test_acked_consumer_resumes_after_its_position(client, inbound_sequence):

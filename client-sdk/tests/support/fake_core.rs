@@ -82,6 +82,7 @@ impl Messaging for FakeCore {
         }
         Ok(Response::new(Message {
             id,
+            conversation_id: "conv_1".into(),
             ..Default::default()
         }))
     }

@@ -140,7 +140,7 @@ describe('against kapso-core', { skip: CORE ? false : 'KAPSO_CORE_ADDR is not se
     const sends = fakeKapsoRequests().filter((r) => r.body.type === 'text');
     assert.ok(sends.length > 0, 'the fake Kapso API received no send');
     const last = sends.at(-1)!;
-    assert.equal(last.path, `/${PHONE_NUMBER_ID}/messages`);
+    assert.equal(last.path, `/meta/whatsapp/v24.0/${PHONE_NUMBER_ID}/messages`);
     assert.equal(last.api_key, FAKE_KAPSO_KEY);
     assert.equal(String(last.body.to).replace(/^\+/, ''), CONTACT);
     assert.equal(last.body.text.body, 'gracias');
@@ -151,7 +151,7 @@ describe('against kapso-core', { skip: CORE ? false : 'KAPSO_CORE_ADDR is not se
     const reads = fakeKapsoRequests().filter((r) => r.body.status === 'read');
     assert.ok(reads.length > 0, 'the fake Kapso API received no read receipt');
     assert.equal(reads.at(-1)!.body.message_id, 'wamid.sdk-test-1');
-    assert.equal(reads.at(-1)!.path, `/${PHONE_NUMBER_ID}/messages`);
+    assert.equal(reads.at(-1)!.path, `/meta/whatsapp/v24.0/${PHONE_NUMBER_ID}/messages`);
   });
 
   test('an acked consumer resumes after its position', async () => {

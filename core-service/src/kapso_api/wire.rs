@@ -5,17 +5,24 @@ use serde_json::{Value, json};
 
 use super::{OutboundMessage, ReadReceipt};
 use crate::model::MetaError;
+use crate::outbound::request::Addressee;
 
 /// The body of a send: the envelope, `type`, the object named after it, and
-/// `context` for a reply (docs/kapso-contract.md, 2).
+/// `context` for a reply (docs/kapso-contract.md, 2). A contact known only by
+/// its business-scoped user id is addressed with `recipient` alone, `to`
+/// left out (the contract's reading, 11).
 pub(super) fn send_body(message: &OutboundMessage) -> Value {
     let kind = message.content.kind();
+    let (field, contact) = match &message.to {
+        Addressee::Phone(phone) => ("to", phone.as_str()),
+        Addressee::UserId(id) => ("recipient", id.as_str()),
+    };
     let mut body = json!({
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": message.to,
         "type": kind,
     });
+    body[field] = json!(contact);
     body[kind] = message.content.wire_object();
     if let Some(message_id) = &message.reply_to {
         body["context"] = json!({"message_id": message_id});
@@ -122,11 +129,12 @@ pub(super) fn meta_error(body: &[u8]) -> Option<MetaError> {
 mod tests {
     use super::super::content::{Content, Text};
     use super::*;
+    use crate::outbound::request::PhoneNumber;
 
     fn text(reply_to: Option<&str>) -> OutboundMessage {
         OutboundMessage {
             phone_number_id: "111".into(),
-            to: "15551234567".into(),
+            to: Addressee::Phone(PhoneNumber::parse("15551234567").unwrap()),
             content: Content::Text(Text {
                 body: "hola".into(),
                 preview_url: false,

@@ -143,7 +143,7 @@ mod tests {
             Arc::new(SqliteStore::open(dir.path().join("gw.db").to_str().unwrap()).unwrap());
         let outbound = Arc::new(
             Outbound::from_config(
-                OutboundConfig::new("http://127.0.0.1:9", None),
+                OutboundConfig::new("http://127.0.0.1:9/unused".parse().unwrap(), None),
                 store.clone(),
             )
             .unwrap(),

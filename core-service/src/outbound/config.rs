@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 
+use super::base_url::KapsoBaseUrl;
 use crate::kapso_api::{ApiKey, ClientSettings};
 
 /// Kapso's Meta proxy for Graph API v24.0.
@@ -13,9 +14,11 @@ pub const DEFAULT_BASE_URL: &str = "https://api.kapso.ai/meta/whatsapp/v24.0";
 /// How the core reaches Kapso and which sending rules it enforces.
 #[derive(Debug, Clone, clap::Args)]
 pub struct OutboundConfig {
-    /// Kapso's Meta proxy; requests go to `{base}/{phone_number_id}/messages`.
+    /// Kapso's Meta proxy: a host (`https://api.kapso.ai`, completed with
+    /// `/meta/whatsapp/v24.0`) or the full proxy base; requests go to
+    /// `{base}/{phone_number_id}/messages`. The platform API (`/api/v1`) is refused.
     #[arg(long, env = "KAPSO_API_BASE_URL", default_value = DEFAULT_BASE_URL)]
-    pub kapso_api_base_url: String,
+    pub kapso_api_base_url: KapsoBaseUrl,
 
     /// Kapso API key, sent as `X-API-Key`. Without it SendText and MarkRead are refused.
     #[arg(long, env = "KAPSO_API_TOKEN", hide_env_values = true)]
@@ -59,9 +62,9 @@ pub struct OutboundConfig {
 
 impl OutboundConfig {
     /// Defaults for everything, pointing at `base_url` (tests point it at a fake Kapso).
-    pub fn new(base_url: impl Into<String>, api_key: Option<ApiKey>) -> OutboundConfig {
+    pub fn new(base_url: KapsoBaseUrl, api_key: Option<ApiKey>) -> OutboundConfig {
         OutboundConfig {
-            kapso_api_base_url: base_url.into(),
+            kapso_api_base_url: base_url,
             kapso_api_token: api_key,
             kapso_phone_number_id: None,
             kapso_rate_limit_per_minute: None,
@@ -76,7 +79,7 @@ impl OutboundConfig {
     /// Settings for [`HttpKapsoApi`](crate::kapso_api::HttpKapsoApi).
     pub fn client_settings(&self) -> ClientSettings {
         ClientSettings {
-            base_url: self.kapso_api_base_url.clone(),
+            base_url: self.kapso_api_base_url.to_string(),
             api_key: self.kapso_api_token.clone(),
             connect_timeout: Duration::from_millis(self.kapso_connect_timeout_ms),
             request_timeout: Duration::from_millis(self.kapso_request_timeout_ms),
@@ -118,5 +121,22 @@ mod tests {
             Some(100)
         );
         assert!(!format!("{:?}", cli.outbound).contains("sk_secret"));
+    }
+
+    #[test]
+    fn the_platform_api_as_base_url_is_refused_at_parse() {
+        let error = Cli::try_parse_from([
+            "core",
+            "--kapso-api-base-url",
+            "https://app.kapso.ai/api/v1",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("KAPSO_API_BASE_URL=https://api.kapso.ai"),
+            "{error}"
+        );
+        let cli = Cli::try_parse_from(["core"]).unwrap();
+        assert_eq!(cli.outbound.kapso_api_base_url.as_str(), DEFAULT_BASE_URL);
     }
 }

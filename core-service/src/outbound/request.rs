@@ -92,6 +92,48 @@ impl PhoneNumber {
     }
 }
 
+/// A business-scoped user id (BSUID): how Meta names a contact known by
+/// username only, e.g. `US.13491208655302741918` (docs/kapso-contract.md, 11).
+/// Kept verbatim: Meta refuses an altered one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusinessUserId(String);
+
+impl BusinessUserId {
+    /// Dot-separated alphanumeric parts (a country prefix, maybe `ENT.`, the
+    /// id), up to 256 characters; phone digits are not one.
+    pub fn parse(raw: &str) -> Option<BusinessUserId> {
+        let raw = raw.trim();
+        let valid = raw.len() <= 256
+            && raw.split('.').count() >= 2
+            && raw
+                .split('.')
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()));
+        valid.then(|| BusinessUserId(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Who a send goes to: Meta's `to` for a phone number, `recipient` for a
+/// contact known only by its business-scoped user id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Addressee {
+    Phone(PhoneNumber),
+    UserId(BusinessUserId),
+}
+
+impl Addressee {
+    /// The contact as the store keys it (phone digits or the user id).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Addressee::Phone(phone) => phone.as_str(),
+            Addressee::UserId(id) => id.as_str(),
+        }
+    }
+}
+
 /// A send request that passed every check that needs no lookup.
 #[derive(Debug, Clone)]
 pub(super) struct CheckedSend {
@@ -258,6 +300,28 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("text"), "{err}");
         assert!(request("15551234567", "  ").check().is_err());
+    }
+
+    #[test]
+    fn business_user_ids_are_told_from_phone_numbers() {
+        for id in [
+            "US.13491208655302741918",
+            "US.ENT.506847293015824",
+            "user.9373",
+        ] {
+            assert_eq!(BusinessUserId::parse(id).unwrap().as_str(), id);
+        }
+        for not_id in [
+            "15551234567",
+            "+15551234567",
+            "",
+            "US.",
+            ".42",
+            "US 42",
+            "ana@x.y",
+        ] {
+            assert!(BusinessUserId::parse(not_id).is_none(), "{not_id}");
+        }
     }
 
     #[test]

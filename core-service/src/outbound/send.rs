@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::abandoned::{ABANDONED_AFTER, SEND_TIME_LIMIT};
-use super::request::{CheckedSend, PhoneNumber, non_empty};
+use super::request::{Addressee, BusinessUserId, CheckedSend, PhoneNumber, non_empty};
 use super::retry::{Idempotent, RetryPolicy};
 use super::{DEFAULT_DEADLINE, Outbound, OutboundError, SendMessage, SendText, failure_errors};
 use crate::kapso_api::{CallOutcome, KapsoApi, OutboundMessage, Rejection};
@@ -27,7 +27,7 @@ const POLL_MAX: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone)]
 struct Recipient {
     phone_number_id: String,
-    to: PhoneNumber,
+    to: Addressee,
     conversation_id: String,
 }
 
@@ -83,7 +83,7 @@ impl Outbound {
             gateway_id: gateway_id.clone(),
             message: OutboundMessage {
                 phone_number_id: recipient.phone_number_id,
-                to: recipient.to.as_str().to_owned(),
+                to: recipient.to,
                 content: checked.content,
                 reply_to: checked.reply_to,
             },
@@ -124,11 +124,11 @@ impl Outbound {
             ),
         };
         let to = match (&checked.to, &conversation) {
-            (Some(to), _) => to.clone(),
-            (None, Some(c)) => PhoneNumber::parse(&c.contact_phone).ok_or_else(|| {
+            (Some(to), _) => Addressee::Phone(to.clone()),
+            (None, Some(c)) => contact_address(&c.contact_phone).ok_or_else(|| {
                 OutboundError::invalid(
                     "conversation_id",
-                    "the conversation's contact has no phone number to send to; give `to`",
+                    "the conversation's contact has no phone number or user id to send to; give `to`",
                 )
             })?,
             (None, None) => return Err(OutboundError::invalid("to", "no recipient")),
@@ -288,7 +288,7 @@ impl OwnedSend {
     async fn window_closed(&self) -> Result<bool, OutboundError> {
         let last = self
             .store
-            .last_inbound_at(&self.message.phone_number_id, &self.message.to)
+            .last_inbound_at(&self.message.phone_number_id, self.message.to.as_str())
             .await?;
         Ok(last.is_some_and(|at| unix_now() - at > CUSTOMER_WINDOW_SECS))
     }
@@ -334,4 +334,12 @@ fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A conversation's contact as stored: phone digits, or the business-scoped
+/// user id of a contact who shows no number.
+fn contact_address(contact: &str) -> Option<Addressee> {
+    PhoneNumber::parse(contact)
+        .map(Addressee::Phone)
+        .or_else(|| BusinessUserId::parse(contact).map(Addressee::UserId))
 }

@@ -8,6 +8,7 @@ mod process;
 mod store_suite;
 
 mod auth;
+mod base_url;
 mod crash;
 mod outbound;
 mod replicas;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser as _;
-use fake_kapso::{FakeKapso, Reply};
+use fake_kapso::{FakeKapso, PROXY, Reply};
 use kapso_core::kapso_api::ApiKey;
 use kapso_core::model::{Delivery, Direction, Message, NewEvent, StatusUpdate};
 use kapso_core::outbound::{MarkRead, Outbound, OutboundConfig, RetryPolicy, SendText};
@@ -64,7 +64,7 @@ fn outbound_for(
     store: &Arc<dyn Store>,
     tweak: impl FnOnce(&mut OutboundConfig),
 ) -> Arc<Outbound> {
-    let mut config = OutboundConfig::new(base_url, Some(ApiKey::new(KEY)));
+    let mut config = OutboundConfig::new(base_url.parse().unwrap(), Some(ApiKey::new(KEY)));
     config.kapso_phone_number_id = Some(NUMBER.into());
     config.kapso_request_timeout_ms = 1000;
     tweak(&mut config);
@@ -211,7 +211,7 @@ async fn send_posts_the_exact_body_with_the_api_key_and_stores_sent() {
 
     let requests = app.kapso.requests();
     assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].path, format!("/{NUMBER}/messages"));
+    assert_eq!(requests[0].path, format!("{PROXY}/{NUMBER}/messages"));
     assert_eq!(requests[0].headers["x-api-key"], KEY);
     assert_eq!(requests[0].headers["content-type"], "application/json");
     assert_eq!(
@@ -262,7 +262,7 @@ async fn mark_read_posts_the_exact_body_with_and_without_typing_indicator() {
         .unwrap();
 
     let requests = app.kapso.requests();
-    assert_eq!(requests[0].path, format!("/{NUMBER}/messages"));
+    assert_eq!(requests[0].path, format!("{PROXY}/{NUMBER}/messages"));
     assert_eq!(requests[0].headers["x-api-key"], KEY);
     assert_eq!(
         requests[0].body,
@@ -571,7 +571,7 @@ async fn conversation_id_resolves_number_and_contact() {
     };
     let message = app.outbound.send_text(request).await.unwrap();
     let requests = app.kapso.requests();
-    assert_eq!(requests[0].path, format!("/{NUMBER}/messages"));
+    assert_eq!(requests[0].path, format!("{PROXY}/{NUMBER}/messages"));
     assert_eq!(requests[0].body["to"], CONTACT);
     assert_eq!(message.conversation_id, "conv_1");
 
@@ -583,6 +583,42 @@ async fn conversation_id_resolves_number_and_contact() {
     let status = status_of(app.outbound.send_text(unknown).await);
     assert_eq!(status.code(), Code::NotFound);
     assert_eq!(app.kapso.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_contact_known_only_by_user_id_is_sent_to_as_recipient() {
+    let app = spawn_app().await;
+    let bsuid = "US.13491208655302741918";
+    let event = NewEvent {
+        event_type: "whatsapp.message.received".into(),
+        message_id: "wamid.BSUID".into(),
+        conversation_id: "conv_bsuid".into(),
+        phone_number_id: NUMBER.into(),
+        contact_phone: bsuid.into(),
+        direction: Direction::Inbound,
+        message_type: "text".into(),
+        text: "hola".into(),
+        timestamp: unix_now() - 60,
+        payload_json: "{}".into(),
+        ..Default::default()
+    };
+    let delivery = Delivery {
+        key: None,
+        events: vec![event],
+    };
+    app.store.ingest(delivery).await.unwrap();
+    let request = SendText {
+        conversation_id: "conv_bsuid".into(),
+        text: "hola".into(),
+        ..Default::default()
+    };
+    app.outbound.send_text(request).await.unwrap();
+    assert_eq!(
+        app.kapso.requests()[0].body,
+        json!({"messaging_product": "whatsapp", "recipient_type": "individual",
+               "recipient": bsuid, "type": "text",
+               "text": {"body": "hola", "preview_url": false}})
+    );
 }
 
 #[tokio::test]
@@ -876,9 +912,12 @@ async fn without_a_token_sending_off_is_warned_once_at_build() {
         .with_writer(move || writer.clone())
         .finish();
     tracing::subscriber::with_default(subscriber, || {
-        let config = OutboundConfig::new("http://127.0.0.1:9/unused", None);
+        let config = OutboundConfig::new("http://127.0.0.1:9/unused".parse().unwrap(), None);
         Outbound::from_config(config, store.clone()).unwrap();
-        let config = OutboundConfig::new("http://127.0.0.1:9/unused", Some(ApiKey::new(KEY)));
+        let config = OutboundConfig::new(
+            "http://127.0.0.1:9/unused".parse().unwrap(),
+            Some(ApiKey::new(KEY)),
+        );
         Outbound::from_config(config, store).unwrap();
     });
     let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();

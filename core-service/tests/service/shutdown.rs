@@ -22,7 +22,7 @@ const GRACE: Duration = Duration::from_secs(10);
 /// A Kapso that answers every send after [`SLOW`]; returns its base URL.
 async fn slow_kapso() -> String {
     let app = Router::new().route(
-        "/{phone_number_id}/messages",
+        "/meta/whatsapp/v24.0/{phone_number_id}/messages",
         post(|| async {
             tokio::time::sleep(SLOW).await;
             axum::Json(json!({

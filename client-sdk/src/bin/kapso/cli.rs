@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use kapso_client::Client;
 
-use crate::{consumers, messaging, webhook};
+use crate::{consumers, messaging, send, webhook};
 
 /// Talk to the kapso-gateway core and send signed test webhooks to its adapter.
 ///
@@ -43,6 +43,10 @@ pub struct Cli {
 pub enum Command {
     /// Send a text message; prints the stored message as JSON.
     SendText(SendTextArgs),
+    /// Send a template, media, interactive, reaction or location message;
+    /// prints the stored message as JSON.
+    #[command(subcommand)]
+    Send(send::SendCommand),
     /// Mark an inbound message read (blue ticks).
     MarkRead {
         /// The wamid of the inbound message.
@@ -235,6 +239,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Webhook(WebhookCommand::Send(args)) => webhook::send(args).await,
         Command::SendText(args) => messaging::send_text(&connect().await?, args).await,
+        Command::Send(command) => send::run(&connect().await?, command).await,
         Command::MarkRead { message_id, typing } => {
             messaging::mark_read(&connect().await?, &message_id, typing).await
         }

@@ -3,11 +3,13 @@
 //! the adapter the way Kapso does.
 //!
 //! Modules: [`cli`] (flags and dispatch), [`messaging`] (commands against the
-//! core), [`consumers`] (`kapso consumer ...`), [`webhook`] (`kapso webhook send`).
+//! core), [`consumers`] (`kapso consumer ...`), [`send`] (`kapso send KIND`),
+//! [`webhook`] (`kapso webhook send`).
 
 mod cli;
 mod consumers;
 mod messaging;
+mod send;
 mod webhook;
 
 use std::process::ExitCode;

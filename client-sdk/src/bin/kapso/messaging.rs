@@ -80,7 +80,7 @@ pub async fn watch(client: &Client, args: WatchArgs) -> anyhow::Result<ExitCode>
 }
 
 /// Writes one JSON line and flushes, so a pipe sees each event as it arrives.
-pub fn print_line(value: &serde_json::Value) -> io::Result<()> {
+pub(crate) fn print_line(value: &serde_json::Value) -> io::Result<()> {
     let mut out = io::stdout().lock();
     writeln!(out, "{value}")?;
     out.flush()

@@ -10,13 +10,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+
+/// The proxy path every send goes under; recorded paths start with it.
+pub const PROXY: &str = "/meta/whatsapp/v24.0";
 
 /// Runs before a reply is sent, given the request body (e.g. to ingest a status webhook first).
 pub type Hook = Arc<dyn Fn(Value) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -89,13 +92,22 @@ impl FakeKapso {
         let addr = listener.local_addr().unwrap();
         let inner = Arc::new(Inner::default());
         let app = Router::new()
-            .route("/{phone_number_id}/messages", post(messages))
+            .route(
+                "/meta/whatsapp/v24.0/{phone_number_id}/messages",
+                post(messages),
+            )
             .with_state(inner.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeKapso { addr, inner }
     }
 
+    /// The full proxy base, as the core's default has it.
     pub fn base_url(&self) -> String {
+        format!("http://{}{PROXY}", self.addr)
+    }
+
+    /// The host alone, as Kapso's own tooling sets `KAPSO_API_BASE_URL`.
+    pub fn host_url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
@@ -115,13 +127,13 @@ impl FakeKapso {
 
 async fn messages(
     State(inner): State<Arc<Inner>>,
-    Path(phone_number_id): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     inner.requests.lock().unwrap().push(Recorded {
-        path: format!("/{phone_number_id}/messages"),
+        path: uri.path().to_owned(),
         headers,
         body: body.clone(),
     });

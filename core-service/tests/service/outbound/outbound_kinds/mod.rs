@@ -8,6 +8,7 @@ use pb::send_message_request::Content as C;
 use serde_json::{Value, json};
 use tonic::Code;
 
+use super::fake_kapso::PROXY;
 use super::{CONTACT, NUMBER, customer_wrote, spawn_app, spawn_core, status_of};
 
 fn send(content: C) -> SendMessage {
@@ -29,7 +30,7 @@ async fn body_of(content: C, kind: &str) -> Value {
     assert_eq!(message.message_type, kind);
     let requests = app.kapso.requests();
     assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].path, format!("/{NUMBER}/messages"));
+    assert_eq!(requests[0].path, format!("{PROXY}/{NUMBER}/messages"));
     requests[0].body.clone()
 }
 
