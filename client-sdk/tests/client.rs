@@ -237,6 +237,16 @@ async fn kapso(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .unwrap()
 }
 
+#[tokio::test]
+async fn cli_answers_version() {
+    let output = kapso(&["--version"], &[]).await;
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("kapso {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 fn hmac_hex(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);

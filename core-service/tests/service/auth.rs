@@ -336,6 +336,18 @@ async fn help_and_config_errors_never_print_the_database_password_or_tokens() {
 }
 
 #[tokio::test]
+async fn the_binary_answers_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, output) =
+        process::run_to_exit(&dir.path().join("gw.db"), &["--version"], &[]).await;
+    assert!(status.is_some_and(|s| s.success()), "{output}");
+    assert_eq!(
+        output.trim(),
+        format!("kapso-core {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test]
 async fn without_tokens_the_binary_serves_beyond_loopback_only_when_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gw.db");
