@@ -348,6 +348,52 @@ async fn the_binary_answers_version() {
 }
 
 #[tokio::test]
+async fn a_database_url_of_neither_backend_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gw.db");
+    for url in ["mysql://kapso:fake-db-password@h/kapso", "kapso.db"] {
+        let (status, error) = process::run_to_exit(&db, &[], &[("DATABASE_URL", url)]).await;
+        assert!(status.is_some_and(|s| !s.success()), "{error}");
+        assert!(error.contains("sqlite://FILE"), "{error}");
+        assert!(error.contains("postgres://"), "{error}");
+        assert!(!error.contains("fake-db-password"), "{error}");
+    }
+    assert!(!dir.path().join("kapso.db").exists());
+}
+
+#[tokio::test]
+async fn postgres_refusing_the_role_shows_the_servers_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "postgres://no_such_kapso_role@127.0.0.1:5432/postgres";
+    let (status, error) =
+        process::run_to_exit(&dir.path().join("gw.db"), &[], &[("DATABASE_URL", url)]).await;
+    assert!(status.is_some_and(|s| !s.success()), "{error}");
+    assert!(
+        error.contains(r#"role "no_such_kapso_role" does not exist"#),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_not_listening_yet_is_retried_then_given_up_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("postgres://postgres@{closed}/postgres");
+    let (status, error) = process::run_to_exit(
+        &dir.path().join("gw.db"),
+        &["--database-start-timeout-secs", "1"],
+        &[("DATABASE_URL", &url), ("RUST_LOG", "warn")],
+    )
+    .await;
+    assert!(status.is_some_and(|s| !s.success()), "{error}");
+    assert!(error.contains("retrying until it is up"), "{error}");
+    assert!(error.contains("refused connections for 1s"), "{error}");
+}
+
+#[tokio::test]
 async fn without_tokens_the_binary_serves_beyond_loopback_only_when_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gw.db");
