@@ -394,6 +394,26 @@ async fn postgres_not_listening_yet_is_retried_then_given_up_on() {
 }
 
 #[tokio::test]
+async fn two_different_kapso_keys_are_refused_naming_both_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, error) = process::run_to_exit(
+        &dir.path().join("gw.db"),
+        &[],
+        &[
+            ("KAPSO_API_TOKEN", "fake-key-one"),
+            ("KAPSO_API_KEY", "fake-key-two"),
+        ],
+    )
+    .await;
+    assert!(status.is_some_and(|s| !s.success()), "{error}");
+    assert!(
+        error.contains("KAPSO_API_TOKEN and KAPSO_API_KEY"),
+        "{error}"
+    );
+    assert!(!error.contains("fake"), "{error}");
+}
+
+#[tokio::test]
 async fn without_tokens_the_binary_serves_beyond_loopback_only_when_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gw.db");

@@ -23,8 +23,9 @@ mod config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (mut adapter, core) = config::parse();
+    let (mut adapter, mut core) = config::parse();
     kapso_adapter::telemetry::init(adapter.log_format);
+    core.outbound.resolve_api_key()?;
     core.check_protected(core.listen_addr)?;
 
     let core_listener = TcpListener::bind(core.listen_addr)
