@@ -125,6 +125,25 @@ async fn a_client_without_token_sends_no_authorization() {
 }
 
 #[tokio::test]
+async fn the_core_address_may_come_without_a_scheme() {
+    let (url, calls) = spawn_core().await;
+    let address = url.strip_prefix("http://").unwrap();
+    let client = Client::connect(address).await.unwrap();
+    client.mark_read("wamid.in", true).await.unwrap();
+    let output = kapso(
+        &["mark-read", "wamid.in"],
+        &[("KAPSO_CORE_URL", address), ("GATEWAY_API_TOKEN", TOKEN)],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(calls.lock().unwrap().authorization.len(), 2);
+}
+
+#[tokio::test]
 async fn failed_send_exposes_code_message_id_and_meta_code() {
     let (url, _) = spawn_core().await;
     let client = client_with_token(&url).await;

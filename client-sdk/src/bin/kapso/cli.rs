@@ -18,7 +18,7 @@ use crate::{messaging, webhook};
 #[derive(Debug, Parser)]
 #[command(name = "kapso", version)]
 pub struct Cli {
-    /// gRPC URL of the gateway core.
+    /// Address of the gateway core: `host:port`, `http://host:port` or `https://host:port`.
     #[arg(
         long,
         env = "KAPSO_CORE_URL",
