@@ -144,6 +144,26 @@ async fn the_core_address_may_come_without_a_scheme() {
 }
 
 #[tokio::test]
+async fn cli_mark_read_says_what_it_did() {
+    let (url, _) = spawn_core().await;
+    for (args, said) in [
+        (&["mark-read", "wamid.in"][..], "marked wamid.in read\n"),
+        (
+            &["mark-read", "wamid.in", "--typing"][..],
+            "marked wamid.in read (typing indicator shown)\n",
+        ),
+    ] {
+        let output = kapso(args, &[("KAPSO_CORE_URL", &url)]).await;
+        assert!(
+            output.status.success(),
+            "stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&output.stdout), said);
+    }
+}
+
+#[tokio::test]
 async fn failed_send_exposes_code_message_id_and_meta_code() {
     let (url, _) = spawn_core().await;
     let client = client_with_token(&url).await;
