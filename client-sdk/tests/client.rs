@@ -349,6 +349,59 @@ async fn cli_webhook_send_signs_the_exact_file_bytes_and_sends_kapso_headers() {
 }
 
 #[tokio::test]
+async fn cli_webhook_send_takes_the_event_from_the_body_a_payload_version_and_extra_headers() {
+    let (url, last) = spawn_adapter(StatusCode::OK).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("status.json");
+    std::fs::write(
+        &file,
+        br#"{"type":"whatsapp.message.delivered","message":{}}"#,
+    )
+    .unwrap();
+
+    let output = kapso(
+        &[
+            "webhook",
+            "send",
+            file.to_str().unwrap(),
+            "--url",
+            &url,
+            "--payload-version",
+            "v1",
+            "-H",
+            "X-Trace: abc",
+            "-H",
+            "X-Other:1",
+        ],
+        &[("KAPSO_WEBHOOK_SECRET", SECRET)],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let delivery = last
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the adapter got the request");
+    let header = |name: &str| {
+        delivery
+            .headers
+            .get(name)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(header("x-webhook-event"), "whatsapp.message.delivered");
+    assert_eq!(header("x-webhook-payload-version"), "v1");
+    assert_eq!(header("x-trace"), "abc");
+    assert_eq!(header("x-other"), "1");
+}
+
+#[tokio::test]
 async fn cli_webhook_send_exits_non_zero_when_the_adapter_refuses() {
     let (url, last) = spawn_adapter(StatusCode::UNAUTHORIZED).await;
     let dir = tempfile::tempdir().unwrap();
