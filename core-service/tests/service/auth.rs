@@ -369,7 +369,16 @@ async fn postgres_refusing_the_role_shows_the_servers_reason() {
         process::run_to_exit(&dir.path().join("gw.db"), &[], &[("DATABASE_URL", url)]).await;
     assert!(status.is_some_and(|s| !s.success()), "{error}");
     assert!(
-        error.contains(r#"role "no_such_kapso_role" does not exist"#),
+        error.contains(r#"role "no_such_kapso_role" does not exist (SQLSTATE 28000)"#),
+        "{error}"
+    );
+
+    let url = "postgres://postgres@127.0.0.1:5432/no_such_kapso_database";
+    let (status, error) =
+        process::run_to_exit(&dir.path().join("gw.db"), &[], &[("DATABASE_URL", url)]).await;
+    assert!(status.is_some_and(|s| !s.success()), "{error}");
+    assert!(
+        error.contains(r#"database "no_such_kapso_database" does not exist (SQLSTATE 3D000)"#),
         "{error}"
     );
 }
