@@ -118,7 +118,7 @@ impl ClientBuilder {
     }
 
     fn parts(&self) -> Result<(Endpoint, BearerToken), Error> {
-        let endpoint = Endpoint::from_shared(self.endpoint.clone())
+        let endpoint = Endpoint::from_shared(with_scheme(&self.endpoint))
             .map_err(|e| Error::Config(format!("endpoint {:?}: {e}", self.endpoint)))?
             .connect_timeout(self.connect_timeout);
         let token = match &self.token {
@@ -142,6 +142,17 @@ impl ClientBuilder {
     }
 }
 
+/// The core's address as a URI: `host:port` means plain `http://host:port`,
+/// as the other SDKs and the `kapso` CLI take it; `http://` and `https://`
+/// are kept.
+fn with_scheme(address: &str) -> String {
+    if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("http://{address}")
+    }
+}
+
 /// One page of [`Client::list_messages`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessagePage {
@@ -159,7 +170,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// Settings for a client of the core at `endpoint` (e.g. `http://127.0.0.1:50051`).
+    /// Settings for a client of the core at `endpoint`: `host:port`,
+    /// `http://host:port` or `https://host:port` (e.g. `127.0.0.1:50051`).
     pub fn builder(endpoint: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             endpoint: endpoint.into(),

@@ -127,6 +127,45 @@ async fn a_client_without_token_sends_no_authorization() {
 }
 
 #[tokio::test]
+async fn the_core_address_may_come_without_a_scheme() {
+    let (url, calls) = spawn_core().await;
+    let address = url.strip_prefix("http://").unwrap();
+    let client = Client::connect(address).await.unwrap();
+    client.mark_read("wamid.in", true).await.unwrap();
+    let output = kapso(
+        &["mark-read", "wamid.in"],
+        &[("KAPSO_CORE_URL", address), ("GATEWAY_API_TOKEN", TOKEN)],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(calls.lock().unwrap().authorization.len(), 2);
+}
+
+#[tokio::test]
+async fn cli_mark_read_says_what_it_did() {
+    let (url, _) = spawn_core().await;
+    for (args, said) in [
+        (&["mark-read", "wamid.in"][..], "marked wamid.in read\n"),
+        (
+            &["mark-read", "wamid.in", "--typing"][..],
+            "marked wamid.in read (typing indicator shown)\n",
+        ),
+    ] {
+        let output = kapso(args, &[("KAPSO_CORE_URL", &url)]).await;
+        assert!(
+            output.status.success(),
+            "stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&output.stdout), said);
+    }
+}
+
+#[tokio::test]
 async fn failed_send_exposes_code_message_id_and_meta_code() {
     let (url, _) = spawn_core().await;
     let client = client_with_token(&url).await;
@@ -239,6 +278,16 @@ async fn kapso(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .unwrap()
 }
 
+#[tokio::test]
+async fn cli_answers_version() {
+    let output = kapso(&["--version"], &[]).await;
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("kapso {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 fn hmac_hex(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
@@ -299,6 +348,59 @@ async fn cli_webhook_send_signs_the_exact_file_bytes_and_sends_kapso_headers() {
     assert_eq!(header("content-type"), "application/json");
     assert_eq!(header("x-webhook-batch"), "true");
     assert_eq!(header("x-batch-size"), "3", "counted from data[]");
+}
+
+#[tokio::test]
+async fn cli_webhook_send_takes_the_event_from_the_body_a_payload_version_and_extra_headers() {
+    let (url, last) = spawn_adapter(StatusCode::OK).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("status.json");
+    std::fs::write(
+        &file,
+        br#"{"type":"whatsapp.message.delivered","message":{}}"#,
+    )
+    .unwrap();
+
+    let output = kapso(
+        &[
+            "webhook",
+            "send",
+            file.to_str().unwrap(),
+            "--url",
+            &url,
+            "--payload-version",
+            "v1",
+            "-H",
+            "X-Trace: abc",
+            "-H",
+            "X-Other:1",
+        ],
+        &[("KAPSO_WEBHOOK_SECRET", SECRET)],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let delivery = last
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the adapter got the request");
+    let header = |name: &str| {
+        delivery
+            .headers
+            .get(name)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(header("x-webhook-event"), "whatsapp.message.delivered");
+    assert_eq!(header("x-webhook-payload-version"), "v1");
+    assert_eq!(header("x-trace"), "abc");
+    assert_eq!(header("x-other"), "1");
 }
 
 #[tokio::test]

@@ -28,10 +28,17 @@ pub struct Config {
     #[arg(
         long,
         env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
         hide_env_values = true,
-        default_value = "sqlite://kapso-gateway.db"
+        default_value = "sqlite://kapso-gateway.db",
+        value_parser = Hidden::<DatabaseUrl>::new("DATABASE_URL"),
     )]
     pub database_url: DatabaseUrl,
+
+    /// Seconds to wait for a PostgreSQL server that refuses connections at
+    /// start (not up yet, as when both start together) before giving up.
+    #[arg(long, env = "DATABASE_START_TIMEOUT_SECS", default_value_t = 30)]
+    pub database_start_timeout_secs: u64,
 
     /// Log output: `text` for people, `json` for log pipelines.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
@@ -135,30 +142,56 @@ pub struct TlsConfig {
     pub tls_client_ca: Option<PathBuf>,
 }
 
-/// Where the store lives, as `DATABASE_URL` gives it. `Debug` and `Display`
-/// replace a password (in the user part or a `password=` parameter) with
-/// `[redacted]`, so the URL can be logged and shown in errors.
+/// Where the store lives, as `DATABASE_URL` gives it: one of the two backends,
+/// told apart once here. `Debug` and `Display` replace a password (in the user
+/// part or a `password=` parameter) with `[redacted]`, so the URL can be
+/// logged and shown in errors.
 #[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
+pub enum DatabaseUrl {
+    /// `sqlite://FILE`: the embedded store, in that file.
+    Sqlite(String),
+    /// `postgres://…` or `postgresql://…`: a PostgreSQL database.
+    Postgres(String),
+}
 
 impl DatabaseUrl {
     /// The URL itself, password included, for opening the store only.
     pub fn expose(&self) -> &str {
-        &self.0
+        match self {
+            DatabaseUrl::Sqlite(url) | DatabaseUrl::Postgres(url) => url,
+        }
     }
 }
 
+/// A `DATABASE_URL` naming neither backend. Says only the scheme: the rest
+/// may carry a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "DATABASE_URL must be sqlite://FILE or postgres://USER@HOST:PORT/DB \
+     (postgresql:// also), not {0}"
+)]
+pub struct UnknownDatabase(String);
+
 impl FromStr for DatabaseUrl {
-    type Err = std::convert::Infallible;
+    type Err = UnknownDatabase;
 
     fn from_str(s: &str) -> Result<DatabaseUrl, Self::Err> {
-        Ok(DatabaseUrl(s.to_owned()))
+        if s.starts_with("sqlite://") {
+            Ok(DatabaseUrl::Sqlite(s.to_owned()))
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(DatabaseUrl::Postgres(s.to_owned()))
+        } else {
+            Err(UnknownDatabase(match s.split_once("://") {
+                Some((scheme, _)) => format!("a {scheme}:// URL"),
+                None => "a URL without a scheme".to_owned(),
+            }))
+        }
     }
 }
 
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact_password(&self.0))
+        f.write_str(&redact_password(self.expose()))
     }
 }
 
@@ -328,10 +361,28 @@ mod tests {
             "postgres://kapso@db/kapso"
         );
         assert_eq!(shown("sqlite://gw.db"), "sqlite://gw.db");
-        assert_eq!(shown("gw.db"), "gw.db");
         let url: DatabaseUrl = "postgres://u:secret@h/d".parse().unwrap();
         assert!(!format!("{url:?}").contains("secret"));
         assert_eq!(url.expose(), "postgres://u:secret@h/d");
+    }
+
+    #[test]
+    fn only_the_two_backends_parse() {
+        assert!(matches!(
+            "sqlite://gw.db".parse(),
+            Ok(DatabaseUrl::Sqlite(_))
+        ));
+        for url in ["postgres://h/d", "postgresql://h/d"] {
+            assert!(matches!(url.parse(), Ok(DatabaseUrl::Postgres(_))), "{url}");
+        }
+        for url in ["mysql://u:fake-pw@h/d", "kapso.db", "sqlite:gw.db", ""] {
+            let error = url.parse::<DatabaseUrl>().unwrap_err().to_string();
+            assert!(
+                error.contains("sqlite://") && error.contains("postgres://"),
+                "{error}"
+            );
+            assert!(!error.contains("fake-pw"), "{error}");
+        }
     }
 
     #[test]

@@ -82,7 +82,12 @@ impl Core {
     /// Opens the store (running its migrations) and builds the services.
     pub async fn open(config: Config) -> anyhow::Result<Core> {
         let checkpoint_interval = Duration::from_millis(config.sqlite_checkpoint_interval_ms);
-        let store = store::open(config.database_url.expose(), checkpoint_interval).await?;
+        let store = store::open(
+            &config.database_url,
+            checkpoint_interval,
+            Duration::from_secs(config.database_start_timeout_secs),
+        )
+        .await?;
         Core::with_store(config, store)
     }
 

@@ -5,8 +5,9 @@ use kapso_core::{Config, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let mut config = Config::parse();
     telemetry::init(config.log_format);
+    config.outbound.resolve_api_key()?;
     config.check_protected(config.listen_addr)?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
     kapso_core::run(config, listener, shutdown_signal()).await

@@ -182,23 +182,25 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 /// to a plain callback so backends know nothing of the metrics behind it.
 pub type CommitObserver = std::sync::Arc<dyn Fn(usize) + Send + Sync>;
 
-/// Opens the store a `DATABASE_URL` names: `postgres://` or `postgresql://`
-/// for PostgreSQL (shared by several cores), otherwise `sqlite://FILE` (also
-/// `sqlite:FILE` or a plain path) for the embedded default, whose checkpoint
-/// thread pauses `sqlite_checkpoint_interval` after a commit.
+/// Opens the store a `DATABASE_URL` names: PostgreSQL (shared by several
+/// cores; a server still starting is waited for up to `postgres_start`) or
+/// the embedded SQLite default, whose checkpoint thread pauses
+/// `sqlite_checkpoint_interval` after a commit.
 pub async fn open(
-    url: &str,
+    url: &crate::config::DatabaseUrl,
     sqlite_checkpoint_interval: Duration,
+    postgres_start: Duration,
 ) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(std::sync::Arc::new(
-            postgres::PostgresStore::open(url).await?,
-        ));
-    }
-    Ok(std::sync::Arc::new(sqlite::SqliteStore::open_with(
-        url,
-        sqlite_checkpoint_interval,
-    )?))
+    use crate::config::DatabaseUrl;
+    Ok(match url {
+        DatabaseUrl::Postgres(url) => {
+            std::sync::Arc::new(postgres::PostgresStore::open_waiting(url, postgres_start).await?)
+        }
+        DatabaseUrl::Sqlite(url) => std::sync::Arc::new(sqlite::SqliteStore::open_with(
+            url,
+            sqlite_checkpoint_interval,
+        )?),
+    })
 }
 
 /// Whether retention pruned events after `after` (see [`Store::events_after`]).

@@ -319,3 +319,108 @@ async fn the_binarys_adapter_uses_the_first_token_that_may_ingest() {
     assert!(output.contains("`ingest`"), "{output}");
     assert!(!output.contains("fake"), "{output}");
 }
+
+/// Runs a binary of this crate with `args` and no environment: its status and output.
+fn run_binary(binary: &str, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let output = std::process::Command::new(binary)
+        .args(args)
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run binary");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_binary_answers_version() {
+    for (binary, name) in [
+        (env!("CARGO_BIN_EXE_kapso-gateway"), "kapso-gateway"),
+        (env!("CARGO_BIN_EXE_kapso-adapter"), "kapso-adapter"),
+        (env!("CARGO_BIN_EXE_kapso-loadgen"), "kapso-loadgen"),
+    ] {
+        let (status, stdout, stderr) = run_binary(binary, &["--version"]);
+        assert!(status.success(), "{name}: {stderr}");
+        assert_eq!(
+            stdout.trim(),
+            format!("{name} {}", env!("CARGO_PKG_VERSION")),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_binary_refuses_an_unknown_flag() {
+    let (status, _, stderr) = run_binary(env!("CARGO_BIN_EXE_kapso-gateway"), &["--no-such-flag"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unexpected argument '--no-such-flag'"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_into_a_closed_pipe_exits_without_a_panic() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    // Closed before the binary starts: its every write to stdout fails (EPIPE).
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kapso-gateway"))
+        .arg("-h")
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        output.status.code().is_some_and(|code| code < 101),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_binary_takes_every_setting_as_a_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = free_port();
+    let core = free_port();
+    let database = dir.path().join("flags.db");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kapso-gateway"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .args(["--webhook-secret", SECRET])
+        .args(["--adapter-listen-addr", &adapter.to_string()])
+        .args(["--core-listen-addr", &core.to_string()])
+        .args([
+            "--database-url",
+            &format!("sqlite://{}", database.display()),
+        ])
+        .args(["--metrics-addr", "off"])
+        .args(["--kapso-api-base-url", "http://127.0.0.1:9/unused"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start kapso-gateway");
+    let process = GatewayProcess {
+        webhook: format!("http://{adapter}{WEBHOOK}"),
+        child,
+    };
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + PROCESS_LIMIT;
+    let response = loop {
+        assert!(tokio::time::Instant::now() < deadline, "not serving");
+        if let Ok(response) = signed(&client, &process.webhook, BODY).send().await {
+            break response;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Signed with the flag's secret, stored in the flag's database, read back
+    // from the flag's core address.
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(database.exists());
+    assert!(!stored_text(core).await.is_empty());
+}

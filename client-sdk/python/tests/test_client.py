@@ -69,6 +69,14 @@ def test_token_is_sent_as_bearer_metadata(fake):
     assert fake.metadata[-1]["authorization"] == "Bearer fake-token-for-tests"
 
 
+def test_address_and_token_default_to_the_environment(fake, monkeypatch):
+    monkeypatch.setenv("KAPSO_CORE_URL", f"http://{fake.target}")
+    monkeypatch.setenv("GATEWAY_API_TOKEN", "fake-token-from-env")
+    with Client() as client:
+        client.get_message("wamid.1")
+    assert fake.metadata[-1]["authorization"] == "Bearer fake-token-from-env"
+
+
 def test_without_token_no_authorization_is_sent(fake):
     with Client(fake.target) as client:
         client.get_message("wamid.1")

@@ -36,13 +36,25 @@ export interface ListMessagesOptions {
 
 type Callback<T> = (error: grpc.ServiceError | null, value?: T) => void;
 
+/** Where the core listens by default (its CORE_LISTEN_ADDR default). */
+export const DEFAULT_CORE_ADDRESS = '127.0.0.1:50051';
+
+/** A gRPC target from `host:port`, `http://host:port` or `https://host:port` (TLS). */
+function coreAddress(address: string): { target: string; tls: boolean } {
+  if (address.startsWith('https://')) return { target: address.slice('https://'.length), tls: true };
+  if (address.startsWith('http://')) return { target: address.slice('http://'.length), tls: false };
+  return { target: address, tls: false };
+}
+
 /**
  * A connection to the core's `kapso.gateway.v1.Messaging` service.
  *
- * With `token`, every call carries `authorization: Bearer <token>`.
+ * `target` is the core's address: `host:port`, `http://host:port` or `https://host:port`
+ * (TLS); by default `$KAPSO_CORE_URL`, else `127.0.0.1:50051`. With `token` (by default
+ * `$GATEWAY_API_TOKEN`), every call carries `authorization: Bearer <token>`.
  *
  * @example
- * const client = new Client('127.0.0.1:50051', process.env.KAPSO_GATEWAY_TOKEN);
+ * const client = new Client('127.0.0.1:50051', process.env.GATEWAY_API_TOKEN);
  * const sent = await client.sendText('hola', { to: '+15551234567' });
  * console.log(sent.id, sent.status); // wamid.HBgL... MESSAGE_STATUS_SENT
  * client.close();
@@ -52,14 +64,16 @@ export class Client {
   readonly #token: string | undefined;
   readonly #timeoutMs: number;
 
-  constructor(target: string, token?: string | null, options: ClientOptions = {}) {
+  constructor(target?: string | null, token?: string | null, options: ClientOptions = {}) {
     const proto = loadProto(options.protoDir);
+    const address = coreAddress(target || process.env.KAPSO_CORE_URL || DEFAULT_CORE_ADDRESS);
     this.#stub = new proto.kapso.gateway.v1.Messaging(
-      target,
-      options.credentials ?? grpc.credentials.createInsecure(),
+      address.target,
+      options.credentials ??
+        (address.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure()),
       options.channelOptions,
     );
-    this.#token = token || undefined;
+    this.#token = (token === undefined ? process.env.GATEWAY_API_TOKEN : token) || undefined;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
   }
 

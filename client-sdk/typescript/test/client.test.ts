@@ -100,6 +100,20 @@ test('without a token no authorization is sent', async () => {
   assert.deepEqual(fake.metadata.at(-1)?.get('authorization'), []);
 });
 
+test('the address and token default to the environment', async () => {
+  process.env.KAPSO_CORE_URL = `http://${fake.target}`;
+  process.env.GATEWAY_API_TOKEN = 'fake-token-from-env';
+  try {
+    const fromEnv = new Client();
+    await fromEnv.getMessage('wamid.1');
+    fromEnv.close();
+  } finally {
+    delete process.env.KAPSO_CORE_URL;
+    delete process.env.GATEWAY_API_TOKEN;
+  }
+  assert.deepEqual(fake.metadata.at(-1)?.get('authorization'), ['Bearer fake-token-from-env']);
+});
+
 test('the token stays out of JSON', () => {
   assert.ok(!JSON.stringify(client).includes(TOKEN));
 });

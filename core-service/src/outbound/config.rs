@@ -24,6 +24,10 @@ pub struct OutboundConfig {
     #[arg(long, env = "KAPSO_API_TOKEN", hide_env_values = true)]
     pub kapso_api_token: Option<ApiKey>,
 
+    /// The same key under Kapso's own name for it; use one of the two.
+    #[arg(long, env = "KAPSO_API_KEY", hide_env_values = true)]
+    pub kapso_api_key: Option<ApiKey>,
+
     /// Sending business number when a request names none (and no conversation does).
     #[arg(long, env = "KAPSO_PHONE_NUMBER_ID")]
     pub kapso_phone_number_id: Option<String>,
@@ -66,6 +70,7 @@ impl OutboundConfig {
         OutboundConfig {
             kapso_api_base_url: base_url,
             kapso_api_token: api_key,
+            kapso_api_key: None,
             kapso_phone_number_id: None,
             kapso_rate_limit_per_minute: None,
             kapso_rate_limit_burst: None,
@@ -73,6 +78,20 @@ impl OutboundConfig {
             kapso_request_timeout_ms: 8000,
             kapso_max_attempts: 4,
             customer_window_enforced: true,
+        }
+    }
+
+    /// Takes `KAPSO_API_KEY` as the key when `KAPSO_API_TOKEN` is unset. Call
+    /// before anything binds: two different keys are refused, since either
+    /// choice could send as the wrong account.
+    pub fn resolve_api_key(&mut self) -> Result<(), ConflictingApiKeys> {
+        match (&self.kapso_api_token, self.kapso_api_key.take()) {
+            (Some(token), Some(key)) if *token != key => Err(ConflictingApiKeys),
+            (None, Some(key)) => {
+                self.kapso_api_token = Some(key);
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -89,6 +108,14 @@ impl OutboundConfig {
     }
 }
 
+/// `KAPSO_API_TOKEN` and `KAPSO_API_KEY` both set, to different keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "KAPSO_API_TOKEN and KAPSO_API_KEY are both set and differ: they name the same \
+     Kapso API key, so set only one"
+)]
+pub struct ConflictingApiKeys;
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -99,6 +126,25 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         outbound: OutboundConfig,
+    }
+
+    #[test]
+    fn kapso_api_key_is_the_key_when_kapso_api_token_is_unset() {
+        let mut cli = Cli::try_parse_from(["core", "--kapso-api-key", "sk_alias"]).unwrap();
+        cli.outbound.resolve_api_key().unwrap();
+        assert_eq!(
+            cli.outbound.client_settings().api_key,
+            Some(ApiKey::new("sk_alias"))
+        );
+        let mut same = Cli::try_parse_from([
+            "core",
+            "--kapso-api-key",
+            "sk_same",
+            "--kapso-api-token",
+            "sk_same",
+        ])
+        .unwrap();
+        assert_eq!(same.outbound.resolve_api_key(), Ok(()));
     }
 
     #[test]

@@ -72,6 +72,12 @@ impl PostgresStore {
     /// with libpq's `sslmode` and `sslrootcert`) and brings its schema up to
     /// date; safe when several cores open it at once.
     pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        Self::open_waiting(url, Duration::ZERO).await
+    }
+
+    /// As [`open`](Self::open), waiting up to `start` for a server that
+    /// refuses connections (not up yet, as when both start together).
+    pub async fn open_waiting(url: &str, start: Duration) -> Result<PostgresStore, StoreError> {
         let invalid = |e: &dyn fmt::Display| {
             StoreError::Internal(format!("invalid postgres DATABASE_URL: {e}"))
         };
@@ -96,10 +102,7 @@ impl PostgresStore {
         // lost connection is replaced on the next batch.
         let writes = pool(&config, &tls, 1)?;
         let committed = {
-            let conn = writes.get().await.map_err(|e| {
-                let e = with_causes(&e);
-                StoreError::Unavailable(format!("cannot connect to postgres at {target}: {e}"))
-            })?;
+            let conn = first_connection(&writes, &target, start).await?;
             migrate::migrate(&conn).await?;
             rows::committed_sequence(&conn).await?
         };
@@ -159,6 +162,75 @@ fn pool(
         .max_size(size)
         .build()
         .map_err(|e| StoreError::Internal(format!("cannot build postgres pool: {e}")))
+}
+
+/// The first connection. A refused one (the server is not listening yet) is
+/// retried with backoff for up to `start`; any other failure is final at
+/// once, with the server's own reason when it gave one (an unknown role or
+/// database), since waiting would not change it.
+async fn first_connection(
+    pool: &Pool,
+    target: &str,
+    start: Duration,
+) -> Result<deadpool_postgres::Object, StoreError> {
+    let deadline = tokio::time::Instant::now() + start;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let error = match pool.get().await {
+            Ok(conn) => return Ok(conn),
+            Err(error) => error,
+        };
+        if !refused(&error) {
+            return Err(StoreError::Unavailable(format!(
+                "cannot connect to postgres at {target}: {}",
+                server_reason(&error).unwrap_or_else(|| with_causes(&error))
+            )));
+        }
+        if tokio::time::Instant::now() + pause > deadline {
+            return Err(StoreError::Unavailable(format!(
+                "postgres at {target} refused connections for {}s (DATABASE_START_TIMEOUT_SECS): \
+                 is it running and listening there? {}",
+                start.as_secs(),
+                with_causes(&error)
+            )));
+        }
+        tracing::warn!(
+            %target,
+            retry_in_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+            "postgres refused the connection; retrying until it is up"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Whether the connection was refused: nothing listens at the address (yet).
+fn refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(next) = cause {
+        if let Some(io) = next.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        cause = next.source();
+    }
+    false
+}
+
+/// The server's message and code, when the server refused the session.
+fn server_reason(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(error);
+    while let Some(next) = cause {
+        if let Some(db) = next.downcast_ref::<tokio_postgres::error::DbError>() {
+            return Some(format!("{} (SQLSTATE {})", db.message(), db.code().code()));
+        }
+        if let Some(pg) = next.downcast_ref::<tokio_postgres::Error>()
+            && let Some(db) = pg.as_db_error()
+        {
+            return Some(format!("{} (SQLSTATE {})", db.message(), db.code().code()));
+        }
+        cause = next.source();
+    }
+    None
 }
 
 /// An error and its causes: tokio-postgres does not show why a TLS handshake

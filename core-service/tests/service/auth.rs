@@ -336,6 +336,93 @@ async fn help_and_config_errors_never_print_the_database_password_or_tokens() {
 }
 
 #[tokio::test]
+async fn the_binary_answers_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, output) =
+        process::run_to_exit(&dir.path().join("gw.db"), &["--version"], &[]).await;
+    assert!(status.is_some_and(|s| s.success()), "{output}");
+    assert_eq!(
+        output.trim(),
+        format!("kapso-core {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test]
+async fn a_database_url_of_neither_backend_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gw.db");
+    for url in ["mysql://kapso:fake-db-password@h/kapso", "kapso.db"] {
+        let (status, error) = process::run_to_exit(&db, &[], &[("DATABASE_URL", url)]).await;
+        assert!(status.is_some_and(|s| !s.success()), "{error}");
+        assert!(error.contains("sqlite://FILE"), "{error}");
+        assert!(error.contains("postgres://"), "{error}");
+        assert!(!error.contains("fake-db-password"), "{error}");
+    }
+    assert!(!dir.path().join("kapso.db").exists());
+}
+
+#[tokio::test]
+async fn postgres_refusing_the_role_shows_the_servers_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "postgres://no_such_kapso_role@127.0.0.1:5432/postgres";
+    let (status, error) =
+        process::run_to_exit(&dir.path().join("gw.db"), &[], &[("DATABASE_URL", url)]).await;
+    assert!(status.is_some_and(|s| !s.success()), "{error}");
+    assert!(
+        error.contains(r#"role "no_such_kapso_role" does not exist (SQLSTATE 28000)"#),
+        "{error}"
+    );
+
+    let url = "postgres://postgres@127.0.0.1:5432/no_such_kapso_database";
+    let (status, error) =
+        process::run_to_exit(&dir.path().join("gw.db"), &[], &[("DATABASE_URL", url)]).await;
+    assert!(status.is_some_and(|s| !s.success()), "{error}");
+    assert!(
+        error.contains(r#"database "no_such_kapso_database" does not exist (SQLSTATE 3D000)"#),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_not_listening_yet_is_retried_then_given_up_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("postgres://postgres@{closed}/postgres");
+    let (status, error) = process::run_to_exit(
+        &dir.path().join("gw.db"),
+        &["--database-start-timeout-secs", "1"],
+        &[("DATABASE_URL", &url), ("RUST_LOG", "warn")],
+    )
+    .await;
+    assert!(status.is_some_and(|s| !s.success()), "{error}");
+    assert!(error.contains("retrying until it is up"), "{error}");
+    assert!(error.contains("refused connections for 1s"), "{error}");
+}
+
+#[tokio::test]
+async fn two_different_kapso_keys_are_refused_naming_both_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, error) = process::run_to_exit(
+        &dir.path().join("gw.db"),
+        &[],
+        &[
+            ("KAPSO_API_TOKEN", "fake-key-one"),
+            ("KAPSO_API_KEY", "fake-key-two"),
+        ],
+    )
+    .await;
+    assert!(status.is_some_and(|s| !s.success()), "{error}");
+    assert!(
+        error.contains("KAPSO_API_TOKEN and KAPSO_API_KEY"),
+        "{error}"
+    );
+    assert!(!error.contains("fake"), "{error}");
+}
+
+#[tokio::test]
 async fn without_tokens_the_binary_serves_beyond_loopback_only_when_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("gw.db");

@@ -37,6 +37,7 @@ mod processes;
 #[derive(Debug, Parser)]
 #[command(
     name = "kapso-loadgen",
+    version,
     about = "Load generator for the Kapso webhook adapter"
 )]
 struct Args {

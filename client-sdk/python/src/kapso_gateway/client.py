@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Iterator, Optional, Sequence
 
 import grpc
@@ -10,13 +11,18 @@ from kapso.gateway.v1 import messaging_pb2, messaging_pb2_grpc, types_pb2
 from kapso_gateway import watch as watch_loop
 from kapso_gateway.watch import Backoff
 
+# Where the core listens by default (its CORE_LISTEN_ADDR default).
+DEFAULT_CORE_ADDRESS = "127.0.0.1:50051"
+
 
 class Client:
     """A connection to the core's ``kapso.gateway.v1.Messaging`` service.
 
-    ``target`` is a gRPC target such as ``"127.0.0.1:50051"``. With ``token``, every call
-    carries ``authorization: Bearer <token>``. The channel is plaintext unless
-    ``credentials`` (e.g. ``grpc.ssl_channel_credentials()``) are given. ``timeout`` is the
+    ``target`` is the core's address: ``host:port``, ``http://host:port`` or
+    ``https://host:port`` (TLS); by default ``$KAPSO_CORE_URL``, else ``127.0.0.1:50051``.
+    With ``token`` (by default ``$GATEWAY_API_TOKEN``), every call carries
+    ``authorization: Bearer <token>``. The channel is plaintext unless the address is
+    ``https://`` or ``credentials`` (e.g. ``grpc.ssl_channel_credentials()``) are given. ``timeout`` is the
     deadline of each unary call in seconds.
 
     # Examples
@@ -28,12 +34,20 @@ class Client:
 
     def __init__(
         self,
-        target: str,
+        target: Optional[str] = None,
         token: Optional[str] = None,
         *,
         credentials: Optional[grpc.ChannelCredentials] = None,
         timeout: float = 30.0,
     ):
+        target = target or os.environ.get("KAPSO_CORE_URL") or DEFAULT_CORE_ADDRESS
+        if token is None:
+            token = os.environ.get("GATEWAY_API_TOKEN")
+        if target.startswith("https://"):
+            target = target[len("https://") :]
+            credentials = credentials or grpc.ssl_channel_credentials()
+        elif target.startswith("http://"):
+            target = target[len("http://") :]
         if credentials is None:
             self._channel = grpc.insecure_channel(target)
         else:

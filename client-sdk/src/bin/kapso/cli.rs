@@ -18,7 +18,7 @@ use crate::{consumers, messaging, send, webhook};
 #[derive(Debug, Parser)]
 #[command(name = "kapso", version)]
 pub struct Cli {
-    /// gRPC URL of the gateway core.
+    /// Address of the gateway core: `host:port`, `http://host:port` or `https://host:port`.
     #[arg(
         long,
         env = "KAPSO_CORE_URL",
@@ -180,9 +180,15 @@ pub struct WebhookSendArgs {
         default_value = "http://127.0.0.1:8000/api/whatsapp/webhook"
     )]
     pub url: String,
-    /// X-Webhook-Event.
-    #[arg(long, default_value = kapso_client::webhook::DEFAULT_EVENT)]
-    pub event: String,
+    /// X-Webhook-Event (default: the body's `type`, else whatsapp.message.received).
+    #[arg(long)]
+    pub event: Option<String>,
+    /// X-Webhook-Payload-Version.
+    #[arg(long, default_value = kapso_client::webhook::PAYLOAD_VERSION)]
+    pub payload_version: String,
+    /// An extra header, `NAME:VALUE`; repeatable.
+    #[arg(short = 'H', long = "header", value_name = "NAME:VALUE")]
+    pub headers: Vec<crate::webhook::ExtraHeader>,
     /// X-Idempotency-Key (default: a new UUID v4); reuse one to replay a delivery.
     #[arg(long)]
     pub idempotency_key: Option<String>,

@@ -31,6 +31,13 @@ pub async fn mark_read(
     typing: bool,
 ) -> anyhow::Result<ExitCode> {
     client.mark_read(message_id, typing).await?;
+    // Said on stdout: a successful call otherwise prints nothing at all.
+    let shown = if typing {
+        " (typing indicator shown)"
+    } else {
+        ""
+    };
+    println!("marked {message_id} read{shown}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,29 +8,24 @@
 //! about a third of each webhook's CPU. Moving to separate processes later
 //! changes no behaviour, only that hop's transport.
 //!
-//! Configured by the adapter's and the core's environment variables together
-//! (`kapso-adapter --help`, `kapso-core --help`). The adapter always talks to
-//! this process's core, whatever `CORE_GRPC_URL` says.
+//! Configured by the adapter's and the core's settings together, each as a
+//! flag or its environment variable (`kapso-gateway --help`). The adapter
+//! always talks to this process's core, so `CORE_GRPC_URL` is not one of them.
 
 use anyhow::Context as _;
-use clap::Parser as _;
+
 use kapso_adapter::core_client::CoreClient;
 use kapso_core::auth::Scope;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+mod config;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
-        println!("{HELP}");
-        return Ok(());
-    }
-    // Both binaries have a `--listen-addr` flag, so flags cannot be merged;
-    // the environment variable names are distinct and configure both.
-    let mut adapter =
-        kapso_adapter::Config::try_parse_from(["kapso-gateway"]).unwrap_or_else(|e| e.exit());
-    let core = kapso_core::Config::try_parse_from(["kapso-gateway"]).unwrap_or_else(|e| e.exit());
+    let (mut adapter, mut core) = config::parse();
     kapso_adapter::telemetry::init(adapter.log_format);
+    core.outbound.resolve_api_key()?;
     core.check_protected(core.listen_addr)?;
 
     let core_listener = TcpListener::bind(core.listen_addr)
@@ -87,23 +82,6 @@ async fn main() -> anyhow::Result<()> {
     let core_result = core.await.context("core task")?;
     adapter_result.and(core_result)
 }
-
-const HELP: &str = "kapso-gateway: the Kapso webhook adapter and the gateway core in one process.
-
-Configured by environment variables (see `kapso-adapter --help` and `kapso-core --help`):
-  KAPSO_WEBHOOK_SECRET   webhook secret(s), required
-  ADAPTER_LISTEN_ADDR    HTTP address for Kapso's webhooks [default: 0.0.0.0:8000]
-  CORE_LISTEN_ADDR       gRPC address for internal services [default: 127.0.0.1:50051]
-  DATABASE_URL           store [default: sqlite://kapso-gateway.db]
-  KAPSO_API_TOKEN, KAPSO_API_BASE_URL, KAPSO_PHONE_NUMBER_ID, ... as for kapso-core
-  GATEWAY_API_TOKENS     tokens internal services present: TOKEN (every scope) or
-                         TOKEN=SCOPE+SCOPE (ingest, read, send), comma-separated;
-                         the adapter uses the first with `ingest` unless
-                         GATEWAY_API_TOKEN is set
-  GATEWAY_ALLOW_UNAUTHENTICATED
-                         true: serve the core without tokens beyond loopback
-                         (otherwise refused)
-  CORE_TIMEOUT_MS, RETRY_AFTER_SECS, ADAPTER_BODY_LIMIT_BYTES, ... as for kapso-adapter";
 
 /// Resolves once the flag flips to true (or its sender is gone).
 async fn stopped(mut flag: watch::Receiver<bool>) {
