@@ -4,9 +4,10 @@
 //!
 //! The adapter calls the core's `Ingest` through the core's own gRPC service
 //! stack inside the process (the same messages, token check, spans and metrics)
-//! rather than over a loopback HTTP/2 connection, which on a small machine cost
-//! about a third of each webhook's CPU. Moving to separate processes later
-//! changes no behaviour, only that hop's transport.
+//! rather than over a loopback HTTP/2 connection, whose cost on a small
+//! machine is measured in docs/design/write-path.md ("kapso-gateway").
+//! Moving to separate processes later changes no behaviour, only that hop's
+//! transport.
 //!
 //! Configured by the adapter's and the core's settings together, each as a
 //! flag or its environment variable (`kapso-gateway --help`). The adapter

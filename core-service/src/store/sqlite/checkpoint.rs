@@ -19,8 +19,8 @@
 //! end of the log, which this thread's rarely do while commits keep coming. So
 //! each round here also flushes the database file itself: the writer's fsync
 //! then finds a few milliseconds of pages to write instead of everything copied
-//! since the last one. Under single-event load that took the writer's database
-//! fsyncs from a 7 ms median (20 ms at worst) to about 2 ms (5 ms at worst).
+//! since the last one, which shortens the writer's database fsyncs several
+//! times over (measured in docs/design/write-path.md, "The checkpoint").
 //!
 //! A round waits [`DEFAULT_INTERVAL_MS`] after a commit unless the operator
 //! sets another pause (`SQLITE_CHECKPOINT_INTERVAL_MS`). A round copies each

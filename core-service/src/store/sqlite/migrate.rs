@@ -85,12 +85,10 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // The checkpoint thread copies the log back continuously; the writer's own
     // checkpoint (after a commit leaves this many pages in the log) finishes
     // the job so the log can start over. That checkpoint stalls every commit
-    // behind it for a log fsync and a database fsync (about 2 ms together,
-    // see `checkpoint`), so the threshold sets how often requests wait on it:
-    // 64,000 pages of 4 KiB (a log near 270 MB under full load) against 16,000
-    // took the single-event p99 from 19 to 14 ms, p999 from 25-34 to 21-24 ms,
-    // and throughput 1.07x higher.
-    // SQLite's default of 1,000 cost 15-30% against 4,000.
+    // behind it for a log fsync and a database fsync (see `checkpoint`), so the
+    // threshold sets how often requests wait on it. 64,000 pages of 4 KiB was
+    // measured against smaller thresholds and SQLite's default of 1,000: the
+    // figures are in docs/design/write-path.md ("The checkpoint").
     conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
     migrate(&conn)?;
     Ok(conn)
@@ -201,7 +199,7 @@ mod tests {
     use super::*;
 
     /// The writer finishes checkpoints at the measured threshold, not at
-    /// SQLite's default of 1,000 pages, which cost 15-30% of the throughput.
+    /// SQLite's default of 1,000 pages (docs/design/write-path.md).
     #[test]
     fn the_writer_checkpoints_at_the_measured_threshold() {
         let dir = tempfile::tempdir().unwrap();
