@@ -42,13 +42,18 @@ fn one_kilobyte_body() -> Vec<u8> {
 
 fn hints_for(name: &str) -> Hints<'static> {
     Hints {
-        event_type: Some(match name {
-            "sent" => "whatsapp.message.sent",
-            "delivered" => "whatsapp.message.delivered",
-            "read" => "whatsapp.message.read",
-            "failed" => "whatsapp.message.failed",
-            _ => "whatsapp.message.received",
-        }),
+        // As the fixtures README says to send each file.
+        event_type: match name {
+            "sent" => Some("whatsapp.message.sent"),
+            "delivered" => Some("whatsapp.message.delivered"),
+            "read" => Some("whatsapp.message.read"),
+            "failed" => Some("whatsapp.message.failed"),
+            "conversation_created" => Some("whatsapp.conversation.created"),
+            "conversation_ended" => Some("whatsapp.conversation.ended"),
+            "conversation_inactive" => Some("whatsapp.conversation.inactive"),
+            "meta_text" => None,
+            _ => Some("whatsapp.message.received"),
+        },
         batch: name.contains("batch"),
     }
 }
