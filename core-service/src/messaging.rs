@@ -72,6 +72,9 @@ fn page_size(requested: i32) -> Result<usize, CoreError> {
 /// A consumer name as given: 1 to [`MAX_CONSUMER_NAME`] characters of
 /// `A-Z a-z 0-9 . _ -`, so names stay fit for keys, logs and metric labels.
 fn consumer_name(name: &str) -> Result<&str, CoreError> {
+    if name.is_empty() {
+        return Err(CoreError::InvalidArgument("consumer is required".into()));
+    }
     let fits = (1..=MAX_CONSUMER_NAME).contains(&name.len())
         && name
             .bytes()
@@ -194,9 +197,6 @@ impl Messaging for MessagingService {
         request: Request<pb::AckEventsRequest>,
     ) -> Result<Response<pb::AckEventsResponse>, Status> {
         let request = request.into_inner();
-        if request.consumer.is_empty() {
-            return Err(CoreError::InvalidArgument("consumer is required".into()).into());
-        }
         let consumer = consumer_name(&request.consumer)?;
         let sequence = self
             .store
@@ -211,9 +211,6 @@ impl Messaging for MessagingService {
         request: Request<pb::SeekConsumerRequest>,
     ) -> Result<Response<pb::SeekConsumerResponse>, Status> {
         let request = request.into_inner();
-        if request.consumer.is_empty() {
-            return Err(CoreError::InvalidArgument("consumer is required".into()).into());
-        }
         let consumer = consumer_name(&request.consumer)?;
         let sequence = self
             .store
