@@ -55,7 +55,9 @@ impl OutageLog {
     /// A call to the core succeeded. `Some(suppressed)` when this ends an
     /// outage: the failures since its last line, for a closing line.
     pub fn succeeded(&self) -> Option<u64> {
-        if !self.failing.swap(false, Ordering::Relaxed) {
+        // A load first: every successful delivery passes here, and a swap
+        // would write the shared line each time although it is almost always false.
+        if !self.failing.load(Ordering::Relaxed) || !self.failing.swap(false, Ordering::Relaxed) {
             return None;
         }
         let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
