@@ -8,6 +8,9 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Also builds target/debug/kapso-core: the core's process tests run the binary.
 cargo test --workspace --locked
+# kapso-client and the proto crate it depends on package as they would be published
+# (cargo package without the verifying build: about a second).
+client-sdk/scripts/check-package.sh
 # The SDK tests drive that same binary. (A separate `cargo build -p kapso-core`
 # would resolve features for that package alone and rebuild its dependencies.)
 client-sdk/scripts/test-sdks.sh

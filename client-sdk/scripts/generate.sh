@@ -3,7 +3,8 @@
 #
 # Idempotent: each run deletes the previous output and writes it anew. The
 # output is gitignored; run this after every change to proto/ and before
-# building or testing an SDK.
+# testing an SDK in its tree. The packages generate the same code themselves
+# when built (the Python build step in setup.py, the TypeScript prepack).
 #
 #   Python:     grpcio-tools (bundles protoc) -> client-sdk/python/src/kapso/gateway/v1/
 #   TypeScript: @grpc/proto-loader's proto-loader-gen-types -> client-sdk/typescript/src/generated/

@@ -142,6 +142,13 @@ impl ClientBuilder {
     }
 }
 
+/// The variable every client reads the core's address from.
+pub const CORE_URL_VAR: &str = "KAPSO_CORE_URL";
+/// The variable every client reads the core's token from.
+pub const TOKEN_VAR: &str = "GATEWAY_API_TOKEN";
+/// Where the core listens unless told otherwise (its `CORE_LISTEN_ADDR` default).
+pub const DEFAULT_CORE_URL: &str = "127.0.0.1:50051";
+
 /// The core's address as a URI: `host:port` means plain `http://host:port`,
 /// as the other SDKs and the `kapso` CLI take it; `http://` and `https://`
 /// are kept.
@@ -179,6 +186,35 @@ impl Client {
             connect_timeout: Duration::from_secs(5),
             timeout: None,
         }
+    }
+
+    /// Settings from the environment, named as the `kapso` CLI and the other
+    /// SDKs name them: the address from `KAPSO_CORE_URL` (`host:port`,
+    /// `http://` or `https://`; default `127.0.0.1:50051`) and the token from
+    /// `GATEWAY_API_TOKEN`. An empty variable counts as unset.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), kapso_client::Error> {
+    /// use std::time::Duration;
+    /// let client = kapso_client::Client::from_env()
+    ///     .timeout(Duration::from_secs(30))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_env() -> ClientBuilder {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Client::from_env`] over any source of variables.
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> ClientBuilder {
+        let set = |name| var(name).filter(|value| !value.trim().is_empty());
+        let mut builder =
+            Self::builder(set(CORE_URL_VAR).unwrap_or_else(|| DEFAULT_CORE_URL.into()));
+        builder.token = set(TOKEN_VAR);
+        builder
     }
 
     /// Connects without a token or per-call timeout.
@@ -469,5 +505,43 @@ impl Client {
             request.set_timeout(timeout);
         }
         request
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> ClientBuilder {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Client::from_vars(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn the_environment_gives_the_address_with_or_without_scheme_and_the_token() {
+        let builder = from(&[
+            (CORE_URL_VAR, "core.internal:50051"),
+            (TOKEN_VAR, "t-not-real"),
+        ]);
+        assert_eq!(with_scheme(&builder.endpoint), "http://core.internal:50051");
+        assert_eq!(builder.token.as_deref(), Some("t-not-real"));
+
+        let builder = from(&[(CORE_URL_VAR, "https://core.example:443")]);
+        assert_eq!(with_scheme(&builder.endpoint), "https://core.example:443");
+        assert_eq!(builder.token, None);
+    }
+
+    #[test]
+    fn unset_or_empty_variables_mean_the_local_core_without_a_token() {
+        for vars in [&[][..], &[(CORE_URL_VAR, ""), (TOKEN_VAR, " ")][..]] {
+            let builder = from(vars);
+            assert_eq!(builder.endpoint, DEFAULT_CORE_URL);
+            assert_eq!(builder.token, None);
+        }
     }
 }

@@ -15,6 +15,12 @@ pub const MESSAGE_ID_TRAILER: &str = "x-message-id";
 /// Trailer carrying Meta's numeric error code, when Meta gave one.
 pub const META_ERROR_CODE_TRAILER: &str = "x-meta-error-code";
 
+/// Meta's code for a message outside the 24-hour customer service window.
+const META_WINDOW_CLOSED: i64 = 131047;
+/// How the core words its own refusal of a send outside the window, which
+/// never reached Meta and so carries no Meta code.
+const CORE_WINDOW_CLOSED: &str = "customer service window is closed";
+
 /// Everything a call to the gateway can fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -131,6 +137,30 @@ impl Error {
         )
     }
 
+    /// The contact's 24-hour customer service window is closed: only an
+    /// approved template reaches them now. The core refused the send itself
+    /// (`FAILED_PRECONDITION`, no Meta code) or Meta did (131047).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(client: kapso_client::Client) -> Result<(), kapso_client::Error> {
+    /// use kapso_client::{SendMessage, Template, send::message};
+    /// let to = "+56912345678";
+    /// match client.send_message(SendMessage::to(to, message::text("¿Seguimos?"))).await {
+    ///     Err(e) if e.is_window_closed() => {
+    ///         client.send_message(SendMessage::to(to, Template::new("follow_up", "es"))).await?;
+    ///     }
+    ///     other => { other?; }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn is_window_closed(&self) -> bool {
+        self.code() == Code::FailedPrecondition
+            && (self.meta_error_code() == Some(META_WINDOW_CLOSED)
+                || self.message().contains(CORE_WINDOW_CLOSED))
+    }
+
     fn trailer(&self, key: &str) -> Option<&str> {
         self.status()?.metadata().get(key)?.to_str().ok()
     }
@@ -211,6 +241,33 @@ mod tests {
         assert_eq!(error.message_id(), None);
         assert_eq!(error.code(), Code::InvalidArgument);
         assert!(!error.is_retryable());
+    }
+
+    #[test]
+    fn a_closed_window_is_told_by_the_core_or_by_metas_code() {
+        let by_core: Error = tonic::Status::failed_precondition(
+            "not sent: the 24-hour customer service window is closed (the contact's last \
+             message is over 24 hours old); send a template message",
+        )
+        .into();
+        assert!(by_core.is_window_closed());
+
+        let mut metadata = MetadataMap::new();
+        metadata.insert(META_ERROR_CODE_TRAILER, "131047".parse().unwrap());
+        let by_meta: Error =
+            tonic::Status::with_metadata(Code::FailedPrecondition, "re-engagement", metadata)
+                .into();
+        assert!(by_meta.is_window_closed());
+
+        let mut metadata = MetadataMap::new();
+        metadata.insert(META_ERROR_CODE_TRAILER, "131049".parse().unwrap());
+        let other_refusal: Error =
+            tonic::Status::with_metadata(Code::FailedPrecondition, "not delivered", metadata)
+                .into();
+        assert!(!other_refusal.is_window_closed());
+        let not_a_refusal: Error =
+            tonic::Status::unavailable("customer service window is closed").into();
+        assert!(!not_a_refusal.is_window_closed());
     }
 
     #[test]

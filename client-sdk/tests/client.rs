@@ -858,3 +858,41 @@ async fn cli_watch_waits_for_the_core_and_reports_reconnecting() {
     assert_eq!(event["sequence"], 1);
     assert!(calls.lock().unwrap().watch[0].from_end);
 }
+
+/// `Client::from_env` reads the process's own environment, which a test must
+/// not change: `from_env_in_a_child` runs in a child of this test binary with
+/// the variables set, and what reached the fake core is checked here.
+#[tokio::test]
+async fn from_env_connects_to_kapso_core_url_with_gateway_api_token() {
+    let (url, calls) = spawn_core().await;
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child
+        .args(["from_env_in_a_child", "--exact", "--ignored", "--quiet"])
+        // host:port, as deployments often give it.
+        .env("KAPSO_CORE_URL", url.trim_start_matches("http://"))
+        .env("GATEWAY_API_TOKEN", TOKEN);
+    let output = tokio::task::spawn_blocking(move || child.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("1 passed"));
+    assert_eq!(
+        calls.lock().unwrap().authorization,
+        [Some(format!("Bearer {TOKEN}"))]
+    );
+}
+
+#[tokio::test]
+#[ignore = "run by from_env_connects_to_kapso_core_url_with_gateway_api_token with its variables"]
+async fn from_env_in_a_child() {
+    let client = Client::from_env()
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap();
+    client.get_message("wamid.1").await.unwrap();
+}

@@ -6,6 +6,7 @@ JSON-lines file where the fake Kapso server records each request it answered).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -19,7 +20,19 @@ import grpc
 import pytest
 
 from kapso.gateway.v1 import ingest_pb2, ingest_pb2_grpc, types_pb2
-from kapso_gateway import Backoff, Client
+from kapso_gateway import (
+    AsyncClient,
+    Backoff,
+    Client,
+    Contact,
+    Contacts,
+    Interactive,
+    Location,
+    Media,
+    MessageStatus,
+    Reaction,
+    Template,
+)
 
 PHONE_NUMBER_ID = "123456789012345"
 CONTACT = "15551234567"
@@ -148,6 +161,119 @@ def test_send_text_to_the_conversation_goes_through_kapso(client, inbound_sequen
     assert sends[-1]["api_key"] == FAKE_KAPSO_KEY
     assert sends[-1]["body"]["to"].lstrip("+") == CONTACT
     assert sends[-1]["body"]["text"]["body"] == "gracias"
+
+
+def last_kapso_send(message_type: str) -> dict:
+    sends = [r for r in fake_kapso_requests() if r["body"].get("type") == message_type]
+    assert sends, f"the fake Kapso API received no {message_type} send"
+    assert sends[-1]["path"] == f"/meta/whatsapp/v24.0/{PHONE_NUMBER_ID}/messages"
+    assert sends[-1]["api_key"] == FAKE_KAPSO_KEY
+    return sends[-1]["body"]
+
+
+def test_send_message_of_each_kind_reaches_kapso_in_metas_shape(client, inbound_sequence):
+    def send(content) -> None:
+        message = client.send_message(
+            content, conversation_id=CONVERSATION, idempotency_key=f"sdk-test-{uuid.uuid4()}"
+        )
+        assert message.status == MessageStatus.SENT and message.id.startswith("wamid.fake-")
+
+    send(Template("order_shipped", "es_MX", body=["Ana"], url_suffixes={0: "ORD-1042"}))
+    template = last_kapso_send("template")
+    assert template["to"].lstrip("+") == CONTACT
+    assert template["template"] == {
+        "name": "order_shipped",
+        "language": {"code": "es_MX"},
+        "components": [
+            {"type": "body", "parameters": [{"type": "text", "text": "Ana"}]},
+            {"type": "button", "sub_type": "url", "index": "0",
+             "parameters": [{"type": "text", "text": "ORD-1042"}]},
+        ],
+    }
+
+    send(Interactive.buttons("¿Confirmas?", [("yes", "Sí"), ("no", "No")], footer="Clínica"))
+    assert last_kapso_send("interactive")["interactive"] == {
+        "type": "button",
+        "body": {"text": "¿Confirmas?"},
+        "footer": {"text": "Clínica"},
+        "action": {"buttons": [
+            {"type": "reply", "reply": {"id": "yes", "title": "Sí"}},
+            {"type": "reply", "reply": {"id": "no", "title": "No"}},
+        ]},
+    }
+
+    send(Media.document("https://cdn.example.com/inv-1042.pdf", filename="inv-1042.pdf"))
+    assert last_kapso_send("document")["document"] == {
+        "link": "https://cdn.example.com/inv-1042.pdf", "filename": "inv-1042.pdf"
+    }
+
+    send(Location(-33.4489, -70.6693, name="Oficina"))
+    assert last_kapso_send("location")["location"] == {
+        "latitude": -33.4489, "longitude": -70.6693, "name": "Oficina"
+    }
+
+    send(Contacts(Contact("Ana Pérez", phones=["+56912345678"])))
+    (card,) = last_kapso_send("contacts")["contacts"]
+    assert card["name"]["formatted_name"] == "Ana Pérez"
+    assert card["phones"][0]["phone"] == "+56912345678"
+
+    send(Reaction("wamid.sdk-test-1", "👍"))
+    assert last_kapso_send("reaction")["reaction"] == {"message_id": "wamid.sdk-test-1", "emoji": "👍"}
+
+
+def test_statuses_read_back_print_their_names(client, inbound_sequence):
+    message = client.get_message("wamid.sdk-test-1")
+    assert str(message.status) == "RECEIVED"
+    assert str(message.direction) == "INBOUND"
+
+
+def test_async_client_does_what_the_blocking_one_does(inbound_sequence):
+    async def main():
+        async with AsyncClient(CORE, token="sdk-test-token-not-real") as client:
+            consumer = f"sdk-async-{uuid.uuid4().hex[:8]}"
+            events = client.watch(consumer=consumer, from_end=True, auto_ack=True)
+            first = asyncio.ensure_future(events.__anext__())
+            # The core records a new from_end consumer at the head as its watch starts.
+            deadline = time.monotonic() + WAIT
+            while consumer not in [c.consumer for c in await client.list_consumers()]:
+                assert time.monotonic() < deadline, "the watch never registered its consumer"
+                await asyncio.sleep(0.05)
+
+            fresh = await asyncio.to_thread(ingest_text, "wamid.sdk-async-1", "hola async")
+            event = await asyncio.wait_for(first, WAIT)
+            assert (event.sequence, event.message.text) == (fresh, "hola async")
+
+            sent = await client.send_message(
+                Interactive.cta_url("Tu pedido", "Seguir", "https://shop.example/o/1"),
+                conversation_id=CONVERSATION,
+                reply_to_message_id="wamid.sdk-async-1",
+                idempotency_key=f"sdk-test-{uuid.uuid4()}",
+            )
+            assert str(sent.status) == "SENT"
+            text = await client.send_text("gracias async", conversation_id=CONVERSATION)
+            assert (await client.get_message(text.id)).text == "gracias async"
+            page = await client.list_messages(CONVERSATION, page_size=1000)
+            assert {sent.id, text.id} <= {m.id for m in page.messages}
+            assert text.id in [m.id async for m in client.iter_messages(CONVERSATION, page_size=2)]
+            await client.mark_read("wamid.sdk-async-1", typing_indicator=True)
+
+            assert await client.seek_consumer(consumer, inbound_sequence) == inbound_sequence
+            listed = {c.consumer: c for c in await client.list_consumers()}
+            assert listed[consumer].sequence == inbound_sequence
+            with pytest.raises(grpc.RpcError) as unknown:
+                await client.get_message("wamid.sdk-test-never-stored")
+            assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+            await events.aclose()
+
+    asyncio.run(main())
+    interactive = last_kapso_send("interactive")
+    assert interactive["interactive"]["action"] == {
+        "name": "cta_url", "parameters": {"display_text": "Seguir", "url": "https://shop.example/o/1"}
+    }
+    assert interactive["context"] == {"message_id": "wamid.sdk-async-1"}
+    reads = [r for r in fake_kapso_requests() if r["body"].get("status") == "read"]
+    assert reads[-1]["body"]["message_id"] == "wamid.sdk-async-1"
+    assert reads[-1]["body"]["typing_indicator"] == {"type": "text"}
 
 
 def test_mark_read_reaches_kapso(client, inbound_sequence):

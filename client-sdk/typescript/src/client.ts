@@ -7,7 +7,9 @@ import type { Event__Output } from './generated/kapso/gateway/v1/Event';
 import type { ListMessagesResponse__Output } from './generated/kapso/gateway/v1/ListMessagesResponse';
 import type { Message__Output } from './generated/kapso/gateway/v1/Message';
 import type { MessagingClient } from './generated/kapso/gateway/v1/Messaging';
+import type { SendMessageRequest } from './generated/kapso/gateway/v1/SendMessageRequest';
 import type { SendTextRequest } from './generated/kapso/gateway/v1/SendTextRequest';
+import { contentKind, type Content, type ContentKind } from './content';
 import { loadProto } from './proto';
 import { follow, type Sequence, type WatchOptions } from './watch';
 
@@ -23,6 +25,9 @@ export interface ClientOptions {
 
 /** Everything of SendTextRequest but the text; give `to` or `conversation_id`. */
 export type SendTextOptions = Omit<SendTextRequest, 'text'>;
+
+/** Addressing and idempotency of a send: give `to` or `conversation_id`. */
+export type SendOptions = Omit<SendMessageRequest, ContentKind | 'content'>;
 
 export interface MarkReadOptions {
   phone_number_id?: string;
@@ -113,6 +118,29 @@ export class Client {
       this.#stub.SendText({ ...options, text }, md, opts, cb),
     );
     if (!response.message) throw new Error('SendText answered without a message');
+    return response.message;
+  }
+
+  /**
+   * Sends a message of any kind (text, template, media, interactive, reaction, location,
+   * contacts) to `to` or into `conversation_id`; resolves to the message. Outside the
+   * 24-hour window only a template goes out; anything else rejects with FAILED_PRECONDITION.
+   * Content that is not exactly one kind rejects with a TypeError before any call.
+   *
+   * @example
+   * import { interactive, template } from '@kapso-gateway/client';
+   * await client.sendMessage(interactive.buttons('¿Confirmas tu hora?', [['yes', 'Sí'], ['no', 'No']]), {
+   *   to: '+15551234567', idempotency_key: 'confirm-1042' });
+   * await client.sendMessage(template('appointment_reminder', 'es', { body: ['Ana', '9:00'] }), {
+   *   conversation_id: 'conv-1' });
+   */
+  async sendMessage(content: Content, options: SendOptions): Promise<Message__Output> {
+    const kind = contentKind(content);
+    const request: SendMessageRequest = { ...options, [kind]: content[kind as keyof typeof content] };
+    const response = await this.#unary<{ message: Message__Output | null }>((md, opts, cb) =>
+      this.#stub.SendMessage(request, md, opts, cb),
+    );
+    if (!response.message) throw new Error('SendMessage answered without a message');
     return response.message;
   }
 

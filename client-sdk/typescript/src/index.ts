@@ -5,6 +5,8 @@
  * generates from `proto/` into `src/generated/`:
  *
  * - `client`: {@link Client}, one method per Messaging call, bearer-token metadata.
+ * - `content`: what {@link Client.sendMessage} sends: {@link template}, {@link media},
+ *   {@link interactive}, {@link reaction}, {@link location}, {@link contacts}, {@link text}.
  * - `watch`: {@link Backoff} and the resumable event loop behind {@link Client.watch}.
  * - `proto`: loads the `.proto` files at run time ({@link loadProto}) for raw stubs.
  *
@@ -13,7 +15,9 @@
  * strings. Failed calls reject with grpc-js's `ServiceError` (`error.code` is a `grpc.status`).
  */
 export { Client } from './client';
-export type { ClientOptions, SendTextOptions, MarkReadOptions, ListMessagesOptions } from './client';
+export type { ClientOptions, SendTextOptions, SendOptions, MarkReadOptions, ListMessagesOptions } from './client';
+export { contact, contacts, contentKind, interactive, location, media, reaction, template, text } from './content';
+export type { Content, ContentKind, ContentKinds, InteractiveOptions, MediaSource, TemplateOptions, TemplateValue } from './content';
 export { Backoff, WatchGaveUp, RETRYABLE_CODES } from './watch';
 export type { WatchOptions, Sequence } from './watch';
 export { loadProto, LOADER_OPTIONS } from './proto';
@@ -21,3 +25,5 @@ export type { KapsoProto } from './proto';
 export type { Event__Output as Event } from './generated/kapso/gateway/v1/Event';
 export type { Message__Output as Message } from './generated/kapso/gateway/v1/Message';
 export type { ListMessagesResponse__Output as ListMessagesResponse } from './generated/kapso/gateway/v1/ListMessagesResponse';
+export type { MessageStatus__Output as MessageStatus } from './generated/kapso/gateway/v1/MessageStatus';
+export type { Direction__Output as Direction } from './generated/kapso/gateway/v1/Direction';

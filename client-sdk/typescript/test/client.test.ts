@@ -3,7 +3,21 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 
-import { Backoff, Client, WatchGaveUp, loadProto } from '../src';
+import {
+  Backoff,
+  Client,
+  WatchGaveUp,
+  contact,
+  contacts,
+  interactive,
+  loadProto,
+  location,
+  media,
+  reaction,
+  template,
+  text,
+} from '../src';
+import type { SendMessageRequest__Output } from '../src/generated/kapso/gateway/v1/SendMessageRequest';
 import type { WatchEventsRequest__Output } from '../src/generated/kapso/gateway/v1/WatchEventsRequest';
 import type { MessagingHandlers } from '../src/generated/kapso/gateway/v1/Messaging';
 
@@ -15,6 +29,7 @@ class FakeMessaging {
   metadata: grpc.Metadata[] = [];
   watchRequests: WatchEventsRequest__Output[] = [];
   acks: Array<[string, string]> = [];
+  sends: SendMessageRequest__Output[] = [];
   /** One entry per WatchEvents call: sequences to stream, then the status to end with (null: clean end). */
   streams: Array<[number[], grpc.status | null]> = [];
   target = '';
@@ -44,7 +59,12 @@ class FakeMessaging {
       ListMessages: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
       SendText: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
       MarkRead: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
-      SendMessage: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
+      SendMessage: (call, callback) => {
+        this.metadata.push(call.metadata);
+        this.sends.push(call.request);
+        const { idempotency_key } = call.request;
+        callback(null, { message: { id: 'wamid.sent', idempotency_key, status: 'MESSAGE_STATUS_SENT' } });
+      },
       SeekConsumer: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
       ListConsumers: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
     };
@@ -196,4 +216,66 @@ test('backoff grows to its maximum', () => {
   within(backoff.delayMs(1), 500, 1000);
   within(backoff.delayMs(3), 2000, 4000);
   within(backoff.delayMs(10), 2500, 5000);
+});
+
+test('sendMessage puts each kind in its content case', async () => {
+  const sent = await client.sendMessage(
+    template('order_shipped', 'es_MX', {
+      header: media.image('https://cdn.example/b.jpg'),
+      body: ['Ana', { currency: { fallback_value: '$10', code: 'USD', amount_1000: 10_000 } }],
+      urlSuffixes: { 0: 'ORD-1' },
+    }),
+    { to: '+15551234567', idempotency_key: 'k-1' },
+  );
+  await client.sendMessage(media.document({ id: 'media-1' }, { filename: 'i.pdf' }), { conversation_id: 'conv-1' });
+  await client.sendMessage(interactive.buttons('¿Sí?', [['yes', 'Sí'], { id: 'no', title: 'No' }], { footer: 'pie' }), { to: '1' });
+  await client.sendMessage(interactive.list('Elige', 'Ver', [{ title: 'Horas', rows: [{ id: 'am', title: 'Mañana' }] }]), { to: '1' });
+  await client.sendMessage(reaction('wamid.in', '👍'), { to: '1' });
+  await client.sendMessage(location(-33.45, -70.66, { name: 'Oficina' }), { to: '1' });
+  await client.sendMessage(contacts(contact('Ana Pérez', { phones: ['+56912345678'] })), { to: '1' });
+  await client.sendMessage(text('hola'), { to: '1', reply_to_message_id: 'wamid.in' });
+
+  assert.equal(sent.status, 'MESSAGE_STATUS_SENT');
+  assert.equal(sent.idempotency_key, 'k-1');
+  assert.deepEqual(
+    fake.sends.map((r) => r.content),
+    ['template', 'media', 'interactive', 'interactive', 'reaction', 'location', 'contacts', 'text'],
+  );
+  const [tpl, doc, buttons, list, react, pin, cards, hola] = fake.sends;
+  assert.equal(tpl.to, '+15551234567');
+  const [header, body, url] = tpl.template!.components;
+  assert.equal(header.type, 'TEMPLATE_COMPONENT_TYPE_HEADER');
+  assert.equal(header.parameters[0].media?.kind, 'MEDIA_KIND_IMAGE');
+  assert.deepEqual(body.parameters.map((p) => p.value), ['text', 'currency']);
+  assert.equal(body.parameters[1].currency?.amount_1000, '10000');
+  assert.deepEqual([url.button_type, url.index, url.parameters[0].text], ['TEMPLATE_BUTTON_TYPE_URL', 0, 'ORD-1']);
+  assert.deepEqual([doc.conversation_id, doc.media?.kind, doc.media?.id, doc.media?.link], ['conv-1', 'MEDIA_KIND_DOCUMENT', 'media-1', '']);
+  assert.deepEqual(buttons.interactive?.buttons?.buttons.map((b) => [b.id, b.title]), [['yes', 'Sí'], ['no', 'No']]);
+  assert.equal(buttons.interactive?.footer, 'pie');
+  assert.equal(list.interactive?.list?.sections[0].rows[0].id, 'am');
+  assert.deepEqual([react.reaction?.message_id, react.reaction?.emoji], ['wamid.in', '👍']);
+  assert.equal(pin.location?.name, 'Oficina');
+  assert.equal(cards.contacts?.contacts[0].name?.formatted_name, 'Ana Pérez');
+  assert.equal(cards.contacts?.contacts[0].org, null);
+  assert.deepEqual([hola.text?.body, hola.reply_to_message_id], ['hola', 'wamid.in']);
+});
+
+test('named template variables carry their names', async () => {
+  await client.sendMessage(template('welcome', 'en', { body: { first_name: 'Ana' } }), { to: '1' });
+  const [parameter] = fake.sends.at(-1)!.template!.components[0].parameters;
+  assert.deepEqual([parameter.parameter_name, parameter.text], ['first_name', 'Ana']);
+});
+
+test('sendMessage refuses content that is not exactly one kind, before any call', async () => {
+  await assert.rejects(
+    // @ts-expect-error two kinds at once does not type-check either
+    client.sendMessage({ text: { body: 'a' }, reaction: { message_id: 'm', emoji: '👍' } }, { to: '1' }),
+    /exactly one of .*got text and reaction/,
+  );
+  await assert.rejects(
+    // @ts-expect-error nor does an unknown kind
+    client.sendMessage({ sticker: 'x' }, { to: '1' }),
+    /got none/,
+  );
+  assert.equal(fake.sends.length, 0);
 });

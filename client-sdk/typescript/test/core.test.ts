@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 
-import { Client, loadProto, type Event, type WatchOptions } from '../src';
+import { Client, interactive, loadProto, location, media, template, type Content, type Event, type WatchOptions } from '../src';
 import type { IngestEventsResponse__Output } from '../src/generated/kapso/gateway/v1/IngestEventsResponse';
 
 const CORE = process.env.KAPSO_CORE_ADDR ?? '';
@@ -144,6 +144,58 @@ describe('against kapso-core', { skip: CORE ? false : 'KAPSO_CORE_ADDR is not se
     assert.equal(last.api_key, FAKE_KAPSO_KEY);
     assert.equal(String(last.body.to).replace(/^\+/, ''), CONTACT);
     assert.equal(last.body.text.body, 'gracias');
+  });
+
+  test('sendMessage of each kind reaches Kapso in Meta\'s shape', async () => {
+    const lastSend = (type: string) => {
+      const sends = fakeKapsoRequests().filter((r) => r.body.type === type);
+      assert.ok(sends.length > 0, `the fake Kapso API received no ${type} send`);
+      const last = sends.at(-1)!;
+      assert.equal(last.path, `/meta/whatsapp/v24.0/${PHONE_NUMBER_ID}/messages`);
+      assert.equal(last.api_key, FAKE_KAPSO_KEY);
+      return last.body;
+    };
+    const send = async (content: Content) => {
+      const message = await client.sendMessage(content, {
+        conversation_id: CONVERSATION,
+        idempotency_key: `sdk-test-${randomUUID()}`,
+      });
+      assert.equal(message.status, 'MESSAGE_STATUS_SENT');
+      assert.equal(message.direction, 'DIRECTION_OUTBOUND');
+      return message;
+    };
+
+    const sent = await send(template('appointment_reminder', 'es', { body: ['Ana', '9:00'], quickReplies: { 0: 'CONFIRM' } }));
+    assert.equal((await client.getMessage(sent.id)).status, 'MESSAGE_STATUS_SENT');
+    assert.deepEqual(lastSend('template').template, {
+      name: 'appointment_reminder',
+      language: { code: 'es' },
+      components: [
+        { type: 'body', parameters: [{ type: 'text', text: 'Ana' }, { type: 'text', text: '9:00' }] },
+        { type: 'button', sub_type: 'quick_reply', index: '0', parameters: [{ type: 'payload', payload: 'CONFIRM' }] },
+      ],
+    });
+
+    await send(media.image('https://cdn.example.com/menu.jpg', { caption: 'Menú' }));
+    assert.deepEqual(lastSend('image').image, { link: 'https://cdn.example.com/menu.jpg', caption: 'Menú' });
+
+    await send(interactive.list('Elige un horario', 'Ver horarios', [
+      { title: 'Mañana', rows: [{ id: 'am-9', title: '9:00', description: 'Dra. Soto' }] },
+    ], { header: 'Clínica Norte' }));
+    assert.deepEqual(lastSend('interactive').interactive, {
+      type: 'list',
+      header: { type: 'text', text: 'Clínica Norte' },
+      body: { text: 'Elige un horario' },
+      action: {
+        button: 'Ver horarios',
+        sections: [{ title: 'Mañana', rows: [{ id: 'am-9', title: '9:00', description: 'Dra. Soto' }] }],
+      },
+    });
+
+    await send(location(-33.4489, -70.6693, { address: 'Av. Siempre Viva 742' }));
+    assert.deepEqual(lastSend('location').location, {
+      latitude: -33.4489, longitude: -70.6693, address: 'Av. Siempre Viva 742',
+    });
   });
 
   test('mark read reaches Kapso', async () => {
