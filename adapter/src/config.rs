@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::builder::{BoolishValueParser, TypedValueParser};
 use clap::error::ErrorKind;
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser};
 
 use crate::core_client::{ApiToken, CoreTls, PemFile};
 use crate::signature::WebhookSecrets;
@@ -166,14 +166,8 @@ impl Config {
     }
 }
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line, for log shippers.
-    Json,
-}
+/// How log lines are written: one setting for every process.
+pub use kapso_telemetry::LogFormat;
 
 /// Parses a secret without ever echoing it: clap's default error for a bad
 /// value quotes the value, which would print a secret to the terminal and logs.

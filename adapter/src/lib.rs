@@ -18,7 +18,7 @@
 //! - [`state`]: what the handlers share.
 //! - [`error`]: the one error type of the HTTP boundary.
 //! - [`metrics`]: Prometheus counters and the latency histogram.
-//! - [`telemetry`]: log setup and masking of customer data.
+//! - [`telemetry`]: masking of customer data in logs (set-up: `kapso_telemetry`).
 
 pub mod config;
 pub mod core_client;
@@ -44,8 +44,6 @@ use tokio::net::TcpListener;
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::trace_context::TraceContext;
-
 pub use config::Config;
 pub use error::WebhookError;
 pub use state::AppState;
@@ -67,33 +65,20 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
-        // Layers run outermost (last added) first: trace context, then the request span.
-        // Request span: carries the request and trace ids into every line a
-        // request writes; no headers, so signatures stay out of the logs. Its
-        // own per-request lines are DEBUG: a webhook writes its one INFO line
-        // itself (with outcome and counts), and probes and scrapes none.
+        // Layers run outermost (last added) first: trace context, then the access log.
+        // Access log: its per-request lines are DEBUG, in the request's span: a
+        // webhook writes its one INFO line itself (with outcome and counts), and
+        // probes and scrapes none.
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(request_span)
+                .make_span_with(|_: &Request| tracing::Span::current())
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG))
                 .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
         )
-        // Request id and traceparent: kept from the caller or generated, before
-        // anything logs, and echoed as `X-Request-Id`.
+        // The request's span, with the request id and traceparent kept from the
+        // caller or generated, before anything logs; echoed as `X-Request-Id`.
         .layer(axum::middleware::from_fn(trace_context::layer))
         .with_state(state)
-}
-
-/// The access-log span: method, path, and the ids that join adapter and core logs.
-fn request_span(request: &Request) -> tracing::Span {
-    let context = request.extensions().get::<TraceContext>();
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = request.uri().path(),
-        request_id = context.map_or("", TraceContext::request_id_str),
-        trace_id = context.map_or("", TraceContext::trace_id),
-    )
 }
 
 /// Serves the adapter on `listener` until `shutdown` completes, then lets

@@ -118,7 +118,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("kapso_webhook");
+        let mut registry = kapso_telemetry::metrics::registry(Some("kapso_webhook"));
         let requests = Family::<OutcomeLabels, Counter>::default();
         registry.register("requests", "Webhook requests by outcome", requests.clone());
         let signature_failures = Family::<ReasonLabels, Counter>::default();
@@ -215,10 +215,12 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
-        let mut text = String::with_capacity(4096);
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)
-            .expect("writing to a String cannot fail");
-        text
+        kapso_telemetry::metrics::encode(&self.registry)
+    }
+
+    /// The answer to `GET /metrics`.
+    pub fn response(&self) -> http::Response<String> {
+        kapso_telemetry::metrics::response(&self.registry)
     }
 }
 

@@ -1,31 +1,7 @@
-//! Logging setup and the masking that keeps customer data out of logs by default.
+//! Masking that keeps customer data out of logs by default. The log and trace
+//! set-up itself is `kapso_telemetry`'s, shared with the core.
 
 use std::fmt;
-use std::io::IsTerminal as _;
-
-use tracing_subscriber::EnvFilter;
-
-use crate::config::LogFormat;
-
-/// Installs the global subscriber: `RUST_LOG` filters (default `info`), `format` shapes lines.
-///
-/// Text is coloured only on a terminal: escape codes in a file or a log
-/// collector are noise that breaks searching. JSON is never coloured.
-/// Does nothing if a subscriber is already installed (tests call it repeatedly).
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _already_set = match format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::stdout().is_terminal())
-            .try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_ansi(false)
-            .try_init(),
-    };
-}
 
 /// A contact reduced to its last four characters, e.g. `+*******5678`.
 ///

@@ -1,5 +1,6 @@
 //! Per-request identity: an `X-Request-Id` and a W3C `traceparent`, so the
-//! adapter's and the core's log lines of one delivery can be joined.
+//! adapter's and the core's log lines of one delivery can be joined, and, when
+//! traces are exported, their spans form one trace.
 //!
 //! A caller's values are kept when well-formed (they are untrusted text headed
 //! for log pipelines, so anything else is replaced, never escaped); missing ones
@@ -10,42 +11,46 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use kapso_telemetry::spans::{self, Kind};
+use kapso_telemetry::trace_context::{self as w3c, TraceParent};
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 /// The request id header, in both directions.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const TRACEPARENT: &str = "traceparent";
-/// Longest caller-sent request id kept (the core records at most this many bytes too).
-const MAX_REQUEST_ID: usize = 128;
-/// `00-` + 32 + `-` + 16 + `-` + 2.
-const TRACEPARENT_LEN: usize = 55;
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static(w3c::X_REQUEST_ID);
+/// The only path whose requests are traces of their own: probes and scrapes are not.
+const WEBHOOK_ROUTE: &str = "/api/whatsapp/webhook";
 
 /// One request's trace identity, stored in the request's extensions by [`layer`].
 #[derive(Debug, Clone)]
 pub struct TraceContext {
     request_id: HeaderValue,
-    /// The traceparent this adapter sends on: the caller's trace id and flags, our own span id.
+    /// The traceparent this adapter sends on: the caller's trace id and flags,
+    /// and the request span's id when traces are exported (else a new one).
     traceparent: HeaderValue,
 }
 
 impl TraceContext {
     /// Keeps the caller's valid `X-Request-Id` and trace id; generates what is missing or invalid.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        let span_id = nonzero_u64();
-        let (trace_id, flags) = headers
-            .get(TRACEPARENT)
-            .and_then(|v| parse_traceparent(v.as_bytes()))
-            .unwrap_or_else(|| (nonzero_u128(), 1));
-        let mut text = [0u8; TRACEPARENT_LEN];
-        text[..3].copy_from_slice(b"00-");
-        write_hex(&mut text[3..35], &trace_id.to_be_bytes());
-        text[35] = b'-';
-        write_hex(&mut text[36..52], &span_id.to_be_bytes());
-        text[52] = b'-';
-        write_hex(&mut text[53..], &[flags]);
+        Self::sent_on(headers, own_hop(caller(headers)))
+    }
+
+    /// As [`from_headers`](Self::from_headers), for the request's `span`: when
+    /// traces are exported, the span continues the caller's trace (or starts
+    /// one) and is the parent named to the core.
+    pub fn for_span(headers: &HeaderMap, span: &tracing::Span) -> Self {
+        let caller = caller(headers);
+        let ours = spans::continue_trace(span, caller).unwrap_or_else(|| own_hop(caller));
+        Self::sent_on(headers, ours)
+    }
+
+    fn sent_on(headers: &HeaderMap, ours: TraceParent) -> Self {
+        let text = ours.encode();
         let traceparent = HeaderValue::from_bytes(&text).expect("lowercase hex and dashes");
         let request_id = match headers.get(&X_REQUEST_ID) {
-            Some(given) if valid_request_id(given.as_bytes()) => given.clone(),
-            // A fresh trace id is as unique as a UUID and ties the two together in logs.
+            Some(given) if w3c::is_valid_request_id(given.as_bytes()) => given.clone(),
+            // The trace id is as unique as a UUID and ties the two together in logs.
             _ => HeaderValue::from_bytes(&text[3..35]).expect("lowercase hex"),
         };
         Self {
@@ -73,60 +78,73 @@ impl TraceContext {
     }
 }
 
-/// Middleware: attaches a [`TraceContext`] to the request and its `X-Request-Id` to the response.
+/// The caller's `traceparent`, when well-formed.
+fn caller(headers: &HeaderMap) -> Option<TraceParent> {
+    headers
+        .get(w3c::TRACEPARENT)
+        .and_then(|v| TraceParent::parse(v.as_bytes()))
+}
+
+/// What this hop sends on when it exports no span of its own.
+fn own_hop(caller: Option<TraceParent>) -> TraceParent {
+    caller.map_or_else(TraceParent::generate, TraceParent::next_hop)
+}
+
+/// Middleware: runs the request in its span (the access-log span, and the
+/// server span of an exported trace), attaches a [`TraceContext`] to the
+/// request and its `X-Request-Id` to the response.
 pub async fn layer(mut request: Request, next: Next) -> Response {
-    let context = TraceContext::from_headers(request.headers());
+    let span = request_span(&request);
+    let context = TraceContext::for_span(request.headers(), &span);
+    span.record("request_id", context.request_id_str());
+    span.record("trace_id", context.trace_id());
     let request_id = context.request_id.clone();
     request.extensions_mut().insert(context);
-    let mut response = next.run(request).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    spans::set_attribute(
+        &span,
+        "http.response.status_code",
+        i64::from(status.as_u16()),
+    );
+    if status.is_server_error() {
+        spans::set_error(&span, status.as_str());
+    }
     response.headers_mut().insert(X_REQUEST_ID, request_id);
     response
 }
 
-/// `version-traceid-parentid-flags`, lowercase hex (W3C Trace Context). Returns the
-/// trace id and flags. Later versions may append `-...`; version `ff` and zero ids are invalid.
-fn parse_traceparent(value: &[u8]) -> Option<(u128, u8)> {
-    let head = value.get(..TRACEPARENT_LEN)?;
-    let rest = &value[TRACEPARENT_LEN..];
-    if head[2] != b'-' || head[35] != b'-' || head[52] != b'-' {
-        return None;
+/// The request's span: method, path, and the ids that join adapter and core
+/// logs (recorded once known). No headers, so signatures stay out of the logs.
+///
+/// A webhook's span is INFO, the level traces are exported at; probes and
+/// scrapes get a DEBUG one, so they are neither exported nor cost a span at
+/// the default level.
+fn request_span(request: &Request) -> tracing::Span {
+    let method = request.method();
+    if request.uri().path() == WEBHOOK_ROUTE {
+        let span = tracing::info_span!(
+            "request",
+            %method,
+            path = request.uri().path(),
+            request_id = Empty,
+            trace_id = Empty,
+            otel.name = Empty,
+            otel.kind = Empty,
+        );
+        if spans::exporting() {
+            spans::describe(&span, &format!("{method} {WEBHOOK_ROUTE}"), Kind::Server);
+        }
+        span
+    } else {
+        tracing::debug_span!(
+            "request",
+            %method,
+            path = request.uri().path(),
+            request_id = Empty,
+            trace_id = Empty,
+        )
     }
-    let version = hex_field(&head[..2])?;
-    let trace_id = hex_field(&head[3..35])?;
-    let parent_id = hex_field(&head[36..52])?;
-    let flags = hex_field(&head[53..55])?;
-    let extension_ok = rest.is_empty() || (version != 0 && rest.first() == Some(&b'-'));
-    (version != 0xff && trace_id != 0 && parent_id != 0 && extension_ok)
-        .then_some((trace_id, flags as u8))
-}
-
-/// A lowercase hex field of at most 32 digits.
-fn hex_field(digits: &[u8]) -> Option<u128> {
-    digits.iter().try_fold(0u128, |value, &digit| {
-        let nibble = match digit {
-            b'0'..=b'9' => digit - b'0',
-            b'a'..=b'f' => digit - b'a' + 10,
-            _ => return None,
-        };
-        Some(value << 4 | u128::from(nibble))
-    })
-}
-
-/// Short printable ASCII without spaces: safe in any log format.
-fn valid_request_id(value: &[u8]) -> bool {
-    !value.is_empty() && value.len() <= MAX_REQUEST_ID && value.iter().all(u8::is_ascii_graphic)
-}
-
-fn write_hex(out: &mut [u8], bytes: &[u8]) {
-    hex::encode_to_slice(bytes, out).expect("out is twice as long as bytes");
-}
-
-fn nonzero_u128() -> u128 {
-    rand::random::<u128>().max(1)
-}
-
-fn nonzero_u64() -> u64 {
-    rand::random::<u64>().max(1)
 }
 
 #[cfg(test)]
@@ -144,12 +162,12 @@ mod tests {
     }
 
     fn is_well_formed(traceparent: &HeaderValue) -> bool {
-        parse_traceparent(traceparent.as_bytes()).is_some()
+        TraceParent::parse(traceparent.as_bytes()).is_some()
     }
 
     #[test]
     fn a_valid_traceparent_keeps_its_trace_id_and_flags_with_a_new_span_id() {
-        let ctx = context(&[(TRACEPARENT, VALID)]);
+        let ctx = context(&[(w3c::TRACEPARENT, VALID)]);
         let sent = ctx.traceparent().to_str().unwrap();
         assert!(
             sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
@@ -169,10 +187,8 @@ mod tests {
             &format!("{VALID}-extra"),
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         ] {
-            let ctx = context(&[(TRACEPARENT, bad)]);
+            let ctx = context(&[(w3c::TRACEPARENT, bad)]);
             assert!(is_well_formed(ctx.traceparent()), "{bad:?}");
             assert_ne!(
                 ctx.trace_id(),
@@ -180,13 +196,6 @@ mod tests {
                 "{bad:?}"
             );
         }
-    }
-
-    #[test]
-    fn a_future_version_may_carry_extra_fields() {
-        let future = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more";
-        let ctx = context(&[(TRACEPARENT, future)]);
-        assert_eq!(ctx.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
     }
 
     #[test]
@@ -207,5 +216,14 @@ mod tests {
         assert!(is_well_formed(a.traceparent()));
         assert_ne!(a.trace_id(), b.trace_id());
         assert_eq!(a.request_id_str().len(), 32);
+    }
+
+    #[test]
+    fn without_export_a_span_changes_nothing() {
+        let mut headers = HeaderMap::new();
+        headers.insert(w3c::TRACEPARENT, HeaderValue::from_static(VALID));
+        let ctx = TraceContext::for_span(&headers, &tracing::info_span!("request"));
+        assert_eq!(ctx.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(ctx.traceparent(), VALID);
     }
 }

@@ -42,7 +42,7 @@ pub struct Config {
 
     /// Log output: `text` for people, `json` for log pipelines.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
-    pub log_format: crate::telemetry::LogFormat,
+    pub log_format: kapso_telemetry::LogFormat,
 
     /// Bearer tokens that callers of Ingest and Messaging must present as
     /// `authorization: Bearer <token>`, comma-separated. Each is `TOKEN` (every

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use kapso_gateway_proto::v1::{IngestEventsRequest, IngestEventsResponse, ingest_server::Ingest};
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use crate::convert;
 use crate::error::CoreError;
@@ -54,7 +55,12 @@ impl Ingest for IngestService {
                 .map(convert::event_from_pb)
                 .collect(),
         };
-        let receipt = self.store.ingest(delivery).await.map_err(CoreError::from)?;
+        let receipt = self
+            .store
+            .ingest(delivery)
+            .instrument(commit_span(count))
+            .await
+            .map_err(CoreError::from)?;
         if let Receipt::Stored(claims) = &receipt {
             tracing::debug!(
                 events = count,
@@ -66,5 +72,16 @@ impl Ingest for IngestService {
             );
         }
         Ok(Response::new(convert::receipt_to_pb(receipt, count)))
+    }
+}
+
+/// The store's commit of one delivery, durable write included, as a span of
+/// the exported trace. Only built when traces are exported: logs have no use
+/// for it, and the ingest path pays nothing for it otherwise.
+fn commit_span(events: usize) -> tracing::Span {
+    if kapso_telemetry::spans::exporting() {
+        tracing::info_span!("store_commit", events)
+    } else {
+        tracing::Span::none()
     }
 }

@@ -22,7 +22,8 @@
 //! - [`metrics`]: Prometheus metrics on `CORE_METRICS_ADDR`
 //! - [`metered`]: the services wrapped with their metrics
 //! - [`retention`]: background pruning of old events and keys (`EVENT_RETENTION_DAYS`)
-//! - [`telemetry`]: logging setup
+//!
+//! Logs and traces are set up by `kapso_telemetry`, shared with the adapter.
 
 pub mod auth;
 pub mod config;
@@ -39,7 +40,6 @@ pub mod retention;
 pub mod server;
 pub mod status;
 pub mod store;
-pub mod telemetry;
 pub mod tls;
 pub mod trace_context;
 pub mod watch;

@@ -63,7 +63,7 @@ impl Default for CoreMetrics {
 
 impl CoreMetrics {
     pub fn new() -> Self {
-        let mut registry = Registry::default();
+        let mut registry = kapso_telemetry::metrics::registry(None);
         let ingest_calls = Counter::default();
         registry.register(
             "kapso_core_ingest_calls",

@@ -7,8 +7,11 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use kapso_telemetry::spans::{self, Kind};
+use kapso_telemetry::trace_context::TRACEPARENT;
 use serde::Serialize;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::rate_limit::{Admission, RateLimiter};
 use super::{
@@ -102,14 +105,18 @@ impl HttpKapsoApi {
 
         let started = Instant::now();
         let url = format!("{}/{phone_number_id}/messages", self.base_url);
-        let sent = self
+        let span = call_span(op, &self.base_url);
+        let mut request = self
             .client
             .post(&url)
             .header("X-API-Key", api_key.expose())
             .timeout(self.request_timeout.min(remaining))
-            .json(body)
-            .send()
-            .await;
+            .json(body);
+        // Kapso sees the call as part of the caller's trace.
+        if let Some(traceparent) = spans::traceparent(&span) {
+            request = request.header(TRACEPARENT, traceparent.to_string());
+        }
+        let sent = request.send().instrument(span.clone()).await;
         let (http_status, outcome) = match sent {
             Err(error) => (None, classify::transport(&error)),
             Ok(response) => {
@@ -145,6 +152,13 @@ impl HttpKapsoApi {
         };
 
         self.counters.record(&outcome);
+        if let Some(status) = http_status {
+            spans::set_attribute(&span, "http.response.status_code", i64::from(status));
+        }
+        spans::set_attribute(&span, "kapso.outcome", outcome.kind());
+        if !matches!(outcome, CallOutcome::Done(_)) {
+            spans::set_error(&span, outcome.kind());
+        }
         log_call(
             op,
             phone_number_id,
@@ -178,6 +192,29 @@ impl HttpKapsoApi {
             }
         }
     }
+}
+
+/// One upstream call as a client span of the exported trace, named after the
+/// operation; only built when traces are exported. The URL's path (it holds
+/// the business number's id) and the body stay out of it.
+fn call_span(op: &'static str, base_url: &str) -> tracing::Span {
+    if !spans::exporting() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "kapso_api",
+        op,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+    );
+    spans::describe(&span, &format!("POST kapso {op}"), Kind::Client);
+    spans::set_attribute(&span, "http.request.method", "POST");
+    if let Ok(url) = reqwest::Url::parse(base_url)
+        && let Some(host) = url.host_str()
+    {
+        spans::set_attribute(&span, "server.address", host.to_owned());
+    }
+    span
 }
 
 /// Largest Kapso response body read into memory. Meta's answers are well under

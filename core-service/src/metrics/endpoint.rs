@@ -8,7 +8,6 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::collector::Collector;
@@ -45,19 +44,7 @@ pub async fn serve(
 
 async fn render(State(scrape): State<Arc<Scrape>>) -> impl IntoResponse {
     scrape.refresh().await;
-    let mut body = String::new();
-    if let Err(error) =
-        prometheus_client::encoding::text::encode(&mut body, &scrape.metrics.registry)
-    {
-        tracing::error!(%error, "cannot encode metrics");
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        body,
-    )
+    kapso_telemetry::metrics::response(&scrape.metrics.registry)
 }
 
 impl Scrape {

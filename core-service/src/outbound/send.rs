@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::abandoned::{ABANDONED_AFTER, SEND_TIME_LIMIT};
@@ -93,8 +94,9 @@ impl Outbound {
         };
         // Claimed and performed in one task of its own: a caller that hangs up
         // (deadline, cancellation) can neither leave a claim nobody sends nor
-        // stop a send halfway; it only stops waiting for the answer.
-        let claimed = tokio::spawn(owned.claim_and_run(intent))
+        // stop a send halfway; it only stops waiting for the answer. It runs in
+        // the call's span, so its lines and the Kapso call's span belong to the call.
+        let claimed = tokio::spawn(owned.claim_and_run(intent).in_current_span())
             .await
             .unwrap_or_else(|panic| {
                 tracing::error!(%gateway_id, %panic, "send task failed");

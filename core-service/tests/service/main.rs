@@ -1,5 +1,6 @@
 //! The core's integration tests, one binary: the store suite on both backends,
-//! the gRPC services over real sockets, and the `kapso-core` process itself.
+//! the gRPC services over real sockets, and the `kapso-core` process itself
+//! (its trace export included).
 
 mod cluster;
 mod fake_kapso;
@@ -10,6 +11,7 @@ mod store_suite;
 mod auth;
 mod base_url;
 mod crash;
+mod otlp;
 mod outbound;
 mod replicas;
 mod shutdown;

@@ -24,8 +24,18 @@ mod config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (mut adapter, mut core) = config::parse();
-    kapso_adapter::telemetry::init(adapter.log_format);
+    let (adapter, core) = config::parse();
+    let telemetry = kapso_telemetry::init("kapso-gateway", adapter.log_format)?;
+    let served = run(adapter, core).await;
+    // After both have drained: the last deliveries' spans are exported too.
+    telemetry.shutdown().await;
+    served
+}
+
+async fn run(
+    mut adapter: kapso_adapter::Config,
+    mut core: kapso_core::Config,
+) -> anyhow::Result<()> {
     core.outbound.resolve_api_key()?;
     core.check_protected(core.listen_addr)?;
 
