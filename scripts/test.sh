@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the project: formatting, lints, Rust tests, the
-# generated Python and TypeScript SDKs against a live core, and the deployment manifests.
+# Runs every test of the project: formatting, lints, Rust tests, the README's
+# walkthrough, the generated Python and TypeScript SDKs against a live core, and
+# the deployment manifests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,8 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Also builds target/debug/kapso-core: the core's process tests run the binary.
 cargo test --workspace --locked
+# The README's walkthrough, its own commands against `kapso dev`, on those binaries.
+scripts/walkthrough.sh
 # kapso-client and the proto crate it depends on package as they would be published
 # (cargo package without the verifying build: about a second).
 client-sdk/scripts/check-package.sh

@@ -1,6 +1,9 @@
 //! The client and the `kapso` binary against in-process fakes on real sockets:
-//! a fake core (`Messaging` gRPC) and a fake adapter webhook endpoint.
+//! a fake core (`Messaging` gRPC) and a fake adapter webhook endpoint; and
+//! `kapso dev` in front of a real gateway ([`dev`]).
 
+#[path = "dev/mod.rs"]
+mod dev;
 #[path = "support/fake_adapter.rs"]
 mod fake_adapter;
 #[path = "support/fake_core.rs"]

@@ -90,6 +90,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A remembered conversation.
     async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
 
+    /// Up to `limit` conversations with `contact` (phone digits or user id),
+    /// on `phone_number_id` when given, else on any business number; by id.
+    async fn contact_conversations(
+        &self,
+        contact: &str,
+        phone_number_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, StoreError>;
+
     /// Unix seconds of the last inbound message from `contact` to `phone_number_id`.
     async fn last_inbound_at(
         &self,

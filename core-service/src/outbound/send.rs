@@ -14,7 +14,7 @@ use super::request::{Addressee, BusinessUserId, CheckedSend, PhoneNumber, non_em
 use super::retry::{Idempotent, RetryPolicy};
 use super::{DEFAULT_DEADLINE, Outbound, OutboundError, SendMessage, SendText, failure_errors};
 use crate::kapso_api::{CallOutcome, KapsoApi, OutboundMessage, Rejection};
-use crate::model::{Message, MetaError, SendClaim, SendIntent, SendResult};
+use crate::model::{Conversation, Message, MetaError, SendClaim, SendIntent, SendResult};
 use crate::status::MessageStatus;
 use crate::store::{Store, StoreError};
 
@@ -114,11 +114,16 @@ impl Outbound {
         }
     }
 
-    /// The recipient and business number, from the request, the conversation, or the config.
+    /// The recipient, business number and conversation: from the request, then
+    /// the conversation (named, or the contact's only one), then the config.
     async fn resolve(&self, checked: &CheckedSend) -> Result<Recipient, OutboundError> {
-        let conversation = match checked.conversation_id.as_str() {
-            "" => None,
-            id => Some(
+        let conversation = match (checked.conversation_id.as_str(), &checked.to) {
+            ("", Some(to)) => {
+                self.contact_conversation(to.as_str(), checked.phone_number_id.as_deref())
+                    .await?
+            }
+            ("", None) => None,
+            (id, _) => Some(
                 self.store
                     .conversation(id)
                     .await?
@@ -143,8 +148,40 @@ impl Outbound {
         Ok(Recipient {
             phone_number_id: self.phone_number_id_or_default(phone_number_id)?,
             to,
-            conversation_id: checked.conversation_id.clone(),
+            conversation_id: conversation.map(|c| c.id).unwrap_or_default(),
         })
+    }
+
+    /// The conversation a send to a bare phone number joins: the contact's
+    /// only one (on `number`, when the request names it). With several, the
+    /// configured number decides if it is set; otherwise the caller must.
+    async fn contact_conversation(
+        &self,
+        contact: &str,
+        number: Option<&str>,
+    ) -> Result<Option<Conversation>, OutboundError> {
+        // Two are enough to tell "only one" from "several".
+        let found = self.store.contact_conversations(contact, number, 2).await?;
+        if number.is_some() || found.len() < 2 {
+            return Ok(only(found));
+        }
+        match self
+            .config
+            .kapso_phone_number_id
+            .as_deref()
+            .and_then(non_empty)
+        {
+            Some(default) => Ok(only(
+                self.store
+                    .contact_conversations(contact, Some(&default), 2)
+                    .await?,
+            )),
+            None => Err(OutboundError::invalid(
+                "phone_number_id",
+                "not given, the contact is in more than one conversation, and KAPSO_PHONE_NUMBER_ID \
+                 is not set: give phone_number_id or conversation_id",
+            )),
+        }
     }
 
     /// The outcome of an earlier send with the same key, waiting while it is in flight.
@@ -336,6 +373,13 @@ fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The one conversation of `found`, or none when there are none or several:
+/// which of several a send belongs to is not for the gateway to guess.
+fn only(found: Vec<Conversation>) -> Option<Conversation> {
+    let [one] = <[Conversation; 1]>::try_from(found).ok()?;
+    Some(one)
 }
 
 /// A conversation's contact as stored: phone digits, or the business-scoped

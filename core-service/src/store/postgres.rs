@@ -323,6 +323,16 @@ impl Store for PostgresStore {
         reads::conversation(&*self.reader().await?, id).await
     }
 
+    async fn contact_conversations(
+        &self,
+        contact: &str,
+        phone_number_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let conn = self.reader().await?;
+        reads::contact_conversations(&conn, contact, phone_number_id, limit).await
+    }
+
     async fn last_inbound_at(
         &self,
         phone_number_id: &str,

@@ -190,6 +190,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn contact_conversations(
+        &self,
+        contact: &str,
+        phone_number_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let (contact, phone_number_id) = (contact.to_owned(), phone_number_id.map(str::to_owned));
+        self.readers
+            .run(move |conn| {
+                reads::contact_conversations(conn, &contact, phone_number_id.as_deref(), limit)
+            })
+            .await
+    }
+
     async fn last_inbound_at(
         &self,
         phone_number_id: &str,

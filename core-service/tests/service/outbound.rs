@@ -2,6 +2,7 @@
 //! the SQLite store on a temporary file.
 
 use crate::fake_kapso;
+mod contact_conversation;
 mod outbound_kinds;
 
 use std::num::NonZeroU32;
@@ -780,11 +781,12 @@ async fn a_grpc_timeout_beyond_any_clock_is_a_long_deadline_not_a_panic() {
 async fn a_caller_that_hangs_up_once_its_send_is_claimed_never_blocks_the_key() {
     let app = spawn_app().await;
     let mut first = Box::pin(app.outbound.send_text(keyed("hola", "k-cut")));
-    // Polled once, the call hands its claim to the store; it is then dropped
-    // without another poll, as tonic drops a handler whose caller went away.
-    assert!(futures::poll!(&mut first).is_pending());
+    // Polled until it has handed its claim to the store (it looks the
+    // contact's conversation up first), the call is then dropped without
+    // another poll, as tonic drops a handler whose caller went away.
     let claimed = Instant::now() + Duration::from_secs(10);
     while app.store.message("k-cut").await.unwrap().is_none() {
+        assert!(futures::poll!(&mut first).is_pending());
         assert!(Instant::now() < claimed, "the send was never claimed");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

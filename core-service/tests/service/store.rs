@@ -46,6 +46,7 @@ macro_rules! all_store_tests {
                 out_of_order_statuses_converge,
                 inbound_message_is_received_and_listed_in_conversation,
                 conversation_is_remembered_with_last_inbound,
+                a_contacts_conversations_are_found_on_any_number_or_one,
                 a_conversation_learns_its_contact_from_a_later_status,
                 a_batch_updates_each_conversation_as_its_events_would,
                 an_inbound_message_completes_a_row_a_status_created,

@@ -439,6 +439,16 @@ impl Store for CountingStore {
     async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
         self.inner.conversation(id).await
     }
+    async fn contact_conversations(
+        &self,
+        contact: &str,
+        phone: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        self.inner
+            .contact_conversations(contact, phone, limit)
+            .await
+    }
     async fn last_inbound_at(&self, phone: &str, contact: &str) -> Result<Option<i64>, StoreError> {
         self.inner.last_inbound_at(phone, contact).await
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use kapso_client::Client;
 
-use crate::{consumers, messaging, send, webhook};
+use crate::{consumers, dev, messaging, send, webhook};
 
 /// Talk to the kapso-gateway core and send signed test webhooks to its adapter.
 ///
@@ -81,6 +81,13 @@ pub enum Command {
     /// Act as Kapso towards the adapter.
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Run a local stand-in for Kapso to develop against, or play a customer.
+    #[command(
+        long_about = dev::LONG_ABOUT,
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true
+    )]
+    Dev(dev::DevArgs),
 }
 
 #[derive(Debug, Args)]
@@ -244,6 +251,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let connect = || async { builder().connect().await };
     match cli.command {
         Command::Webhook(WebhookCommand::Send(args)) => webhook::send(args).await,
+        Command::Dev(args) => dev::run(args).await,
         Command::SendText(args) => messaging::send_text(&connect().await?, args).await,
         Command::Send(command) => send::run(&connect().await?, command).await,
         Command::MarkRead { message_id, typing } => {

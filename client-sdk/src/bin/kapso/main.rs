@@ -1,13 +1,14 @@
 //! `kapso`: the gateway from a terminal. Send and read messages through the
-//! core, follow its event log as JSON lines, and send signed test webhooks to
-//! the adapter the way Kapso does.
+//! core, follow its event log as JSON lines, send signed test webhooks to
+//! the adapter the way Kapso does, and stand in for Kapso itself.
 //!
 //! Modules: [`cli`] (flags and dispatch), [`messaging`] (commands against the
 //! core), [`consumers`] (`kapso consumer ...`), [`send`] (`kapso send KIND`),
-//! [`webhook`] (`kapso webhook send`).
+//! [`webhook`] (`kapso webhook send`), [`dev`] (`kapso dev`, a local Kapso).
 
 mod cli;
 mod consumers;
+mod dev;
 mod messaging;
 mod send;
 mod webhook;

@@ -21,6 +21,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_log_horizon",
         include_str!("../../../migrations/postgres/0002_log_horizon.sql"),
     ),
+    (
+        "0003_conversations_by_contact",
+        include_str!("../../../migrations/postgres/0003_conversations_by_contact.sql"),
+    ),
 ];
 
 /// Advisory lock key held while migrating ("kapso" + 2).

@@ -121,6 +121,35 @@ pub(super) async fn conversation(
     }))
 }
 
+pub(super) async fn contact_conversations(
+    conn: &ClientWrapper,
+    contact: &str,
+    phone_number_id: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Conversation>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let stmt = conn
+        .prepare_cached(
+            "SELECT id, phone_number_id, contact_phone, last_inbound_at \
+             FROM conversations \
+             WHERE contact_phone = $1 AND ($2::TEXT IS NULL OR phone_number_id = $2) \
+             ORDER BY id LIMIT $3",
+        )
+        .await?;
+    conn.query(&stmt, &[&contact, &phone_number_id, &limit])
+        .await?
+        .iter()
+        .map(|row| -> Result<Conversation, StoreError> {
+            Ok(Conversation {
+                id: row.try_get(0)?,
+                phone_number_id: row.try_get(1)?,
+                contact_phone: row.try_get(2)?,
+                last_inbound_at: row.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
 pub(super) async fn last_inbound_at(
     conn: &ClientWrapper,
     phone_number_id: &str,

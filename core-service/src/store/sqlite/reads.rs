@@ -178,6 +178,32 @@ pub(super) fn conversation(
     Ok(conversation)
 }
 
+pub(super) fn contact_conversations(
+    conn: &Connection,
+    contact: &str,
+    phone_number_id: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Conversation>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let found = conn
+        .prepare_cached(
+            "SELECT id, phone_number_id, contact_phone, last_inbound_at \
+             FROM conversations \
+             WHERE contact_phone = ?1 AND (?2 IS NULL OR phone_number_id = ?2) \
+             ORDER BY id LIMIT ?3",
+        )?
+        .query_map(params![contact, phone_number_id, limit], |r| {
+            Ok(Conversation {
+                id: r.get(0)?,
+                phone_number_id: r.get(1)?,
+                contact_phone: r.get(2)?,
+                last_inbound_at: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(found)
+}
+
 pub(super) fn last_inbound_at(
     conn: &Connection,
     phone_number_id: &str,

@@ -189,6 +189,65 @@ pub async fn conversation_is_remembered_with_last_inbound(store: Arc<dyn Store>)
     assert!(store.conversation("conv-unknown").await.unwrap().is_none());
 }
 
+/// A contact's conversations are found by the contact alone, or on one
+/// business number; the limit caps how many come back, in id order.
+pub async fn a_contacts_conversations_are_found_on_any_number_or_one(store: Arc<dyn Store>) {
+    let ids = |found: Vec<kapso_core::model::Conversation>| -> Vec<String> {
+        found.into_iter().map(|c| c.id).collect()
+    };
+    assert!(
+        store
+            .contact_conversations(CONTACT, None, 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    ingest_each(&store, [received("wamid.1", "conv-b", "hola", 1_000)]).await;
+    let found = store.contact_conversations(CONTACT, None, 2).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].phone_number_id, PHONE_NUMBER_ID);
+    assert_eq!(found[0].contact_phone, CONTACT);
+    assert_eq!(found[0].last_inbound_at, Some(1_000));
+
+    // The same contact writes to another business number, and to the first again later.
+    let mut elsewhere = received("wamid.2", "conv-a", "hola", 1_100);
+    elsewhere.phone_number_id = "other-number".into();
+    let again = received("wamid.3", "conv-c", "hola", 1_200);
+    ingest_each(&store, [elsewhere, again]).await;
+    assert_eq!(
+        ids(store
+            .contact_conversations(CONTACT, None, 10)
+            .await
+            .unwrap()),
+        ["conv-a", "conv-b", "conv-c"]
+    );
+    assert_eq!(
+        ids(store.contact_conversations(CONTACT, None, 2).await.unwrap()),
+        ["conv-a", "conv-b"]
+    );
+    assert_eq!(
+        ids(store
+            .contact_conversations(CONTACT, Some("other-number"), 2)
+            .await
+            .unwrap()),
+        ["conv-a"]
+    );
+    assert_eq!(
+        ids(store
+            .contact_conversations(CONTACT, Some(PHONE_NUMBER_ID), 2)
+            .await
+            .unwrap()),
+        ["conv-b", "conv-c"]
+    );
+    assert!(
+        store
+            .contact_conversations("15550000000", None, 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// A conversation first known without its contact learns it from a later
 /// event, even one that leaves the last inbound time alone (a status).
 pub async fn a_conversation_learns_its_contact_from_a_later_status(store: Arc<dyn Store>) {
