@@ -272,7 +272,10 @@ impl Messaging for MessagingService {
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
         let deadline = caller_deadline(&request);
         let r = request.into_inner();
-        let sent_content = r.content.clone().map(convert::send_content_to_pb);
+        let stored_content = r
+            .content
+            .clone()
+            .map(|c| convert::encode_content(&convert::send_content_to_pb(c)));
         let send = SendMessage {
             to: r.to,
             phone_number_id: r.phone_number_id,
@@ -280,12 +283,12 @@ impl Messaging for MessagingService {
             reply_to_message_id: r.reply_to_message_id,
             idempotency_key: r.idempotency_key,
             content: content::parse(r.content)?,
+            stored_content,
             deadline,
         };
-        let mut message = convert::message_to_pb(self.outbound.send_message(send).await?);
-        message.content = sent_content;
+        let message = self.outbound.send_message(send).await?;
         Ok(Response::new(pb::SendMessageResponse {
-            message: Some(message),
+            message: Some(convert::message_to_pb(message)),
         }))
     }
 

@@ -21,6 +21,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_log_horizon",
         include_str!("../../../migrations/postgres/0002_log_horizon.sql"),
     ),
+    (
+        "0003_message_content",
+        include_str!("../../../migrations/postgres/0003_message_content.sql"),
+    ),
 ];
 
 /// Advisory lock key held while migrating ("kapso" + 2).

@@ -52,6 +52,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/sqlite/0005_log_horizon.sql"),
         data: None,
     },
+    Migration {
+        name: "0006_message_content",
+        sql: include_str!("../../../migrations/sqlite/0006_message_content.sql"),
+        data: None,
+    },
 ];
 
 /// How long a connection waits for a lock held by another before failing.

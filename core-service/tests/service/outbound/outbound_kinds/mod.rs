@@ -18,6 +18,9 @@ fn send(content: C) -> SendMessage {
         conversation_id: String::new(),
         reply_to_message_id: String::new(),
         idempotency_key: String::new(),
+        stored_content: Some(kapso_core::convert::encode_content(
+            &kapso_core::convert::send_content_to_pb(content.clone()),
+        )),
         content: content::parse(Some(content)).expect("valid content"),
         deadline: None,
     }
