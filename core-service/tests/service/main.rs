@@ -10,6 +10,7 @@ mod store_suite;
 mod auth;
 mod base_url;
 mod crash;
+mod media;
 mod outbound;
 mod replicas;
 mod shutdown;
