@@ -5,6 +5,8 @@
 mod fake_adapter;
 #[path = "support/fake_core.rs"]
 mod fake_core;
+#[path = "client/media.rs"]
+mod media;
 
 use std::process::{Command, Output};
 use std::time::Duration;

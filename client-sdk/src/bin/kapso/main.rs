@@ -4,10 +4,11 @@
 //!
 //! Modules: [`cli`] (flags and dispatch), [`messaging`] (commands against the
 //! core), [`consumers`] (`kapso consumer ...`), [`send`] (`kapso send KIND`),
-//! [`webhook`] (`kapso webhook send`).
+//! [`media`] (`kapso media upload|download`), [`webhook`] (`kapso webhook send`).
 
 mod cli;
 mod consumers;
+mod media;
 mod messaging;
 mod send;
 mod webhook;
