@@ -2,6 +2,7 @@
 //! the SQLite store on a temporary file.
 
 use crate::fake_kapso;
+mod mark_read_kinds;
 mod outbound_kinds;
 mod stored_content;
 
