@@ -595,6 +595,7 @@ async fn cli_send_builds_each_kind_from_the_flags_a_person_types() {
             name: "order_shipped".into(),
             language: "es".into(),
             components: vec![body(&["Ana", "1042"])],
+            ..Default::default()
         }))
     );
     assert_eq!(
