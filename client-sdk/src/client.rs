@@ -15,6 +15,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
+use crate::media::{self, MediaSource, Upload};
 use crate::watch::{self, EventStream, WatchOptions};
 use crate::{Error, Message, SendMessage, SendText};
 
@@ -304,6 +305,107 @@ impl Client {
         };
         self.grpc.clone().mark_read(self.unary(request)).await?;
         Ok(())
+    }
+
+    /// Uploads a file read from `reader` and returns Meta's id for it, to
+    /// send with [`Media::id`](crate::Media::id). The file streams through the
+    /// core to Kapso as it is read. Not bounded by the client's timeout: the
+    /// core gives a file 10 minutes unless the call says otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(client: kapso_client::Client) -> Result<(), kapso_client::Error> {
+    /// use kapso_client::{Media, MediaKind, SendMessage, Upload};
+    /// let pdf = tokio::io::BufReader::new(&b"%PDF-1.7 ..."[..]);
+    /// let uploaded = client
+    ///     .upload_media(Upload::new("application/pdf").filename("boleta.pdf"), pdf)
+    ///     .await?;
+    /// let document = Media::id(MediaKind::Document, uploaded.id).filename("boleta.pdf");
+    /// client.send_message(SendMessage::to("+56912345678", document)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn upload_media<R>(
+        &self,
+        upload: Upload,
+        reader: R,
+    ) -> Result<crate::UploadMediaResponse, Error>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    {
+        media::upload(self.grpc.clone(), upload, reader).await
+    }
+
+    /// Uploads the file at `path`: as [`upload_media`](Self::upload_media),
+    /// with its size declared and, unless `upload` names them, its filename
+    /// and the MIME type its extension implies.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(client: kapso_client::Client) -> Result<(), kapso_client::Error> {
+    /// let uploaded = client.upload_media_file("boleta.pdf", None).await?;
+    /// println!("media id {}", uploaded.id);
+    /// # Ok(()) }
+    /// ```
+    pub async fn upload_media_file(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        upload: Option<Upload>,
+    ) -> Result<crate::UploadMediaResponse, Error> {
+        let path = path.as_ref();
+        let io = |what: &str| {
+            let what = format!("{what} {}", path.display());
+            move |source| Error::Io { what, source }
+        };
+        let file = tokio::fs::File::open(path).await.map_err(io("opening"))?;
+        let size = file
+            .metadata()
+            .await
+            .map_err(io("reading the size of"))?
+            .len();
+        let mut upload = match upload {
+            Some(upload) => upload,
+            None => Upload::new(media::mime_type_of(path).ok_or_else(|| {
+                Error::Config(format!(
+                    "no MIME type known for {}; name one (e.g. application/pdf)",
+                    path.display()
+                ))
+            })?),
+        };
+        if upload.filename.is_none() {
+            upload.filename = path.file_name().and_then(|n| n.to_str()).map(str::to_owned);
+        }
+        upload.size = Some(size);
+        self.upload_media(upload, file).await
+    }
+
+    /// Writes the bytes of a message's media (or a media id's) to `writer`
+    /// as they come and returns the metadata the core sent before them. On
+    /// an error `writer` holds only part of the file. Not bounded by the
+    /// client's timeout, as [`upload_media`](Self::upload_media).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(client: kapso_client::Client) -> Result<(), kapso_client::Error> {
+    /// use kapso_client::MediaSource;
+    /// let mut file = tokio::fs::File::create("received.jpg").await.unwrap();
+    /// let info = client
+    ///     .download_media(MediaSource::Message("wamid.HBgL".into()), &mut file)
+    ///     .await?;
+    /// println!("{} bytes of {}", info.size_bytes, info.mime_type);
+    /// # Ok(()) }
+    /// ```
+    pub async fn download_media<W>(
+        &self,
+        source: MediaSource,
+        writer: &mut W,
+    ) -> Result<crate::MediaInfo, Error>
+    where
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        media::download(self.grpc.clone(), source, writer).await
     }
 
     /// A message by its wamid, gateway id, or the idempotency key it was sent with.

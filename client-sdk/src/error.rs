@@ -40,6 +40,14 @@ pub enum Error {
         #[source]
         source: tonic::transport::Error,
     },
+
+    /// Reading a file to upload, or writing a downloaded one, failed here.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<tonic::Status> for Error {
@@ -49,8 +57,9 @@ impl From<tonic::Status> for Error {
 }
 
 impl Error {
-    /// The gRPC code. A connection failure reads as `UNAVAILABLE` and a bad
-    /// configuration as `INVALID_ARGUMENT`, so callers can branch on one value.
+    /// The gRPC code. A connection failure reads as `UNAVAILABLE`, a bad
+    /// configuration as `INVALID_ARGUMENT` and a local file failure as
+    /// `UNKNOWN`, so callers can branch on one value.
     ///
     /// # Examples
     ///
@@ -68,6 +77,7 @@ impl Error {
             Error::Status(status) => status.code(),
             Error::Config(_) => Code::InvalidArgument,
             Error::Connect { .. } => Code::Unavailable,
+            Error::Io { .. } => Code::Unknown,
         }
     }
 
@@ -77,6 +87,7 @@ impl Error {
             Error::Status(status) => status.message(),
             Error::Config(message) => message,
             Error::Connect { .. } => "cannot connect to the core",
+            Error::Io { what, .. } => what,
         }
     }
 

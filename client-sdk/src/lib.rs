@@ -14,6 +14,8 @@
 //! - [`backoff`]: the capped, jittered reconnect schedule used by [`watch`].
 //! - [`error`]: the one [`Error`] type every call returns.
 //! - [`json`]: stable JSON renderings of [`Message`] and [`Event`] (what the CLI prints).
+//! - [`media`]: [`Upload`] and [`MediaSource`], for [`Client::upload_media`] and
+//!   [`Client::download_media`], streamed both ways.
 //! - [`webhook`]: [`webhook::sign`] and [`webhook::WebhookRequest`], to act as Kapso in tests.
 //!
 //! # Example
@@ -48,6 +50,7 @@ pub mod backoff;
 pub mod client;
 pub mod error;
 pub mod json;
+pub mod media;
 pub mod send;
 pub mod watch;
 pub mod webhook;
@@ -55,13 +58,15 @@ pub mod webhook;
 pub use backoff::Backoff;
 pub use client::{Client, ClientBuilder, MessagePage};
 pub use error::Error;
+pub use media::{MediaSource, Upload};
 pub use send::message::{Interactive, Location, Media, MediaKind, SendMessage, Template};
 pub use send::{Recipient, SendText};
 pub use watch::{Connection, EventStream, WatchOptions};
 
 /// Generated types a caller sees in results, re-exported so no other crate is needed.
 pub use kapso_gateway_proto::v1::{
-    ConsumerPosition, Direction, Event, Message, MessageStatus, MetaError, StatusRecord,
+    ConsumerPosition, Direction, Event, MediaInfo, Message, MessageStatus, MetaError, StatusRecord,
+    UploadMediaResponse,
 };
 
 /// gRPC status codes, as returned by [`Error::code`].

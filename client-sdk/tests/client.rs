@@ -8,6 +8,8 @@ mod dev;
 mod fake_adapter;
 #[path = "support/fake_core.rs"]
 mod fake_core;
+#[path = "client/media.rs"]
+mod media;
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -596,6 +598,7 @@ async fn cli_send_builds_each_kind_from_the_flags_a_person_types() {
             name: "order_shipped".into(),
             language: "es".into(),
             components: vec![body(&["Ana", "1042"])],
+            ..Default::default()
         }))
     );
     assert_eq!(

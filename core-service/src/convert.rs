@@ -5,12 +5,13 @@
 //! - `content`: the typed content of an event, read from its raw JSON
 
 use kapso_gateway_proto::v1 as pb;
+use prost::Message as _;
 
 mod content;
 
 use crate::model::{
-    Claim, Direction, Message, MetaError, NewEvent, Receipt, StatusRecord, StatusUpdate,
-    StoredEvent,
+    Claim, Direction, EncodedContent, Message, MetaError, NewEvent, Receipt, StatusRecord,
+    StatusUpdate, StoredEvent,
 };
 use crate::status::MessageStatus;
 
@@ -73,8 +74,30 @@ pub fn meta_error_to_pb(e: &MetaError) -> pb::MetaError {
     }
 }
 
+/// A message's content as the store keeps it: the contract's own `Content`,
+/// protobuf-encoded. Protobuf's rules for field numbers let rows written by
+/// one build be read by any other (new fields read as empty, unknown ones are
+/// skipped), and GetMessage answers with the type without a second mapping.
+pub fn encode_content(content: &pb::Content) -> EncodedContent {
+    EncodedContent::from_bytes(content.encode_to_vec())
+}
+
+/// A stored content back as the contract's type. Bytes that do not decode
+/// (which only a damaged row could hold) read as no content, logged without
+/// the bytes: the rest of the message is still worth returning.
+pub fn decode_content(encoded: &EncodedContent) -> Option<pb::Content> {
+    match pb::Content::decode(encoded.as_bytes()) {
+        Ok(content) => Some(content),
+        Err(error) => {
+            tracing::error!(%error, len = encoded.as_bytes().len(), "stored content does not decode");
+            None
+        }
+    }
+}
+
 /// An event as the adapter parsed it. Statuses the contract does not know are
-/// dropped (the raw payload keeps them).
+/// dropped (the raw payload keeps them). A received message's typed content
+/// is read from its payload here, once, for its message row.
 pub fn event_from_pb(e: pb::InboundEvent) -> NewEvent {
     let statuses = e
         .statuses
@@ -87,7 +110,7 @@ pub fn event_from_pb(e: pb::InboundEvent) -> NewEvent {
             })
         })
         .collect();
-    NewEvent {
+    let mut event = NewEvent {
         event_type: e.event_type,
         message_id: e.message_id,
         conversation_id: e.conversation_id,
@@ -100,7 +123,14 @@ pub fn event_from_pb(e: pb::InboundEvent) -> NewEvent {
         statuses,
         timestamp: e.timestamp,
         payload_json: e.payload_json,
+        content: None,
+    };
+    if event.is_inbound_message() {
+        event.content = content::message(&event.payload_json)
+            .content
+            .map(|c| encode_content(&c));
     }
+    event
 }
 
 pub fn receipt_to_pb(receipt: Receipt, event_count: usize) -> pb::IngestEventsResponse {
@@ -150,7 +180,7 @@ pub fn message_to_pb(m: Message) -> pb::Message {
         idempotency_key: m.idempotency_key,
         timestamp: m.timestamp,
         reply_to_message_id: m.reply_to_message_id,
-        content: None,
+        content: m.content.as_ref().and_then(decode_content),
         origin: String::new(),
     }
 }
@@ -253,6 +283,66 @@ mod tests {
         }
         assert_eq!(status_from_pb(0), None);
         assert_eq!(status_from_pb(99), None);
+    }
+
+    #[test]
+    fn a_received_message_gets_its_content_at_ingest_and_a_status_none() {
+        let received = pb::InboundEvent {
+            event_type: "whatsapp.message.received".into(),
+            message_id: "wamid.I".into(),
+            direction: pb::Direction::Inbound.into(),
+            message_type: "image".into(),
+            payload_json: r#"{"message":{"id":"wamid.I","type":"image",
+                "image":{"id":"1037543291543636","caption":"la boleta"}}}"#
+                .into(),
+            ..Default::default()
+        };
+        let event = event_from_pb(received);
+        let stored = event.content.clone().expect("a received image has content");
+        let message = message_to_pb(Message {
+            id: "wamid.I".into(),
+            direction: Direction::Inbound,
+            conversation_id: String::new(),
+            phone_number_id: String::new(),
+            contact_phone: String::new(),
+            message_type: "image".into(),
+            text: String::new(),
+            status: MessageStatus::Received,
+            errors: Vec::new(),
+            status_history: Vec::new(),
+            gateway_id: String::new(),
+            idempotency_key: String::new(),
+            timestamp: 0,
+            reply_to_message_id: String::new(),
+            content: Some(stored),
+        });
+        assert!(matches!(
+            message.content.and_then(|c| c.kind),
+            Some(pb::content::Kind::Media(m)) if m.id == "1037543291543636" && m.caption == "la boleta"
+        ));
+
+        let status = pb::InboundEvent {
+            event_type: "whatsapp.message.delivered".into(),
+            message_id: "wamid.O".into(),
+            direction: pb::Direction::Outbound.into(),
+            payload_json: r#"{"message":{"id":"wamid.O","type":"text","text":{"body":"x"}}}"#
+                .into(),
+            ..Default::default()
+        };
+        assert_eq!(event_from_pb(status).content, None);
+    }
+
+    #[test]
+    fn content_that_does_not_decode_reads_as_none() {
+        let damaged = EncodedContent::from_bytes(vec![0xff, 0xff]);
+        assert_eq!(decode_content(&damaged), None);
+        let text = pb::Content {
+            kind: Some(pb::content::Kind::Text(pb::TextContent {
+                body: "hola".into(),
+                preview_url: true,
+            })),
+        };
+        assert_eq!(decode_content(&encode_content(&text)), Some(text));
     }
 
     #[test]

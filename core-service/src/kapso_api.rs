@@ -9,6 +9,7 @@
 //! - [`http`]: the reqwest implementation (one shared client, timeouts, rate limit)
 //! - `classify`: HTTP response to outcome, pure
 //! - [`content`]: what a send carries, per kind, and its JSON object
+//! - [`media`]: uploads and downloads, streamed
 //! - `wire`: the exact JSON bodies
 //! - `rate_limit`: client-side GCRA so bursts queue instead of collecting 429s
 
@@ -26,10 +27,12 @@ use crate::outbound::request::Addressee;
 mod classify;
 pub mod content;
 pub mod http;
+pub mod media;
 mod rate_limit;
 mod wire;
 
 pub use http::{ClientSettings, HttpKapsoApi};
+pub use media::{FileChunks, MediaBody, MediaMetadata, MediaRef, MediaUpload, UploadStopped};
 
 /// Kapso's API, held as `Arc<dyn KapsoApi>`.
 #[async_trait]
@@ -40,6 +43,31 @@ pub trait KapsoApi: Send + Sync + fmt::Debug + 'static {
 
     /// Marks an inbound message read; one upstream request at most, no retries.
     async fn mark_read(&self, receipt: &ReadReceipt, deadline: Instant) -> ReadOutcome;
+
+    /// Uploads a file whose bytes arrive on `chunks`, in one request that is
+    /// never retried (its bytes are spent). `Done` carries Meta's media id.
+    async fn upload_media(
+        &self,
+        upload: &MediaUpload,
+        chunks: FileChunks,
+        deadline: Instant,
+    ) -> CallOutcome<String>;
+
+    /// What Meta knows of a media id, with where its bytes are; safe to repeat.
+    async fn media_metadata(
+        &self,
+        media: &MediaRef,
+        deadline: Instant,
+    ) -> CallOutcome<MediaMetadata>;
+
+    /// Opens the bytes at a URL from [`media_metadata`](Self::media_metadata)
+    /// or a webhook; safe to repeat. The key goes to Kapso's own hosts only.
+    async fn open_media(
+        &self,
+        url: &str,
+        phone_number_id: &str,
+        deadline: Instant,
+    ) -> CallOutcome<MediaBody>;
 
     /// Counts of upstream calls by outcome since start, for metrics.
     fn stats(&self) -> ApiStats;

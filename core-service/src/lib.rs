@@ -14,6 +14,7 @@
 //! - [`messaging`]: `Messaging`, what internal services call
 //! - [`watch`]: following the event log, replay then live
 //! - [`outbound`]: `SendText` and `MarkRead` through Kapso, idempotent and retried safely
+//! - [`media`]: `UploadMedia` and `DownloadMedia` through Kapso, streamed and size-bounded
 //! - [`kapso_api`]: the HTTP client for Kapso's Meta proxy, with explicit call outcomes
 //! - [`convert`]: the wire contract to and from the domain model
 //! - [`error`]: the gRPC boundary error
@@ -31,6 +32,7 @@ pub mod convert;
 pub mod error;
 pub mod ingest;
 pub mod kapso_api;
+pub mod media;
 pub mod messaging;
 pub mod metered;
 pub mod metrics;

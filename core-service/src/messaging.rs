@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use kapso_gateway_proto::v1 as pb;
 use kapso_gateway_proto::v1::messaging_server::Messaging;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert;
 use crate::error::CoreError;
+use crate::media::{DownloadStream, Media};
 use crate::model::EventFilter;
 use crate::outbound::{MarkRead, Outbound, SendMessage, SendText, content};
 use crate::store::Store;
@@ -24,12 +25,14 @@ const MAX_CONSUMER_NAME: usize = 64;
 pub struct MessagingService {
     store: Arc<dyn Store>,
     outbound: Arc<Outbound>,
+    media: Media,
     closing: watch::Closing,
 }
 
 impl MessagingService {
     pub fn new(store: Arc<dyn Store>, outbound: Arc<Outbound>, closing: watch::Closing) -> Self {
         Self {
+            media: outbound.media(),
             store,
             outbound,
             closing,
@@ -272,7 +275,10 @@ impl Messaging for MessagingService {
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
         let deadline = caller_deadline(&request);
         let r = request.into_inner();
-        let sent_content = r.content.clone().map(convert::send_content_to_pb);
+        let stored_content = r
+            .content
+            .clone()
+            .map(|c| convert::encode_content(&convert::send_content_to_pb(c)));
         let send = SendMessage {
             to: r.to,
             phone_number_id: r.phone_number_id,
@@ -280,12 +286,12 @@ impl Messaging for MessagingService {
             reply_to_message_id: r.reply_to_message_id,
             idempotency_key: r.idempotency_key,
             content: content::parse(r.content)?,
+            stored_content,
             deadline,
         };
-        let mut message = convert::message_to_pb(self.outbound.send_message(send).await?);
-        message.content = sent_content;
+        let message = self.outbound.send_message(send).await?;
         Ok(Response::new(pb::SendMessageResponse {
-            message: Some(message),
+            message: Some(convert::message_to_pb(message)),
         }))
     }
 
@@ -303,6 +309,26 @@ impl Messaging for MessagingService {
         };
         self.outbound.mark_read(read).await?;
         Ok(Response::new(pb::MarkReadResponse {}))
+    }
+
+    async fn upload_media(
+        &self,
+        request: Request<Streaming<pb::UploadMediaRequest>>,
+    ) -> Result<Response<pb::UploadMediaResponse>, Status> {
+        let deadline = caller_deadline(&request);
+        let uploaded = self.media.upload(request.into_inner(), deadline).await?;
+        Ok(Response::new(uploaded))
+    }
+
+    type DownloadMediaStream = DownloadStream;
+
+    async fn download_media(
+        &self,
+        request: Request<pb::DownloadMediaRequest>,
+    ) -> Result<Response<Self::DownloadMediaStream>, Status> {
+        let deadline = caller_deadline(&request);
+        let stream = self.media.download(request.into_inner(), deadline).await?;
+        Ok(Response::new(stream))
     }
 }
 

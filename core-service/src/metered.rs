@@ -10,7 +10,7 @@ use kapso_gateway_proto::v1::ingest_server::Ingest;
 use kapso_gateway_proto::v1::messaging_server::Messaging;
 use tokio::time::Instant;
 use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::ingest::IngestService;
 use crate::messaging::MessagingService;
@@ -154,5 +154,21 @@ impl Messaging for MeteredMessaging {
         request: Request<pb::MarkReadRequest>,
     ) -> Result<Response<pb::MarkReadResponse>, Status> {
         self.inner.mark_read(request).await
+    }
+
+    async fn upload_media(
+        &self,
+        request: Request<Streaming<pb::UploadMediaRequest>>,
+    ) -> Result<Response<pb::UploadMediaResponse>, Status> {
+        self.inner.upload_media(request).await
+    }
+
+    type DownloadMediaStream = <MessagingService as Messaging>::DownloadMediaStream;
+
+    async fn download_media(
+        &self,
+        request: Request<pb::DownloadMediaRequest>,
+    ) -> Result<Response<Self::DownloadMediaStream>, Status> {
+        self.inner.download_media(request).await
     }
 }

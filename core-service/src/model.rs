@@ -70,6 +70,9 @@ pub struct NewEvent {
     pub timestamp: i64,
     /// The event exactly as Kapso sent it.
     pub payload_json: String,
+    /// A received message's typed content, for its message row. Not kept in
+    /// the log: an event's content is read from its payload there.
+    pub content: Option<EncodedContent>,
 }
 
 impl NewEvent {
@@ -177,6 +180,32 @@ pub struct Message {
     /// Unix seconds.
     pub timestamp: i64,
     pub reply_to_message_id: String,
+    /// What the message holds, when known: from the payload of a received
+    /// message, from the request of a send.
+    pub content: Option<EncodedContent>,
+}
+
+/// A message's typed content, encoded as the contract's `Content` message
+/// (protobuf). Opaque to the store, which keeps the bytes as they are;
+/// `convert` alone encodes and decodes them. `Debug` shows the length only:
+/// content must not reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncodedContent(Vec<u8>);
+
+impl EncodedContent {
+    pub fn from_bytes(bytes: Vec<u8>) -> EncodedContent {
+        EncodedContent(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for EncodedContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EncodedContent({} bytes)", self.0.len())
+    }
 }
 
 /// An entry of the durable event log.
@@ -240,6 +269,8 @@ pub struct SendIntent {
     pub reply_to_message_id: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// The request's content, kept on the message.
+    pub content: Option<EncodedContent>,
 }
 
 /// What recording a send intent found.

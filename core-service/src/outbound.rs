@@ -35,7 +35,7 @@ pub mod config;
 pub mod content;
 pub mod error;
 pub mod request;
-mod retry;
+pub(crate) mod retry;
 mod send;
 
 pub use config::OutboundConfig;
@@ -107,6 +107,15 @@ impl Outbound {
         self.api.stats()
     }
 
+    /// Uploads and downloads through the same Kapso client, store and settings.
+    pub fn media(&self) -> crate::media::Media {
+        let settings = crate::media::MediaSettings {
+            api_key_configured: self.config.kapso_api_token.is_some(),
+            default_phone_number_id: self.config.kapso_phone_number_id.clone(),
+        };
+        crate::media::Media::new(self.api.clone(), self.store.clone(), settings, self.retry)
+    }
+
     /// Marks an inbound message read. Safe to retry on any transient failure:
     /// a repeated read receipt changes nothing upstream.
     pub async fn mark_read(&self, request: MarkRead) -> Result<(), OutboundError> {
@@ -169,7 +178,7 @@ impl Outbound {
 /// The Meta errors to record for a call that did not succeed and certainly sent
 /// nothing. Gateway-made errors use Meta's code where one means the same thing
 /// (190 bad token, 130429 rate limit), so a replay raises the same class.
-fn failure_errors<T>(outcome: &CallOutcome<T>) -> Vec<MetaError> {
+pub(crate) fn failure_errors<T>(outcome: &CallOutcome<T>) -> Vec<MetaError> {
     let made = |code: i64, title: &str, message: String| MetaError {
         code,
         title: title.to_owned(),

@@ -216,7 +216,7 @@ impl Template {
         Template(pb::TemplateContent {
             name: name.into(),
             language: language.into(),
-            components: Vec::new(),
+            ..Default::default()
         })
     }
 

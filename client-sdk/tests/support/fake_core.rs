@@ -10,7 +10,7 @@ use kapso_client::proto::{self as pb, Event, Message};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::metadata::MetadataMap;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Request, Response, Status, Streaming};
 
 /// Text that makes the fake's SendText fail like an unknown outcome.
 pub const FAILING_TEXT: &str = "fail please";
@@ -34,6 +34,23 @@ pub struct Calls {
     pub ack: Vec<pb::AckEventsRequest>,
     pub seek: Vec<pb::SeekConsumerRequest>,
     pub list: Vec<pb::ListMessagesRequest>,
+    pub uploads: Vec<ReceivedUpload>,
+    pub downloads: Vec<pb::DownloadMediaRequest>,
+}
+
+/// An upload as the fake received it.
+#[derive(Debug, Clone)]
+pub struct ReceivedUpload {
+    pub metadata: pb::MediaUpload,
+    pub bytes: Vec<u8>,
+    /// How many chunk messages carried the bytes.
+    pub chunks: usize,
+}
+
+/// The file the fake serves for media id `1234` and message `wamid.img`;
+/// message `wamid.broken` breaks off after its first chunk.
+pub fn media_file() -> Vec<u8> {
+    (0..150_000u32).map(|i| (i % 253) as u8).collect()
 }
 
 #[derive(Debug, Clone, Default)]
@@ -68,6 +85,7 @@ pub fn log_event(sequence: u64) -> Event {
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
+type DownloadStream = Pin<Box<dyn Stream<Item = Result<pb::DownloadMediaResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Messaging for FakeCore {
@@ -261,6 +279,85 @@ impl Messaging for FakeCore {
     ) -> Result<Response<pb::MarkReadResponse>, Status> {
         self.record(&request);
         Ok(Response::new(pb::MarkReadResponse {}))
+    }
+
+    /// Takes metadata first and then bytes, as the core does; answers `media-<bytes>`.
+    async fn upload_media(
+        &self,
+        request: Request<Streaming<pb::UploadMediaRequest>>,
+    ) -> Result<Response<pb::UploadMediaResponse>, Status> {
+        use pb::upload_media_request::Part;
+        self.record(&request);
+        let mut stream = request.into_inner();
+        let mut metadata = None;
+        let mut bytes = Vec::new();
+        let mut chunks = 0;
+        while let Some(message) = stream.message().await? {
+            match message.part {
+                Some(Part::Metadata(m)) if metadata.is_none() => metadata = Some(m),
+                Some(Part::Chunk(chunk)) if metadata.is_some() => {
+                    chunks += 1;
+                    bytes.extend_from_slice(&chunk);
+                }
+                _ => return Err(Status::invalid_argument("metadata first, then bytes")),
+            }
+        }
+        let metadata = metadata.ok_or_else(|| Status::invalid_argument("no metadata"))?;
+        let response = pb::UploadMediaResponse {
+            id: format!("media-{}", bytes.len()),
+            size_bytes: bytes.len() as i64,
+            kind: metadata.kind,
+        };
+        self.calls.lock().unwrap().uploads.push(ReceivedUpload {
+            metadata,
+            bytes,
+            chunks,
+        });
+        Ok(Response::new(response))
+    }
+
+    type DownloadMediaStream = DownloadStream;
+
+    async fn download_media(
+        &self,
+        request: Request<pb::DownloadMediaRequest>,
+    ) -> Result<Response<DownloadStream>, Status> {
+        use pb::download_media_request::Source;
+        use pb::download_media_response::Part;
+        self.record(&request);
+        let request = request.into_inner();
+        self.calls.lock().unwrap().downloads.push(request.clone());
+        let broken = match &request.source {
+            Some(Source::MediaId(id)) if id == "1234" => false,
+            Some(Source::MessageId(id)) if id == "wamid.img" => false,
+            Some(Source::MessageId(id)) if id == "wamid.broken" => true,
+            _ => return Err(Status::not_found("no such message or media")),
+        };
+        let file = media_file();
+        let info = pb::MediaInfo {
+            media_id: "1234".into(),
+            mime_type: "image/jpeg".into(),
+            size_bytes: file.len() as i64,
+            sha256: "81d3".into(),
+            filename: String::new(),
+            kind: pb::MediaKind::Image.into(),
+        };
+        let mut messages = vec![Ok(pb::DownloadMediaResponse {
+            part: Some(Part::Metadata(info)),
+        })];
+        let chunks: Vec<_> = file.chunks(40_000).map(<[u8]>::to_vec).collect();
+        let take = if broken { 1 } else { chunks.len() };
+        for chunk in chunks.into_iter().take(take) {
+            messages.push(Ok(pb::DownloadMediaResponse {
+                part: Some(Part::Chunk(chunk)),
+            }));
+        }
+        if broken {
+            messages.push(Err(Status::unavailable(
+                "the download from Kapso broke off",
+            )));
+        }
+        Ok(Response::new(Box::pin(futures::stream::iter(messages))))
     }
 }
 

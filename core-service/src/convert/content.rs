@@ -120,6 +120,10 @@ fn content(message: &Value) -> Option<Kind> {
             language: string(&object["language"]["code"]),
             // Echoed components are kept in the raw JSON only.
             components: Vec::new(),
+            language_policy: match object["language"]["policy"].as_str() {
+                Some("deterministic") => pb::TemplateLanguagePolicy::Deterministic.into(),
+                _ => pb::TemplateLanguagePolicy::Unspecified.into(),
+            },
         }),
         _ => return None,
     })

@@ -97,7 +97,7 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 /// The error and its sources on one line (reqwest's Display hides the cause).
-fn chain(error: &dyn std::error::Error) -> String {
+pub(super) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -26,14 +26,16 @@ pub struct Text {
     pub preview_url: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     pub name: String,
     pub language: String,
+    /// Meta's `language.policy: deterministic`: this language, never another.
+    pub deterministic_language: bool,
     pub components: Vec<TemplateComponent>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TemplateComponent {
     pub part: TemplatePart,
     pub parameters: Vec<TemplateParameter>,
@@ -51,16 +53,18 @@ pub enum TemplatePart {
 pub enum ButtonType {
     QuickReply,
     Url,
+    CopyCode,
+    Flow,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TemplateParameter {
     /// For templates with named variables.
     pub name: Option<String>,
     pub value: ParameterValue,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ParameterValue {
     Text(String),
     Currency {
@@ -73,6 +77,16 @@ pub enum ParameterValue {
     },
     Media(MediaKind, MediaSource),
     Payload(String),
+    /// A location header's pin.
+    Location(Location),
+    /// The code a copy-code button copies.
+    CouponCode(String),
+    /// What a flow button opens its flow with.
+    FlowAction {
+        token: Option<String>,
+        /// The first screen's data: a JSON object.
+        data: Option<serde_json::Map<String, serde_json::Value>>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,8 @@
 //! connect and request timeouts), the optional client-side rate limit, and one
 //! log line and one counter increment per upstream call. The API key is only
 //! ever put in the `X-API-Key` header.
+//!
+//! - `media`: uploads, the media endpoint and byte downloads
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -13,11 +15,14 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use super::media::{FileChunks, MediaBody, MediaMetadata, MediaRef, MediaUpload};
 use super::rate_limit::{Admission, RateLimiter};
 use super::{
     ApiKey, ApiStats, CallOutcome, Counters, KapsoApi, OutboundMessage, ReadOutcome, ReadReceipt,
     Rejection, Retry, RetryCause, SendOutcome, classify, wire,
 };
+
+mod media;
 
 /// How to reach Kapso.
 #[derive(Debug, Clone)]
@@ -84,6 +89,24 @@ impl HttpKapsoApi {
         deadline: Instant,
         success: impl FnOnce(&[u8]) -> Option<T>,
     ) -> CallOutcome<T> {
+        let url = format!("{}/{phone_number_id}/messages", self.base_url);
+        self.call(op, phone_number_id, deadline, success, |client, timeout| {
+            client.post(&url).timeout(timeout).json(body)
+        })
+        .await
+    }
+
+    /// One request to Kapso, with the key, within the rate limit and
+    /// `deadline`, its answer classified and logged. `build` makes the
+    /// request given the time it may take; `success` reads a 2xx body.
+    pub(super) async fn call<T>(
+        &self,
+        op: &'static str,
+        phone_number_id: &str,
+        deadline: Instant,
+        success: impl FnOnce(&[u8]) -> Option<T>,
+        build: impl FnOnce(&reqwest::Client, Duration) -> reqwest::RequestBuilder,
+    ) -> CallOutcome<T> {
         let Some(api_key) = &self.api_key else {
             return CallOutcome::Permanent(Rejection::NotConfigured);
         };
@@ -91,27 +114,13 @@ impl HttpKapsoApi {
             self.counters.record(&outcome);
             return outcome;
         }
-        let Some(remaining) = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-        else {
-            return CallOutcome::Retryable(Retry {
-                after: None,
-                cause: RetryCause::Unreachable(
-                    "the deadline passed before the request left".into(),
-                ),
-            });
+        let Some(remaining) = remaining(deadline) else {
+            return deadline_passed();
         };
-
         let started = Instant::now();
-        let url = format!("{}/{phone_number_id}/messages", self.base_url);
         let span = call_span(op, &self.base_url);
-        let mut request = self
-            .client
-            .post(&url)
-            .header("X-API-Key", api_key.expose())
-            .timeout(self.request_timeout.min(remaining))
-            .json(body);
+        let mut request =
+            build(&self.client, self.request_timeout.min(remaining)).header("X-API-Key", api_key.expose());
         // Kapso sees the call as part of the caller's trace.
         if let Some(traceparent) = spans::traceparent(&span) {
             request = request.header(TRACEPARENT, traceparent.to_string());
@@ -119,38 +128,8 @@ impl HttpKapsoApi {
         let sent = request.send().instrument(span.clone()).await;
         let (http_status, outcome) = match sent {
             Err(error) => (None, classify::transport(&error)),
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let success_status = (200..300).contains(&status);
-                let outcome = match read_body(response).await {
-                    Err(error) => CallOutcome::Unknown(format!(
-                        "HTTP {status} from Kapso but its body was lost: {error}"
-                    )),
-                    // The request arrived; what it did is unreadable.
-                    Ok(Body::TooLarge) if success_status => CallOutcome::Unknown(format!(
-                        "HTTP {status} from Kapso with a body over {MAX_BODY} bytes, not read"
-                    )),
-                    // A failure status classifies itself; the body only adds detail.
-                    Ok(Body::TooLarge) => classify::failure(status, retry_after.as_deref(), b""),
-                    Ok(Body::Read(bytes)) if success_status => match success(&bytes) {
-                        Some(done) => CallOutcome::Done(done),
-                        None => CallOutcome::Unknown(format!(
-                            "HTTP {status} from Kapso without the expected answer"
-                        )),
-                    },
-                    Ok(Body::Read(bytes)) => {
-                        classify::failure(status, retry_after.as_deref(), &bytes)
-                    }
-                };
-                (Some(status), outcome)
-            }
+            Ok(response) => self.answer(response, success).await,
         };
-
         self.counters.record(&outcome);
         if let Some(status) = http_status {
             spans::set_attribute(&span, "http.response.status_code", i64::from(status));
@@ -167,6 +146,60 @@ impl HttpKapsoApi {
             started.elapsed(),
         );
         outcome
+    }
+
+    /// A response classified: `success` reads a 2xx body, a failure status
+    /// classifies itself. Returns the HTTP status beside the outcome.
+    pub(super) async fn answer<T>(
+        &self,
+        response: reqwest::Response,
+        success: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> (Option<u16>, CallOutcome<T>) {
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let success_status = (200..300).contains(&status);
+        let outcome = match read_body(response).await {
+            Err(error) => CallOutcome::Unknown(format!(
+                "HTTP {status} from Kapso but its body was lost: {}",
+                classify::chain(&error.without_url())
+            )),
+            // The request arrived; what it did is unreadable.
+            Ok(Body::TooLarge) if success_status => CallOutcome::Unknown(format!(
+                "HTTP {status} from Kapso with a body over {MAX_BODY} bytes, not read"
+            )),
+            // A failure status classifies itself; the body only adds detail.
+            Ok(Body::TooLarge) => classify::failure(status, retry_after.as_deref(), b""),
+            Ok(Body::Read(bytes)) if success_status => match success(&bytes) {
+                Some(done) => CallOutcome::Done(done),
+                None => CallOutcome::Unknown(format!(
+                    "HTTP {status} from Kapso without the expected answer"
+                )),
+            },
+            Ok(Body::Read(bytes)) => {
+                classify::failure(status, retry_after.as_deref(), &self.scrub(bytes))
+            }
+        };
+        (Some(status), outcome)
+    }
+
+    /// An upstream error body without the API key: a proxy that echoes the
+    /// request's headers must not put the key into an error a caller reads.
+    fn scrub(&self, body: Vec<u8>) -> Vec<u8> {
+        match &self.api_key {
+            Some(key) if !key.expose().is_empty() => {
+                let text = String::from_utf8_lossy(&body);
+                if text.contains(key.expose()) {
+                    text.replace(key.expose(), "[redacted]").into_bytes()
+                } else {
+                    body
+                }
+            }
+            _ => body,
+        }
     }
 
     /// Waits for the rate limiter; `Some` when the wait would outlast the deadline.
@@ -207,14 +240,28 @@ fn call_span(op: &'static str, base_url: &str) -> tracing::Span {
         otel.name = tracing::field::Empty,
         otel.kind = tracing::field::Empty,
     );
-    spans::describe(&span, &format!("POST kapso {op}"), Kind::Client);
-    spans::set_attribute(&span, "http.request.method", "POST");
+    spans::describe(&span, &format!("kapso {op}"), Kind::Client);
     if let Ok(url) = reqwest::Url::parse(base_url)
         && let Some(host) = url.host_str()
     {
         spans::set_attribute(&span, "server.address", host.to_owned());
     }
     span
+}
+
+/// The time left before `deadline`; `None` once it passed.
+pub(super) fn remaining(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+}
+
+/// The outcome of a call whose deadline passed before its request left.
+pub(super) fn deadline_passed<T>() -> CallOutcome<T> {
+    CallOutcome::Retryable(Retry {
+        after: None,
+        cause: RetryCause::Unreachable("the deadline passed before the request left".into()),
+    })
 }
 
 /// Largest Kapso response body read into memory. Meta's answers are well under
@@ -271,12 +318,38 @@ impl KapsoApi for HttpKapsoApi {
         .await
     }
 
+    async fn upload_media(
+        &self,
+        upload: &MediaUpload,
+        chunks: FileChunks,
+        deadline: Instant,
+    ) -> CallOutcome<String> {
+        self.upload(upload, chunks, deadline).await
+    }
+
+    async fn media_metadata(
+        &self,
+        media: &MediaRef,
+        deadline: Instant,
+    ) -> CallOutcome<MediaMetadata> {
+        self.metadata(media, deadline).await
+    }
+
+    async fn open_media(
+        &self,
+        url: &str,
+        phone_number_id: &str,
+        deadline: Instant,
+    ) -> CallOutcome<MediaBody> {
+        self.open(url, phone_number_id, deadline).await
+    }
+
     fn stats(&self) -> ApiStats {
         self.counters.snapshot()
     }
 }
 
-fn log_call<T>(
+pub(super) fn log_call<T>(
     op: &'static str,
     phone_number_id: &str,
     http_status: Option<u16>,

@@ -4,8 +4,11 @@
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use kapso_gateway_proto::v1 as pb;
+
 use super::OutboundError;
 use crate::kapso_api::content::Content;
+use crate::model::EncodedContent;
 
 /// WhatsApp's limit on a text body, in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -46,6 +49,8 @@ pub struct SendMessage {
     /// A retry with the same key returns the first outcome without sending again.
     pub idempotency_key: String,
     pub content: Content,
+    /// The request's content as the message keeps it (`convert::encode_content`).
+    pub stored_content: Option<EncodedContent>,
     /// When the caller stops waiting; `None`: [`DEFAULT_DEADLINE`](super::DEFAULT_DEADLINE) from now.
     pub deadline: Option<Instant>,
 }
@@ -53,8 +58,15 @@ pub struct SendMessage {
 impl SendText {
     /// The same send as a [`SendMessage`] with text content: `SendText` has no path of its own.
     pub fn into_message(self) -> Result<SendMessage, OutboundError> {
+        let stored = pb::Content {
+            kind: Some(pb::content::Kind::Text(pb::TextContent {
+                body: self.text.clone(),
+                preview_url: self.preview_url,
+            })),
+        };
         Ok(SendMessage {
             content: Content::Text(super::content::text(self.text, self.preview_url)?),
+            stored_content: Some(crate::convert::encode_content(&stored)),
             to: self.to,
             phone_number_id: self.phone_number_id,
             conversation_id: self.conversation_id,
@@ -141,6 +153,7 @@ pub(super) struct CheckedSend {
     pub phone_number_id: Option<String>,
     pub conversation_id: String,
     pub content: Content,
+    pub stored_content: Option<EncodedContent>,
     pub reply_to: Option<String>,
     pub idempotency_key: Option<String>,
     /// Digest of the request as the caller gave it, to detect a key reused for another request.
@@ -208,6 +221,7 @@ impl SendMessage {
             phone_number_id,
             conversation_id,
             content: self.content,
+            stored_content: self.stored_content,
             reply_to,
             idempotency_key,
             fingerprint,
@@ -216,7 +230,7 @@ impl SendMessage {
 }
 
 /// A Meta phone number id goes into the URL path: only plain id characters pass.
-pub(super) fn check_phone_number_id(
+pub(crate) fn check_phone_number_id(
     field: &'static str,
     id: String,
 ) -> Result<String, OutboundError> {
@@ -234,7 +248,7 @@ pub(super) fn check_phone_number_id(
     }
 }
 
-pub(super) fn non_empty(value: &str) -> Option<String> {
+pub(crate) fn non_empty(value: &str) -> Option<String> {
     let value = value.trim();
     (!value.is_empty()).then(|| value.to_owned())
 }

@@ -34,7 +34,7 @@ impl Default for RetryPolicy {
 
 /// Whether an unknown outcome may be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Idempotent {
+pub(crate) enum Idempotent {
     /// Repeating the request has no further effect (mark-read): unknown outcomes are retried.
     Yes,
     /// Repeating could send twice: an unknown outcome ends the call.
@@ -45,7 +45,7 @@ impl RetryPolicy {
     /// Calls `call` until it is done, refused, unknown (unless `idempotent`), out of
     /// attempts, or the next wait would pass `deadline`. The last outcome is returned:
     /// `Retryable` then means "gave up".
-    pub(super) async fn run<T, F, Fut>(
+    pub(crate) async fn run<T, F, Fut>(
         &self,
         deadline: Instant,
         idempotent: Idempotent,

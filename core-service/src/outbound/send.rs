@@ -75,6 +75,7 @@ impl Outbound {
             text: checked.content.summary(),
             reply_to_message_id: checked.reply_to.clone().unwrap_or_default(),
             created_at: unix_now(),
+            content: checked.stored_content.clone(),
         };
         let owned = OwnedSend {
             store: self.store.clone(),

@@ -108,6 +108,7 @@ mod tests {
             idempotency_key: String::new(),
             timestamp,
             reply_to_message_id: String::new(),
+            content: None,
         }
     }
 

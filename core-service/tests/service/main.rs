@@ -12,6 +12,7 @@ mod auth;
 mod base_url;
 mod crash;
 mod otlp;
+mod media;
 mod outbound;
 mod replicas;
 mod shutdown;

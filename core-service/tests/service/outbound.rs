@@ -3,7 +3,9 @@
 
 use crate::fake_kapso;
 mod contact_conversation;
+mod mark_read_kinds;
 mod outbound_kinds;
+mod stored_content;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -23,9 +25,9 @@ use serde_json::json;
 use tokio::time::Instant;
 use tonic::{Code, Status};
 
-const NUMBER: &str = "1234567890";
+pub(crate) const NUMBER: &str = "1234567890";
 const CONTACT: &str = "15551234567";
-const KEY: &str = "sk_test_key";
+pub(crate) const KEY: &str = "sk_test_key";
 
 struct TestApp {
     kapso: FakeKapso,
@@ -80,13 +82,13 @@ fn outbound_for(
 }
 
 /// A whole core serving gRPC on 127.0.0.1:0, sending to `kapso`; stops when dropped.
-struct GrpcCore {
-    url: String,
+pub(crate) struct GrpcCore {
+    pub(crate) url: String,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn spawn_core(kapso: &FakeKapso) -> GrpcCore {
+pub(crate) async fn spawn_core(kapso: &FakeKapso) -> GrpcCore {
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}", dir.path().join("gateway.db").display());
     let base_url = kapso.base_url();
@@ -118,7 +120,7 @@ async fn spawn_core(kapso: &FakeKapso) -> GrpcCore {
 }
 
 impl GrpcCore {
-    async fn messaging(&self) -> MessagingClient<tonic::transport::Channel> {
+    pub(crate) async fn messaging(&self) -> MessagingClient<tonic::transport::Channel> {
         MessagingClient::connect(self.url.clone()).await.unwrap()
     }
 }

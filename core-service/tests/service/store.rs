@@ -69,6 +69,10 @@ macro_rules! all_store_tests {
                 resuming_from_a_pruned_position_is_out_of_range,
                 new_consumers_beyond_the_bound_are_refused,
                 check_writable_succeeds_on_a_healthy_store,
+                a_received_message_keeps_its_content,
+                a_received_message_fills_the_content_of_a_row_a_status_created,
+                a_send_keeps_the_content_it_began_with,
+                a_status_of_a_message_never_seen_has_no_content,
             ],
             reopening: [survives_reopen],
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use kapso_client::Client;
 
-use crate::{consumers, dev, messaging, send, webhook};
+use crate::{consumers, dev, media, messaging, send, webhook};
 
 /// Talk to the kapso-gateway core and send signed test webhooks to its adapter.
 ///
@@ -47,6 +47,9 @@ pub enum Command {
     /// prints the stored message as JSON.
     #[command(subcommand)]
     Send(send::SendCommand),
+    /// Upload or download media files through the core.
+    #[command(subcommand)]
+    Media(media::MediaCommand),
     /// Mark an inbound message read (blue ticks).
     MarkRead {
         /// The wamid of the inbound message.
@@ -254,6 +257,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dev(args) => dev::run(args).await,
         Command::SendText(args) => messaging::send_text(&connect().await?, args).await,
         Command::Send(command) => send::run(&connect().await?, command).await,
+        Command::Media(command) => media::run(&connect().await?, command).await,
         Command::MarkRead { message_id, typing } => {
             messaging::mark_read(&connect().await?, &message_id, typing).await
         }

@@ -4,11 +4,13 @@
 //!
 //! Modules: [`cli`] (flags and dispatch), [`messaging`] (commands against the
 //! core), [`consumers`] (`kapso consumer ...`), [`send`] (`kapso send KIND`),
-//! [`webhook`] (`kapso webhook send`), [`dev`] (`kapso dev`, a local Kapso).
+//! [`media`] (`kapso media upload|download`), [`webhook`] (`kapso webhook send`),
+//! [`dev`] (`kapso dev`, a local Kapso).
 
 mod cli;
 mod consumers;
 mod dev;
+mod media;
 mod messaging;
 mod send;
 mod webhook;

@@ -52,6 +52,9 @@ fn media_json(m: &Media) -> Value {
 
 fn template_json(t: &Template) -> Value {
     let mut o = json!({"name": t.name, "language": {"code": t.language}});
+    if t.deterministic_language {
+        o["language"]["policy"] = "deterministic".into();
+    }
     if !t.components.is_empty() {
         let components: Vec<Value> = t.components.iter().map(component_json).collect();
         o["components"] = Value::Array(components);
@@ -73,6 +76,8 @@ fn component_json(c: &TemplateComponent) -> Value {
             let sub_type = match sub_type {
                 ButtonType::QuickReply => "quick_reply",
                 ButtonType::Url => "url",
+                ButtonType::CopyCode => "copy_code",
+                ButtonType::Flow => "flow",
             };
             o.insert("sub_type".into(), sub_type.into());
             // Meta takes the index as a string or a number; its own examples use strings.
@@ -100,6 +105,25 @@ fn parameter_json(p: &TemplateParameter) -> Value {
             json!({"type": kind.as_str(), kind.as_str(): source_json(source)})
         }
         ParameterValue::Payload(payload) => json!({"type": "payload", "payload": payload}),
+        // Meta's template examples write the coordinates as strings.
+        ParameterValue::Location(l) => {
+            let mut location = json!({
+                "latitude": l.latitude.to_string(),
+                "longitude": l.longitude.to_string(),
+            });
+            insert_some(&mut location, "name", &l.name);
+            insert_some(&mut location, "address", &l.address);
+            json!({"type": "location", "location": location})
+        }
+        ParameterValue::CouponCode(code) => json!({"type": "coupon_code", "coupon_code": code}),
+        ParameterValue::FlowAction { token, data } => {
+            let mut action = json!({});
+            insert_some(&mut action, "flow_token", token);
+            if let Some(data) = data {
+                action["flow_action_data"] = Value::Object(data.clone());
+            }
+            json!({"type": "action", "action": action})
+        }
     };
     insert_some(&mut o, "parameter_name", &p.name);
     o

@@ -2,7 +2,7 @@
 
 use kapso_gateway_proto::v1 as pb;
 
-use super::{Checked, header_media, required};
+use super::{Checked, header_media, location, required};
 use crate::kapso_api::content::{
     ButtonType, ParameterValue, Template, TemplateComponent, TemplateParameter, TemplatePart,
 };
@@ -12,6 +12,7 @@ use crate::outbound::request::MAX_TEXT_CHARS;
 const MAX_TEMPLATE_NAME: usize = 512;
 
 pub(super) fn template(t: pb::TemplateContent) -> Checked<Template> {
+    let deterministic_language = t.language_policy() == pb::TemplateLanguagePolicy::Deterministic;
     let name = required("template.name", t.name, MAX_TEMPLATE_NAME)?;
     let language = required("template.language", t.language, 16)?;
     if !language
@@ -31,6 +32,7 @@ pub(super) fn template(t: pb::TemplateContent) -> Checked<Template> {
     Ok(Template {
         name,
         language,
+        deterministic_language,
         components,
     })
 }
@@ -43,10 +45,12 @@ fn component(c: pb::TemplateComponent) -> Checked<TemplateComponent> {
             sub_type: match c.button_type() {
                 pb::TemplateButtonType::QuickReply => ButtonType::QuickReply,
                 pb::TemplateButtonType::Url => ButtonType::Url,
+                pb::TemplateButtonType::CopyCode => ButtonType::CopyCode,
+                pb::TemplateButtonType::Flow => ButtonType::Flow,
                 pb::TemplateButtonType::Unspecified => {
                     return Err(OutboundError::invalid(
                         "template.components.button_type",
-                        "a button component must say QUICK_REPLY or URL",
+                        "a button component must say QUICK_REPLY, URL, COPY_CODE or FLOW",
                     ));
                 }
             },
@@ -112,11 +116,26 @@ fn parameter(part: TemplatePart, p: pb::TemplateParameter) -> Checked<TemplatePa
             },
             Some(V::Payload(payload)),
         ) => ParameterValue::Payload(required(FIELD, payload, MAX_TEXT_CHARS)?),
+        (TemplatePart::Header, Some(V::Location(l))) => ParameterValue::Location(location(l)?),
+        (
+            TemplatePart::Button {
+                sub_type: ButtonType::CopyCode,
+                ..
+            },
+            Some(V::CouponCode(code)),
+        ) => ParameterValue::CouponCode(coupon_code(code)?),
+        (
+            TemplatePart::Button {
+                sub_type: ButtonType::Flow,
+                ..
+            },
+            Some(V::Action(action)),
+        ) => flow_action(action)?,
         (part, Some(_)) => {
             return Err(OutboundError::invalid(
                 FIELD,
                 format!(
-                    "this parameter type does not fit a {} component (header: text or media; body: text, currency, date_time; URL button: text; quick reply: payload)",
+                    "this parameter type does not fit a {} component (header: text, media or location; body: text, currency, date_time; URL button: text; quick reply: payload; copy code: coupon_code; flow: action)",
                     match part {
                         TemplatePart::Header => "header",
                         TemplatePart::Body => "body",
@@ -130,6 +149,47 @@ fn parameter(part: TemplatePart, p: pb::TemplateParameter) -> Checked<TemplatePa
         name: (!p.parameter_name.is_empty()).then_some(p.parameter_name),
         value,
     })
+}
+
+/// Longest coupon code a copy-code button takes (Meta's limit).
+const MAX_COUPON_CODE: usize = 15;
+/// Longest flow token taken: an opaque id, not a payload.
+const MAX_FLOW_TOKEN: usize = 1024;
+
+/// Letters and digits only, as Meta takes them.
+fn coupon_code(code: String) -> Checked<String> {
+    let fits = (1..=MAX_COUPON_CODE).contains(&code.len())
+        && code.bytes().all(|b| b.is_ascii_alphanumeric());
+    if fits {
+        Ok(code)
+    } else {
+        Err(OutboundError::invalid(
+            "template.components.parameters.coupon_code",
+            format!("must be 1 to {MAX_COUPON_CODE} letters and digits"),
+        ))
+    }
+}
+
+/// A flow button's token (optional) and first-screen data (a JSON object, optional).
+fn flow_action(action: pb::TemplateFlowAction) -> Checked<ParameterValue> {
+    const FIELD: &str = "template.components.parameters.action";
+    let token = match action.flow_token.as_str() {
+        "" => None,
+        token => Some(required(FIELD, token.to_owned(), MAX_FLOW_TOKEN)?),
+    };
+    let data = match action.flow_action_data_json.trim() {
+        "" => None,
+        json => match serde_json::from_str::<serde_json::Value>(json) {
+            Ok(serde_json::Value::Object(data)) => Some(data),
+            _ => {
+                return Err(OutboundError::invalid(
+                    FIELD,
+                    "flow_action_data_json must be a JSON object",
+                ));
+            }
+        },
+    };
+    Ok(ParameterValue::FlowAction { token, data })
 }
 
 fn currency_code(code: String) -> Checked<String> {

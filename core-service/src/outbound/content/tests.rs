@@ -231,6 +231,7 @@ fn template_parameters_fit_their_component() {
         C::Template(pb::TemplateContent {
             name: "order_shipped".into(),
             language: "es_MX".into(),
+            language_policy: 0,
             components: vec![pb::TemplateComponent {
                 r#type: kind.into(),
                 button_type: button.into(),
@@ -278,4 +279,66 @@ fn template_parameters_fit_their_component() {
         t.language = "es MX".into();
     }
     invalid(bad_language);
+}
+
+#[test]
+fn template_extras_fit_only_their_component() {
+    use pb::TemplateButtonType as B;
+    use pb::TemplateComponentType as T;
+    use pb::template_parameter::Value as V;
+    let component = |kind: T, button: B, value| {
+        C::Template(pb::TemplateContent {
+            name: "store_offer".into(),
+            language: "es".into(),
+            language_policy: pb::TemplateLanguagePolicy::Deterministic.into(),
+            components: vec![pb::TemplateComponent {
+                r#type: kind.into(),
+                button_type: button.into(),
+                index: 0,
+                parameters: vec![pb::TemplateParameter {
+                    parameter_name: String::new(),
+                    value: Some(value),
+                }],
+            }],
+        })
+    };
+    let pin = |latitude| {
+        V::Location(pb::LocationContent {
+            latitude,
+            longitude: -70.66,
+            ..Default::default()
+        })
+    };
+    let flow = |data: &str| {
+        V::Action(pb::TemplateFlowAction {
+            flow_token: String::new(),
+            flow_action_data_json: data.into(),
+        })
+    };
+    assert!(parse(Some(component(T::Header, B::Unspecified, pin(-33.45)))).is_ok());
+    assert!(
+        parse(Some(component(
+            T::Button,
+            B::CopyCode,
+            V::CouponCode("SAVE20".into())
+        )))
+        .is_ok()
+    );
+    assert!(parse(Some(component(T::Button, B::Flow, flow("")))).is_ok());
+    assert!(parse(Some(component(T::Button, B::Flow, flow(r#"{"a":1}"#)))).is_ok());
+
+    invalid(component(T::Body, B::Unspecified, pin(-33.45)));
+    invalid(component(T::Header, B::Unspecified, pin(91.0)));
+    for code in ["SAVE-20", "", "SIXTEENCHARSLONG"] {
+        invalid(component(
+            T::Button,
+            B::CopyCode,
+            V::CouponCode(code.into()),
+        ));
+    }
+    invalid(component(T::Button, B::Url, V::CouponCode("SAVE20".into())));
+    invalid(component(T::Button, B::CopyCode, V::Text("SAVE20".into())));
+    invalid(component(T::Button, B::Flow, flow("[1]")));
+    invalid(component(T::Button, B::Flow, flow("{not json")));
+    invalid(component(T::Button, B::QuickReply, flow("")));
 }

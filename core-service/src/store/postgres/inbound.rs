@@ -11,7 +11,7 @@ use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Statement;
 
 use super::claim::{self, Stored, claim_and_append};
-use crate::model::NewEvent;
+use crate::model::{EncodedContent, NewEvent};
 use crate::store::StoreError;
 
 /// Stores `event`, a received message, claiming `delivery_key` first when
@@ -25,10 +25,19 @@ pub(super) async fn store(
 ) -> Result<Stored, StoreError> {
     let now = now_ms / 1000;
     let at = event.time_or(now);
-    claim::run(conn, stmt, event, delivery_key, now_ms, &[&at, &now]).await
+    let content = event.content.as_ref().map(EncodedContent::as_bytes);
+    claim::run(
+        conn,
+        stmt,
+        event,
+        delivery_key,
+        now_ms,
+        &[&at, &now, &content],
+    )
+    .await
 }
 
-/// `$16` the message's time and `$17` the request's, in seconds.
+/// `$16` the message's time and `$17` the request's, in seconds; `$18` its content.
 ///
 /// Merging into an existing row (a status webhook may have created it first)
 /// fills in only what the row lacks; the conversation's last inbound time only
@@ -45,8 +54,10 @@ pub(super) const STORE_RECEIVED: &str = claim_and_append!(
         last_inbound_at = GREATEST(c.last_inbound_at, excluded.last_inbound_at))",
     "message AS ( \
       INSERT INTO messages AS m (wamid, direction, conversation_id, phone_number_id, \
-        contact_phone, type, text, reply_to, status, timestamp, created_at, updated_at) \
-      SELECT $5, 'inbound', $6, $7, $8, $10, $11, $12, 'received', $16, $17::bigint, $17 \
+        contact_phone, type, text, reply_to, status, timestamp, created_at, updated_at, \
+        content) \
+      SELECT $5, 'inbound', $6, $7, $8, $10, $11, $12, 'received', $16, $17::bigint, $17, \
+        $18::bytea \
       FROM claimed \
       ON CONFLICT (wamid) DO UPDATE SET \
         conversation_id = CASE WHEN m.conversation_id = '' \
@@ -58,6 +69,7 @@ pub(super) const STORE_RECEIVED: &str = claim_and_append!(
         type = CASE WHEN m.type = '' THEN excluded.type ELSE m.type END, \
         text = CASE WHEN m.text = '' THEN excluded.text ELSE m.text END, \
         reply_to = CASE WHEN m.reply_to = '' THEN excluded.reply_to ELSE m.reply_to END, \
+        content = coalesce(m.content, excluded.content), \
         updated_at = excluded.updated_at \
       RETURNING id)",
     "history AS ( \

@@ -25,6 +25,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_conversations_by_contact",
         include_str!("../../../migrations/postgres/0003_conversations_by_contact.sql"),
     ),
+    (
+        "0004_message_content",
+        include_str!("../../../migrations/postgres/0004_message_content.sql"),
+    ),
 ];
 
 /// Advisory lock key held while migrating ("kapso" + 2).

@@ -8,7 +8,7 @@
 use deadpool_postgres::ClientWrapper;
 
 use super::{rows, unix_ms};
-use crate::model::{Message, SendClaim, SendIntent, SendResult};
+use crate::model::{EncodedContent, Message, SendClaim, SendIntent, SendResult};
 use crate::status::MessageStatus;
 use crate::store::{Move, StoreError};
 
@@ -21,8 +21,8 @@ pub(super) async fn begin_send(
         .prepare_cached(
             "INSERT INTO messages (gateway_id, idempotency_key, fingerprint, direction, \
              conversation_id, phone_number_id, contact_phone, type, text, reply_to, status, \
-             timestamp, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'outbound', $4, $5, $6, $10, $7, $8, 'accepted', $9, $9, $9) \
+             timestamp, created_at, updated_at, content) \
+             VALUES ($1, $2, $3, 'outbound', $4, $5, $6, $10, $7, $8, 'accepted', $9, $9, $9, $11) \
              ON CONFLICT DO NOTHING RETURNING id",
         )
         .await?;
@@ -40,6 +40,7 @@ pub(super) async fn begin_send(
                 &intent.reply_to_message_id,
                 &intent.created_at,
                 &intent.message_type,
+                &intent.content.as_ref().map(EncodedContent::as_bytes),
             ],
         )
         .await?;

@@ -9,7 +9,7 @@ use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::model::{Direction, Message, NewEvent, StatusRecord, StoredEvent};
+use crate::model::{Direction, EncodedContent, Message, NewEvent, StatusRecord, StoredEvent};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
 use crate::store::json_columns;
@@ -22,7 +22,8 @@ macro_rules! message_columns {
          m.phone_number_id, m.contact_phone, m.type, m.text, m.reply_to, m.status, \
          m.errors_json, m.timestamp, \
          ARRAY(SELECT h.status FROM status_history h WHERE h.message_id = m.id ORDER BY h.status), \
-         ARRAY(SELECT h.timestamp FROM status_history h WHERE h.message_id = m.id ORDER BY h.status)"
+         ARRAY(SELECT h.timestamp FROM status_history h WHERE h.message_id = m.id ORDER BY h.status), \
+         m.content"
     };
 }
 pub(super) use message_columns;
@@ -124,6 +125,9 @@ pub(super) fn message_from_row(row: &Row) -> Result<(i64, Message), StoreError> 
         gateway_id: gateway_id.unwrap_or_default(),
         idempotency_key: row.try_get::<_, Option<String>>(3)?.unwrap_or_default(),
         timestamp: row.try_get(13)?,
+        content: row
+            .try_get::<_, Option<Vec<u8>>>(16)?
+            .map(EncodedContent::from_bytes),
     };
     Ok((row.try_get(0)?, message))
 }
@@ -186,6 +190,7 @@ pub(super) fn event_from_row(row: &Row) -> Result<StoredEvent, StoreError> {
             timestamp: row.try_get(11)?,
             statuses,
             payload_json: row.try_get(13)?,
+            content: None,
         },
     })
 }

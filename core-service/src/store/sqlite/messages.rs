@@ -6,7 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows;
-use crate::model::{Direction, MetaError, NewEvent};
+use crate::model::{Direction, EncodedContent, MetaError, NewEvent};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
 use crate::store::reported_statuses::{
@@ -33,6 +33,7 @@ pub(super) fn record_inbound(
                    type = CASE WHEN type = '' THEN ?2 ELSE type END, \
                    text = CASE WHEN text = '' THEN ?3 ELSE text END, \
                    reply_to = CASE WHEN reply_to = '' THEN ?4 ELSE reply_to END, \
+                   content = coalesce(content, ?6), \
                    updated_at = ?5 \
                  WHERE id = ?1",
             )?
@@ -41,7 +42,8 @@ pub(super) fn record_inbound(
                 event.message_type,
                 event.text,
                 event.reply_to_message_id,
-                now
+                now,
+                event.content.as_ref().map(EncodedContent::as_bytes)
             ])?;
             fill_in_identity(conn, row, event)?;
             row
@@ -50,8 +52,9 @@ pub(super) fn record_inbound(
         None => {
             conn.prepare_cached(
                 "INSERT INTO messages (wamid, direction, conversation_id, phone_number_id, \
-                 contact_phone, type, text, reply_to, status, timestamp, created_at, updated_at) \
-                 VALUES (?1, 'inbound', ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8, ?9, ?9)",
+                 contact_phone, type, text, reply_to, status, timestamp, created_at, updated_at, \
+                 content) \
+                 VALUES (?1, 'inbound', ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8, ?9, ?9, ?10)",
             )?
             .execute(params![
                 event.message_id,
@@ -62,7 +65,8 @@ pub(super) fn record_inbound(
                 event.text,
                 event.reply_to_message_id,
                 at,
-                now
+                now,
+                event.content.as_ref().map(EncodedContent::as_bytes)
             ])?;
             conn.last_insert_rowid()
         }

@@ -57,6 +57,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/sqlite/0006_conversations_by_contact.sql"),
         data: None,
     },
+    Migration {
+        name: "0007_message_content",
+        sql: include_str!("../../../migrations/sqlite/0007_message_content.sql"),
+        data: None,
+    },
 ];
 
 /// How long a connection waits for a lock held by another before failing.

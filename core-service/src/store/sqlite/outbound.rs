@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::messages::record_history;
 use super::{rows, unix_ms};
-use crate::model::{Message, SendClaim, SendIntent, SendResult};
+use crate::model::{EncodedContent, Message, SendClaim, SendIntent, SendResult};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
 
@@ -21,8 +21,8 @@ pub(super) fn begin_send(conn: &Connection, intent: &SendIntent) -> Result<SendC
         .prepare_cached(
             "INSERT INTO messages (gateway_id, idempotency_key, fingerprint, direction, \
              conversation_id, phone_number_id, contact_phone, type, text, reply_to, status, \
-             timestamp, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, 'outbound', ?4, ?5, ?6, ?10, ?7, ?8, 'accepted', ?9, ?9, ?9) \
+             timestamp, created_at, updated_at, content) \
+             VALUES (?1, ?2, ?3, 'outbound', ?4, ?5, ?6, ?10, ?7, ?8, 'accepted', ?9, ?9, ?9, ?11) \
              ON CONFLICT DO NOTHING RETURNING id",
         )?
         .query_row(
@@ -36,7 +36,8 @@ pub(super) fn begin_send(conn: &Connection, intent: &SendIntent) -> Result<SendC
                 intent.text,
                 intent.reply_to_message_id,
                 intent.created_at,
-                intent.message_type
+                intent.message_type,
+                intent.content.as_ref().map(EncodedContent::as_bytes)
             ],
             |r| r.get(0),
         )

@@ -4,7 +4,7 @@
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row};
 
-use crate::model::{Direction, Message, NewEvent, StatusRecord, StoredEvent};
+use crate::model::{Direction, EncodedContent, Message, NewEvent, StatusRecord, StoredEvent};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
 use crate::store::json_columns;
@@ -14,7 +14,7 @@ pub(super) use crate::store::json_columns::{encode_errors, encode_statuses};
 macro_rules! message_columns {
     () => {
         "id, wamid, gateway_id, idempotency_key, direction, conversation_id, phone_number_id, \
-         contact_phone, type, text, reply_to, status, errors_json, timestamp"
+         contact_phone, type, text, reply_to, status, errors_json, timestamp, content"
     };
 }
 pub(super) use message_columns;
@@ -68,6 +68,9 @@ pub(super) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, Message)
         gateway_id: gateway_id.unwrap_or_default(),
         idempotency_key: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
         timestamp: row.get(13)?,
+        content: row
+            .get::<_, Option<Vec<u8>>>(14)?
+            .map(EncodedContent::from_bytes),
     };
     Ok((row.get(0)?, message))
 }
@@ -145,6 +148,7 @@ pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
             timestamp: row.get(11)?,
             statuses,
             payload_json: row.get(13)?,
+            content: None,
         },
     })
 }

@@ -1,6 +1,8 @@
 //! A fake Kapso Meta proxy on a real socket: records every request (headers and
 //! JSON body) and answers from a script, one reply per request, falling back to
-//! success when the script is empty.
+//! success when the script is empty. Its media endpoints are in [`media`].
+
+mod media;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -65,7 +67,12 @@ struct Inner {
     requests: Mutex<Vec<Recorded>>,
     script: Mutex<VecDeque<Reply>>,
     wamids: AtomicU64,
+    /// `host:port` the fake listens on, for the URLs it hands out.
+    host: Mutex<String>,
+    media: media::MediaState,
 }
+
+pub use media::Served;
 
 /// Handle to a running fake; the server stops when the test's runtime ends.
 #[derive(Clone)]
@@ -91,11 +98,13 @@ impl FakeKapso {
     pub fn serve(listener: TcpListener) -> FakeKapso {
         let addr = listener.local_addr().unwrap();
         let inner = Arc::new(Inner::default());
+        *inner.host.lock().unwrap() = addr.to_string();
         let app = Router::new()
             .route(
                 "/meta/whatsapp/v24.0/{phone_number_id}/messages",
                 post(messages),
             )
+            .merge(media::routes())
             .with_state(inner.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeKapso { addr, inner }

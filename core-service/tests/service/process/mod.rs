@@ -104,6 +104,24 @@ impl Core {
         core
     }
 
+    /// As [`start`](Core::start), with everything it writes (stdout and
+    /// stderr) going to the file `log`.
+    pub async fn start_logging(db: &Path, env: &[(&str, &str)], log: &Path) -> Core {
+        let file = std::fs::File::create(log).expect("create the log file");
+        let addr = free_port();
+        let child = command(addr, db, env)
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("start kapso-core");
+        let core = Core {
+            addr,
+            child: Some(child),
+        };
+        core.wait_serving().await;
+        core
+    }
+
     /// Starts the binary over `db` expecting it to refuse: waits (bounded)
     /// for it to exit and returns how, with what it wrote to stderr. A core
     /// that starts serving instead is killed and the test fails.

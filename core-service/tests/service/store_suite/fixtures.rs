@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
+use kapso_core::convert::encode_content;
 use kapso_core::model::{
-    Claim, Delivery, Direction, EventFilter, MetaError, NewEvent, Receipt, SendIntent,
-    StatusUpdate, StoredEvent,
+    Claim, Delivery, Direction, EncodedContent, EventFilter, MetaError, NewEvent, Receipt,
+    SendIntent, StatusUpdate, StoredEvent,
 };
 use kapso_core::status::MessageStatus;
 use kapso_core::store::{Store, StoreError};
+use kapso_gateway_proto::v1 as pb;
 
 /// The business number's Meta id.
 pub const PHONE_NUMBER_ID: &str = "647015955153740";
@@ -31,7 +33,20 @@ pub fn received(wamid: &str, conversation_id: &str, text: &str, timestamp: i64) 
         payload_json: format!(
             r#"{{"message":{{"id":"{wamid}","timestamp":"{timestamp}","type":"text","from":"{CONTACT}","text":{{"body":"{text}"}},"kapso":{{"direction":"inbound"}}}},"conversation":{{"id":"{conversation_id}"}},"phone_number_id":"{PHONE_NUMBER_ID}"}}"#
         ),
+        // What ingest reads from the payload is left to the cases about it:
+        // the log keeps the payload, not this, so events read back have none.
+        content: None,
     }
+}
+
+/// A text's typed content as ingest and sends store it.
+pub fn text_content(body: &str) -> EncodedContent {
+    encode_content(&pb::Content {
+        kind: Some(pb::content::Kind::Text(pb::TextContent {
+            body: body.into(),
+            preview_url: false,
+        })),
+    })
 }
 
 /// `whatsapp.message.<name>` for an outbound message, as Kapso reports statuses.
@@ -52,6 +67,7 @@ pub fn status(wamid: &str, name: &str, timestamp: i64) -> NewEvent {
         payload_json: format!(
             r#"{{"message":{{"id":"{wamid}","kapso":{{"direction":"outbound","status":"{name}","statuses":[{{"id":"{wamid}","status":"{name}","timestamp":"{timestamp}","recipient_id":"{CONTACT}"}}]}}}},"phone_number_id":"{PHONE_NUMBER_ID}"}}"#
         ),
+        content: None,
     }
 }
 
@@ -112,6 +128,7 @@ pub fn intent(gateway_id: &str, key: &str, fingerprint: &str) -> SendIntent {
             .as_secs()
             .try_into()
             .unwrap(),
+        content: Some(text_content("Your order has shipped")),
     }
 }
 

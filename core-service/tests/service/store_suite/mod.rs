@@ -1,10 +1,12 @@
 //! The backend-agnostic `Store` suite: every backend must pass every case.
 //! Here: the event log (de-duplication, sequences, replay, durability);
-//! message state and sends are in [`messages`] and [`outbound`].
+//! message state and sends are in [`messages`] and [`outbound`], the content
+//! a message keeps in [`content`].
 //!
 //! Each case takes a fresh, empty store (except [`survives_reopen`], which
 //! takes a way to open the same database again).
 
+mod content;
 mod fixtures;
 mod messages;
 mod outbound;
@@ -16,6 +18,7 @@ use kapso_core::model::{Claim, EventFilter, Receipt};
 use kapso_core::status::MessageStatus;
 use kapso_core::store::{MAX_CONSUMERS, Store, StoreError};
 
+pub use content::*;
 pub use fixtures::*;
 pub use messages::*;
 pub use outbound::*;

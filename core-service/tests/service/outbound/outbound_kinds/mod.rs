@@ -18,6 +18,9 @@ fn send(content: C) -> SendMessage {
         conversation_id: String::new(),
         reply_to_message_id: String::new(),
         idempotency_key: String::new(),
+        stored_content: Some(kapso_core::convert::encode_content(
+            &kapso_core::convert::send_content_to_pb(content.clone()),
+        )),
         content: content::parse(Some(content)).expect("valid content"),
         deadline: None,
     }
@@ -118,6 +121,7 @@ async fn template_body_is_exact() {
                 vec![param("", V::Payload("STOP_PROMOS".into()))],
             ),
         ],
+        ..Default::default()
     };
     let body = body_of(C::Template(template), "template").await;
     assert_eq!(
@@ -139,6 +143,68 @@ async fn template_body_is_exact() {
     );
 }
 
+/// 3.2's extras: a deterministic language, a location header, a copy-code
+/// button and a flow button, each as Meta documents it.
+#[tokio::test]
+async fn template_extras_body_is_exact() {
+    use pb::TemplateButtonType as B;
+    use pb::TemplateComponentType as T;
+    use pb::template_parameter::Value as V;
+    let component = |kind: T, button: B, index, value| pb::TemplateComponent {
+        r#type: kind.into(),
+        button_type: button.into(),
+        index,
+        parameters: vec![pb::TemplateParameter {
+            parameter_name: String::new(),
+            value: Some(value),
+        }],
+    };
+    let template = pb::TemplateContent {
+        name: "store_offer".into(),
+        language: "es".into(),
+        language_policy: pb::TemplateLanguagePolicy::Deterministic.into(),
+        components: vec![
+            component(
+                T::Header,
+                B::Unspecified,
+                0,
+                V::Location(pb::LocationContent {
+                    latitude: 19.4326,
+                    longitude: -99.1332,
+                    name: "Tienda Centro".into(),
+                    address: "Av. Juárez 10, CDMX".into(),
+                    url: String::new(),
+                }),
+            ),
+            component(T::Button, B::CopyCode, 0, V::CouponCode("SAVE20".into())),
+            component(
+                T::Button,
+                B::Flow,
+                1,
+                V::Action(pb::TemplateFlowAction {
+                    flow_token: "order-1042".into(),
+                    flow_action_data_json: r#"{"screen_data":{"order":1042}}"#.into(),
+                }),
+            ),
+        ],
+    };
+    let body = body_of(C::Template(template), "template").await;
+    assert_eq!(
+        body,
+        envelope(
+            "template",
+            json!({
+   "name":"store_offer","language":{"code":"es","policy":"deterministic"},
+   "components":[
+     {"type":"header","parameters":[{"type":"location","location":{
+        "latitude":"19.4326","longitude":"-99.1332","name":"Tienda Centro","address":"Av. Juárez 10, CDMX"}}]},
+     {"type":"button","sub_type":"copy_code","index":"0","parameters":[{"type":"coupon_code","coupon_code":"SAVE20"}]},
+     {"type":"button","sub_type":"flow","index":"1","parameters":[{"type":"action","action":{
+        "flow_token":"order-1042","flow_action_data":{"screen_data":{"order":1042}}}}]}]})
+        )
+    );
+}
+
 /// 3.2, the minimal example: no components at all.
 #[tokio::test]
 async fn template_without_variables_has_no_components() {
@@ -146,6 +212,7 @@ async fn template_without_variables_has_no_components() {
         name: "hello_world".into(),
         language: "en_US".into(),
         components: Vec::new(),
+        ..Default::default()
     };
     let body = body_of(C::Template(template), "template").await;
     assert_eq!(
@@ -466,7 +533,7 @@ async fn outside_the_window_only_templates_go_out() {
     let template = C::Template(pb::TemplateContent {
         name: "hello_world".into(),
         language: "en_US".into(),
-        components: Vec::new(),
+        ..Default::default()
     });
     let message = app.outbound.send_message(send(template)).await.unwrap();
     assert_eq!(message.message_type, "template");
