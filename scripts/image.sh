@@ -123,7 +123,10 @@ assemble() {
   printf 'root:x:0:0:root:/root:/sbin/nologin\nkapso:x:%s:%s:kapso-gateway:%s:/sbin/nologin\n' \
     "$APP_UID" "$APP_UID" "$DATA_DIR" >"$root/etc/passwd"
   printf 'root:x:0:\nkapso:x:%s:\n' "$APP_UID" >"$root/etc/group"
-  chmod 0644 "$root/etc/passwd" "$root/etc/group"
+  # /etc/hosts first, then DNS: written down rather than left to the C library's
+  # default, which older glibc orders the other way round.
+  printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
+  chmod 0644 "$root/etc/passwd" "$root/etc/group" "$root/etc/nsswitch.conf"
   chmod 1777 "$root/tmp"
   chmod 0700 "$root$DATA_DIR"
   # Fixed owners and times: the same binaries give the same layer.
@@ -246,6 +249,7 @@ check_image() {
   expected="$(
     cat <<EOF
 0/0 -rw-r--r-- etc/group
+0/0 -rw-r--r-- etc/nsswitch.conf
 0/0 -rw-r--r-- etc/passwd
 0/0 -rwxr-xr-x usr/local/bin/kapso
 0/0 -rwxr-xr-x usr/local/bin/kapso-adapter
@@ -264,7 +268,7 @@ EOF
   expected="$(sort <<<"$expected")"
   [[ "$files" == "$expected" ]] || die "the image's files differ from the expected ones:
 $(diff <(echo "$expected") <(echo "$files") || true)"
-  ok "holds the four binaries, /etc/passwd and /etc/group, /tmp and $DATA_DIR (owned by $APP_UID), nothing else"
+  ok "holds the four binaries, /etc/passwd, group and nsswitch.conf, /tmp and $DATA_DIR (owned by $APP_UID), nothing else"
 }
 
 check_gateway() {
@@ -331,13 +335,18 @@ check_halves() {
   for _ in $(seq 40); do grep -q ready "$WORK/dns.log" && break; sleep 0.25; done
   grep -q ready "$WORK/dns.log" || die "the DNS server did not start on 127.0.0.1:53: $(cat "$WORK/dns.log")"
   echo "nameserver 127.0.0.1" >"$WORK/resolv.conf"
-  out="$("$ENGINE" run --rm "${RUN_FLAGS[@]}" \
-    --volume "$WORK/resolv.conf:/etc/resolv.conf:ro" \
-    "$IMAGE" kapso --core-url "http://dns.kapso.test:$core" get wamid.123)" ||
-    die "kapso in the image could not reach the core at dns.kapso.test: $out"
-  grep -q '"wamid.123"' <<<"$out" || die "kapso get in the image did not find the message: $out"
+  for name in dns.kapso.test hosts.kapso.test; do
+    out="$("$ENGINE" run --rm "${RUN_FLAGS[@]}" --add-host hosts.kapso.test:127.0.0.1 \
+      --volume "$WORK/resolv.conf:/etc/resolv.conf:ro" \
+      "$IMAGE" kapso --core-url "http://$name:$core" get wamid.123)" ||
+      die "kapso in the image could not reach the core at $name: $out"
+    grep -q '"wamid.123"' <<<"$out" || die "kapso get in the image did not find the message: $out"
+  done
   grep -q 'query dns.kapso.test type 1' "$WORK/dns.log" || die "the DNS server was not asked"
   ok "kapso in the image reaches the core at dns.kapso.test, a name only the DNS server knows"
+  # The DNS server answers NXDOMAIN for it: found only if /etc/hosts comes first.
+  ! grep -q 'hosts.kapso.test' "$WORK/dns.log" || die "hosts.kapso.test was asked of DNS before /etc/hosts"
+  ok "and at hosts.kapso.test from /etc/hosts, which is read before DNS"
   stop_cleanly adapter
   stop_cleanly core
 }
