@@ -11,8 +11,8 @@
 # Environment:
 #   IMAGE             the image's name (default kapso-gateway:latest)
 #   CONTAINER_ENGINE  podman or docker (default: podman when installed, else docker)
-#   IMAGE_PROFILE     cargo profile of the binaries (default `image`: release without
-#                     LTO, stripped; `release` adds LTO, for a longer build)
+# The binaries come from cargo's `image` profile (Cargo.toml); cargo's own variables
+# change it, e.g. CARGO_PROFILE_IMAGE_OPT_LEVEL=3 for speed over size.
 #
 # Why the binaries need nothing from the image:
 #   - glibc is linked in (`-C target-feature=+crt-static`). The explicit --target keeps
@@ -41,8 +41,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IMAGE="${IMAGE:-kapso-gateway:latest}"
-PROFILE="${IMAGE_PROFILE:-image}"
 TARGET=x86_64-unknown-linux-gnu
+# Where cargo puts the binaries of the `image` profile for $TARGET.
+BIN_DIR="target/$TARGET/image"
 BINARIES=(kapso-gateway kapso-core kapso-adapter kapso)
 # The image's user, as the Containerfile's USER and the manifests' runAsUser.
 APP_UID=65532
@@ -80,13 +81,6 @@ choose_engine() {
     RUN_FLAGS+=(--read-only-tmpfs=false)
     if command -v runc >/dev/null; then RUN_FLAGS+=(--runtime runc); fi
   fi
-}
-
-# Where cargo puts the binaries of $PROFILE for $TARGET.
-bin_dir() {
-  local dir="$PROFILE"
-  [[ "$PROFILE" == dev ]] && dir=debug
-  echo "target/$TARGET/$dir"
 }
 
 # --- build -------------------------------------------------------------------------
@@ -142,10 +136,10 @@ build() {
   check_no_system_roots
   local flags=()
   for bin in "${BINARIES[@]}"; do flags+=(--bin "$bin"); done
-  echo "image: cargo build --profile $PROFILE --target $TARGET, glibc linked statically"
+  echo "image: cargo build --profile image --target $TARGET, glibc linked statically"
   RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --locked --profile "$PROFILE" --target "$TARGET" "${flags[@]}"
-  assemble target/image-context "$(bin_dir)"
+    cargo build --locked --profile image --target "$TARGET" "${flags[@]}"
+  assemble target/image-context "$BIN_DIR"
   "$ENGINE" build --file Containerfile --tag "$IMAGE" target/image-context
   echo "image: built $IMAGE with $ENGINE, $(image_size) bytes"
 }
@@ -168,7 +162,7 @@ image_size() {
 #     only a DNS server in its resolv.conf knows.
 run_test() {
   "$ENGINE" image inspect "$IMAGE" >/dev/null 2>&1 || die "no image $IMAGE: run scripts/image.sh build"
-  CLI="$(bin_dir)/kapso"
+  CLI="$BIN_DIR/kapso"
   [[ -x "$CLI" ]] || die "no $CLI: run scripts/image.sh build"
   command -v curl >/dev/null || die "curl is not installed"
   command -v psql >/dev/null || die "psql is not installed (Debian: apt-get install -y postgresql-client)"
