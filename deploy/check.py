@@ -21,6 +21,9 @@ For each shape under deploy/kubernetes/ it checks:
     SERVING, tcpSocket for a connection. A signed webhook must be stored (so the
     adapter's token is one the core accepts), and SIGTERM must end both within the
     grace period.
+  - the pod spec against the image (the Containerfile and scripts/image.sh): the pod's
+    user and group are the image's USER, the SQLite claim is mounted on the image's
+    data VOLUME, and every command is a binary the image holds.
 Then every metric the Grafana dashboard queries must be exported by the binaries.
 """
 
@@ -287,6 +290,51 @@ def check_shape(c: Checks, shape: str, deployment: dict, listed: list[dict]) -> 
                          for p in d["spec"]["ports"]}
         c.check(any(port == 8000 for _, port in service_ports) and any(port == 50051 for _, port in service_ports),
                 f"postgres: Services for the webhook (8000) and the gRPC API (50051): {sorted(service_ports)}")
+
+
+def image_spec(repo: Path) -> dict:
+    """The user, data volume and binaries of the image, as the Containerfile and
+    scripts/image.sh define them; None for what they do not say."""
+    containerfile = (repo / "Containerfile").read_text()
+    user = re.search(r"^USER (\d+):(\d+)\s*$", containerfile, re.M)
+    volume = re.search(r'^VOLUME \["([^"]+)"\]\s*$', containerfile, re.M)
+    binaries = re.search(r"^BINARIES=\(([^)]*)\)\s*$", (repo / "scripts/image.sh").read_text(), re.M)
+    return {
+        "uid": int(user.group(1)) if user else None,
+        "gid": int(user.group(2)) if user else None,
+        "volume": volume.group(1) if volume else None,
+        "binaries": set(binaries.group(1).split()) if binaries else set(),
+    }
+
+
+def check_image(c: Checks, shape: str, deployment: dict, image: dict) -> None:
+    pod = deployment["spec"]["template"]["spec"]
+    psc = pod.get("securityContext", {})
+    c.check(
+        image["uid"] is not None
+        and (psc.get("runAsUser"), psc.get("runAsGroup")) == (image["uid"], image["gid"]),
+        f"{shape}: the pod runs as the image's user {image['uid']}:{image['gid']}",
+        f"runAsUser {psc.get('runAsUser')}, runAsGroup {psc.get('runAsGroup')}",
+    )
+    claims = {v["name"] for v in pod.get("volumes", []) if "persistentVolumeClaim" in v}
+    for ctr in pod["containers"]:
+        cname = f"{shape}/{ctr['name']}"
+        c.check(
+            ctr["command"][0] in image["binaries"],
+            f"{cname}: command {ctr['command'][0]} is a binary of the image",
+            f"the image holds {sorted(image['binaries'])}",
+        )
+        for mount in ctr.get("volumeMounts", []):
+            if mount["name"] in claims:
+                c.check(
+                    mount["mountPath"] == image["volume"],
+                    f"{cname}: the claim is mounted on the image's data volume {image['volume']}",
+                    mount["mountPath"],
+                )
+                c.check(
+                    psc.get("fsGroup") == image["gid"],
+                    f"{cname}: fsGroup {psc.get('fsGroup')} lets the image's user write the claim",
+                )
 
 
 def check_env_and_ports(c: Checks, deployment: dict, helps: dict) -> None:
@@ -607,6 +655,7 @@ def main() -> int:
 
     print("== schema validator")
     self_test(c)
+    image = image_spec(repo)
     exported: set[str] = set()
     scratch = Path(tempfile.mkdtemp(prefix="kapso-deploy-check."))
     shapes = sorted(p for p in (repo / "deploy/kubernetes").iterdir() if p.is_dir())
@@ -636,6 +685,8 @@ def main() -> int:
         print(f"== {shape}: pod rules")
         check_pod_rules(c, deployment, set(secret), listed)
         check_shape(c, shape, deployment, listed)
+        print(f"== {shape}: against the image (Containerfile, scripts/image.sh)")
+        check_image(c, shape, deployment, image)
         print(f"== {shape}: environment and ports against the binaries in {bin_dir}")
         check_env_and_ports(c, deployment, helps)
         print(f"== {shape}: the pod's containers run, probed as the kubelet would")
