@@ -1,5 +1,6 @@
 //! The core's integration tests, one binary: the store suite on both backends,
-//! the gRPC services over real sockets, and the `kapso-core` process itself.
+//! the two backends against each other on random scripts, the gRPC services
+//! over real sockets, and the `kapso-core` process itself.
 
 mod cluster;
 mod fake_kapso;
@@ -14,4 +15,5 @@ mod outbound;
 mod replicas;
 mod shutdown;
 mod store;
+mod store_differential;
 mod watch;
