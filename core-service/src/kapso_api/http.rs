@@ -119,8 +119,8 @@ impl HttpKapsoApi {
         };
         let started = Instant::now();
         let span = call_span(op, &self.base_url);
-        let mut request =
-            build(&self.client, self.request_timeout.min(remaining)).header("X-API-Key", api_key.expose());
+        let mut request = build(&self.client, self.request_timeout.min(remaining))
+            .header("X-API-Key", api_key.expose());
         // Kapso sees the call as part of the caller's trace.
         if let Some(traceparent) = spans::traceparent(&span) {
             request = request.header(TRACEPARENT, traceparent.to_string());

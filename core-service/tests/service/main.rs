@@ -1,6 +1,7 @@
 //! The core's integration tests, one binary: the store suite on both backends,
-//! the gRPC services over real sockets, and the `kapso-core` process itself
-//! (its trace export included).
+//! the two backends against each other on random scripts, the gRPC services
+//! over real sockets, and the `kapso-core` process itself (its trace export
+//! included).
 
 mod cluster;
 mod fake_kapso;
@@ -11,10 +12,11 @@ mod store_suite;
 mod auth;
 mod base_url;
 mod crash;
-mod otlp;
 mod media;
+mod otlp;
 mod outbound;
 mod replicas;
 mod shutdown;
 mod store;
+mod store_differential;
 mod watch;

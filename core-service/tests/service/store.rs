@@ -58,6 +58,7 @@ macro_rules! all_store_tests {
                 status_before_send_response_is_merged,
                 unknown_outcome_is_settled_by_status_webhook,
                 a_wrongly_settled_send_is_corrected_by_the_send_responses,
+                a_send_answered_with_another_wamid_than_guessed_leaves_the_guess_known,
                 a_delivery_of_statuses_ends_as_its_events_would_one_by_one,
                 message_lookup_by_wamid_gateway_id_and_key,
                 failed_send_is_terminal_and_keeps_api_errors,

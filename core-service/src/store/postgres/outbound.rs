@@ -126,16 +126,22 @@ pub(super) async fn finish_send(
 ) -> Result<Message, StoreError> {
     let now = unix_ms() / 1000;
     let stmt = conn
-        .prepare_cached("SELECT id, status FROM messages WHERE gateway_id = $1 FOR UPDATE")
+        .prepare_cached("SELECT id, status, wamid FROM messages WHERE gateway_id = $1 FOR UPDATE")
         .await?;
     let row = conn
         .query_opt(&stmt, &[&gateway_id])
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("unknown gateway id {gateway_id}")))?;
-    let (id, current): (i64, MessageStatus) =
-        (row.try_get(0)?, rows::parse_status(row.try_get(1)?)?);
+    let (id, current, held): (i64, MessageStatus, Option<String>) = (
+        row.try_get(0)?,
+        rows::parse_status(row.try_get(1)?)?,
+        row.try_get(2)?,
+    );
     match result {
         SendResult::Sent { wamid } => {
+            if let Some(guessed) = held.filter(|held| held != wamid) {
+                give_the_guess_a_row(conn, id, &guessed, now).await?;
+            }
             let status = merge_webhook_row(conn, id, wamid)
                 .await?
                 .map_or(current, |s| current.advance(s))
@@ -177,6 +183,33 @@ pub(super) async fn finish_send(
         SendResult::Unknown => {}
     }
     rows::load_message(conn, id).await
+}
+
+/// The send `id` holds `guessed`, a webhook's guess (same number, contact
+/// and text), and Kapso answered with another wamid: the guess was wrong, and
+/// `guessed` gets a row of its own, which the send Kapso later answers with
+/// it absorbs. The statuses the guess applied stay with the send, as when
+/// another send's answer takes a guess back.
+async fn give_the_guess_a_row(
+    conn: &ClientWrapper,
+    id: i64,
+    guessed: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    // Two statements: the wamid is unique, and the CTEs of one statement
+    // run in no set order.
+    let release = conn
+        .prepare_cached("UPDATE messages SET wamid = NULL WHERE id = $1")
+        .await?;
+    conn.execute(&release, &[&id]).await?;
+    let own_row = conn
+        .prepare_cached(
+            "INSERT INTO messages (wamid, direction, status, timestamp, created_at, updated_at) \
+             VALUES ($1, 'outbound', 'accepted', $2, $2, $2)",
+        )
+        .await?;
+    conn.execute(&own_row, &[&guessed, &now]).await?;
+    Ok(())
 }
 
 /// Folds a row a status webhook created for `wamid` (before the send response

@@ -120,15 +120,18 @@ pub(super) fn finish_send(
     result: &SendResult,
 ) -> Result<Message, StoreError> {
     let now = unix_ms() / 1000;
-    let (id, current): (i64, MessageStatus) = conn
-        .prepare_cached("SELECT id, status FROM messages WHERE gateway_id = ?1")?
+    let (id, current, held): (i64, MessageStatus, Option<String>) = conn
+        .prepare_cached("SELECT id, status, wamid FROM messages WHERE gateway_id = ?1")?
         .query_row([gateway_id], |r| {
-            Ok((r.get(0)?, rows::status_column(r, 1)?))
+            Ok((r.get(0)?, rows::status_column(r, 1)?, r.get(2)?))
         })
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("unknown gateway id {gateway_id}")))?;
     match result {
         SendResult::Sent { wamid } => {
+            if let Some(guessed) = held.filter(|held| held != wamid) {
+                give_the_guess_a_row(conn, id, &guessed, now)?;
+            }
             let status =
                 merge_webhook_row(conn, id, wamid)?.map_or(current, |s| current.advance(s));
             conn.prepare_cached(
@@ -216,10 +219,32 @@ fn merge_webhook_row(
     Ok(Some(status))
 }
 
-/// Hands the identities of the events about `wamid` (see `ingest::Identity`)
-/// from the row that held it to the send's row. Before the row is deleted: a
-/// message row's number can be given out again, and a new message must not
-/// inherit them.
+/// The send `id` holds `guessed`, a webhook's guess (same number, contact
+/// and text), and Kapso answered with another wamid: the guess was wrong. The
+/// events about `guessed` move to a row of its own, so that they stay known
+/// under it (their re-delivery is a duplicate, and the send Kapso later
+/// answers with `guessed` absorbs that row). The statuses the guess applied
+/// stay with the send, as when another send's answer takes a guess back.
+fn give_the_guess_a_row(
+    conn: &Connection,
+    id: i64,
+    guessed: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE messages SET wamid = NULL WHERE id = ?1")?
+        .execute([id])?;
+    conn.prepare_cached(
+        "INSERT INTO messages (wamid, direction, status, timestamp, created_at, updated_at) \
+         VALUES (?1, 'outbound', 'accepted', ?2, ?2, ?2)",
+    )?
+    .execute(params![guessed, now])?;
+    move_message_events(conn, id, conn.last_insert_rowid())
+}
+
+/// Hands the identities of the events about a wamid (see `ingest::Identity`)
+/// from the row that held it to the row that holds it now. Before a row is
+/// deleted: a message row's number can be given out again, and a new message
+/// must not inherit them.
 fn move_message_events(conn: &Connection, from: i64, to: i64) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE events SET message_row = ?2 WHERE message_row = ?1")?
         .execute([from, to])?;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kapso_core::model::{Receipt, SendClaim, SendResult};
+use kapso_core::model::{Claim, Receipt, SendClaim, SendResult};
 use kapso_core::status::MessageStatus;
 use kapso_core::store::{Store, StoreError};
 
@@ -207,6 +207,59 @@ pub async fn a_wrongly_settled_send_is_corrected_by_the_send_responses(store: Ar
         .await
         .unwrap();
     assert_eq!(all_events(&store).await.len(), logged, "a duplicate");
+}
+
+/// A webhook guessed which of two identical sends it was, and the guessed
+/// send's own answer names another wamid: the events about the guessed wamid
+/// stay known under it (a re-delivery is a duplicate), and the send Kapso
+/// answers with it later takes it.
+pub async fn a_send_answered_with_another_wamid_than_guessed_leaves_the_guess_known(
+    store: Arc<dyn Store>,
+) {
+    store
+        .begin_send(intent("gw-a", "idem-a", "fp"))
+        .await
+        .unwrap();
+    store
+        .begin_send(intent("gw-b", "idem-b", "fp"))
+        .await
+        .unwrap();
+    let sent_b = || {
+        let mut sent = status("wamid.B", "sent", 200);
+        sent.text = "Your order has shipped".into();
+        sent
+    };
+    store
+        .ingest(delivery(Some("s1"), vec![sent_b()]))
+        .await
+        .unwrap();
+    let guessed = store.message("wamid.B").await.unwrap().unwrap();
+    assert_eq!(guessed.gateway_id, "gw-a", "the oldest send is the guess");
+
+    let a = SendResult::Sent {
+        wamid: "wamid.A".into(),
+    };
+    assert_eq!(store.finish_send("gw-a", a).await.unwrap().id, "wamid.A");
+    let again = store
+        .ingest(delivery(Some("s2"), vec![sent_b()]))
+        .await
+        .unwrap();
+    assert_eq!(again, Receipt::Stored(vec![Claim::Duplicate]));
+
+    let b = SendResult::Sent {
+        wamid: "wamid.B".into(),
+    };
+    assert_eq!(store.finish_send("gw-b", b).await.unwrap().id, "wamid.B");
+    assert_eq!(
+        store.message("wamid.B").await.unwrap().unwrap().gateway_id,
+        "gw-b"
+    );
+    let once_more = store
+        .ingest(delivery(Some("s3"), vec![sent_b()]))
+        .await
+        .unwrap();
+    assert_eq!(once_more, Receipt::Stored(vec![Claim::Duplicate]));
+    assert_eq!(all_events(&store).await.len(), 1);
 }
 
 pub async fn message_lookup_by_wamid_gateway_id_and_key(store: Arc<dyn Store>) {
