@@ -67,6 +67,8 @@ class FakeMessaging {
       },
       SeekConsumer: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
       ListConsumers: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
+      UploadMedia: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED }),
+      DownloadMedia: (call) => call.emit('error', { code: grpc.status.UNIMPLEMENTED }),
     };
   }
 
