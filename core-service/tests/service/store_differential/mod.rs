@@ -271,6 +271,7 @@ impl Resolver {
                 let gateway_id = format!("gw-{n}");
                 self.begun.push(gateway_id.clone());
                 Call::BeginSend(SendIntent {
+                    content: None,
                     gateway_id,
                     idempotency_key: spec.key().map(str::to_owned),
                     fingerprint: spec.fingerprint(),

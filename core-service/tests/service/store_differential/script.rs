@@ -307,6 +307,7 @@ impl EventSpec {
             } => {
                 let (wamid, text) = (WAMIDS[*wamid], TEXTS[*text]);
                 NewEvent {
+                    content: None,
                     event_type: "whatsapp.message.received".into(),
                     message_id: wamid.into(),
                     conversation_id: CONVERSATIONS[*conversation].into(),
@@ -386,6 +387,7 @@ impl StatusSpec {
             })
             .collect();
         NewEvent {
+            content: None,
             event_type: format!("whatsapp.message.{name}"),
             message_id: wamid.into(),
             conversation_id: CONVERSATIONS[self.conversation].into(),
