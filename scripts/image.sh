@@ -185,7 +185,8 @@ cleanup() {
       "$ENGINE" logs "$name" >&2 2>&1 || true
     done
   fi
-  for name in "${CONTAINERS[@]}"; do "$ENGINE" rm -f "$name" >/dev/null 2>&1 || true; done
+  # -v: with the anonymous volume each got for the image's VOLUME.
+  for name in "${CONTAINERS[@]}"; do "$ENGINE" rm -f -v "$name" >/dev/null 2>&1 || true; done
   "$ENGINE" volume rm -f "$RUN_ID" >/dev/null 2>&1 || true
   [[ -n "${DNS_PID:-}" ]] && kill "$DNS_PID" 2>/dev/null
   [[ -n "${PG_DB:-}" ]] && psql_admin -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1
