@@ -153,6 +153,16 @@ mod tests {
 
     use crate::cli::{Cli, Command};
 
+    /// One of the project's Kapso fixtures (`adapter/tests/fixtures/`), which
+    /// the bodies `kapso dev` writes are held to.
+    pub(super) fn fixture(name: &str) -> serde_json::Value {
+        let path = format!(
+            "{}/../adapter/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    }
+
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from([&["kapso", "dev"], args].concat())
     }

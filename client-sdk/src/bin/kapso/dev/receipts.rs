@@ -92,6 +92,7 @@ fn unix_now() -> i64 {
 mod tests {
     use super::super::conversation::Contact;
     use super::*;
+    use crate::dev::tests::fixture;
 
     fn accepted(kind: &str, object: Value) -> Accepted {
         Accepted {
@@ -103,16 +104,6 @@ mod tests {
                 object,
             },
         }
-    }
-
-    /// The project's fixture, with the fields that depend on the clock or on
-    /// Kapso's bookkeeping set to what `kapso dev` puts there.
-    fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/../adapter/tests/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
     }
 
     #[test]

@@ -272,6 +272,7 @@ fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dev::tests::fixture;
 
     fn received(content: Inbound) -> Received {
         Received {
@@ -283,14 +284,6 @@ mod tests {
             reply_to: None,
             at: 1_730_092_800,
         }
-    }
-
-    fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/../adapter/tests/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
     }
 
     #[test]
