@@ -7,6 +7,7 @@ JSON-lines file where the fake Kapso server records each request it answered).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import queue
@@ -29,6 +30,7 @@ from kapso_gateway import (
     Interactive,
     Location,
     Media,
+    MediaKind,
     MessageStatus,
     Reaction,
     Template,
@@ -44,15 +46,15 @@ CORE = os.environ.get("KAPSO_CORE_ADDR", "")
 pytestmark = pytest.mark.skipif(not CORE, reason="KAPSO_CORE_ADDR is not set (see test-sdks.sh)")
 
 
-def ingest_text(message_id: str, text: str, target: str = CORE) -> int:
-    """Stores one inbound text through the adapter's Ingest call; returns its log position."""
+def ingest_message(message_id: str, message_type: str, body: dict, text: str = "", target: str = CORE) -> int:
+    """Stores one inbound message through the adapter's Ingest call; returns its log position."""
     payload = {
         "message": {
             "id": message_id,
-            "type": "text",
+            "type": message_type,
             "from": CONTACT,
             "timestamp": str(int(time.time())),
-            "text": {"body": text},
+            message_type: body,
         },
         "conversation": {"id": CONVERSATION, "phone_number": CONTACT},
         "phone_number_id": PHONE_NUMBER_ID,
@@ -64,7 +66,7 @@ def ingest_text(message_id: str, text: str, target: str = CORE) -> int:
         phone_number_id=PHONE_NUMBER_ID,
         contact_phone=CONTACT,
         direction=types_pb2.DIRECTION_INBOUND,
-        message_type="text",
+        message_type=message_type,
         text=text,
         timestamp=int(time.time()),
         payload_json=json.dumps(payload),
@@ -77,6 +79,11 @@ def ingest_text(message_id: str, text: str, target: str = CORE) -> int:
     assert [o.disposition for o in response.outcomes] == [ingest_pb2.DISPOSITION_NEW]
     assert response.outcomes[0].sequence > 0
     return response.outcomes[0].sequence
+
+
+def ingest_text(message_id: str, text: str, target: str = CORE) -> int:
+    """Stores one inbound text through the adapter's Ingest call; returns its log position."""
+    return ingest_message(message_id, "text", {"body": text}, text, target)
 
 
 def watch_until(stop, **watch_args) -> list:
@@ -327,6 +334,114 @@ def test_seek_moves_a_consumer_back_and_list_shows_its_lag(client, inbound_seque
     with pytest.raises(grpc.RpcError) as beyond:
         client.seek_consumer(consumer, head + 1_000_000)
     assert beyond.value.code() == grpc.StatusCode.OUT_OF_RANGE
+
+
+def file_bytes(size: int, seed: int) -> bytes:
+    """Bytes that differ at every offset and between seeds, so a lost or moved chunk shows."""
+    return bytes((i * 7 + seed + i // 251) % 256 for i in range(size))
+
+
+def kapso_uploads() -> list:
+    return [r["upload"] for r in fake_kapso_requests() if "upload" in r]
+
+
+def test_upload_from_a_path_and_from_chunks_reaches_kapso_byte_for_byte(client, tmp_path):
+    pdf = file_bytes(200_000, 1)
+    path = tmp_path / "boleta-1042.pdf"
+    path.write_bytes(pdf)
+    uploaded = client.upload_media(path)
+    assert uploaded.id.startswith("fake-media-")
+    assert (uploaded.size_bytes, uploaded.kind) == (len(pdf), MediaKind.DOCUMENT)
+    received = kapso_uploads()[-1]
+    assert received["id"] == uploaded.id
+    assert received["type"] == received["content_type"] == "application/pdf"
+    assert received["filename"] == "boleta-1042.pdf"
+    assert (received["size"], received["sha256"]) == (len(pdf), hashlib.sha256(pdf).hexdigest())
+
+    # Uneven pieces, one larger than a gRPC message should carry, and no declared size.
+    voice = file_bytes(300_000, 2)
+    pieces = (voice[:10], voice[10:250_000], voice[250_000:])
+    uploaded = client.upload_media(iter(pieces), "audio/ogg", filename="voz.ogg")
+    assert (uploaded.size_bytes, uploaded.kind) == (len(voice), MediaKind.AUDIO)
+    received = kapso_uploads()[-1]
+    assert (received["id"], received["filename"]) == (uploaded.id, "voz.ogg")
+    assert (received["size"], received["sha256"]) == (len(voice), hashlib.sha256(voice).hexdigest())
+
+
+def test_download_by_media_id_and_by_message_gives_the_uploaded_bytes(client, tmp_path):
+    photo = file_bytes(150_000, 3)
+    uploaded = client.upload_media(photo, "image/jpeg", filename="foto.jpg")
+
+    download = client.download_media(media_id=uploaded.id)
+    assert (download.info.media_id, download.info.mime_type) == (uploaded.id, "image/jpeg")
+    assert (download.info.size_bytes, download.info.kind) == (len(photo), MediaKind.IMAGE)
+    chunks = list(download)
+    assert len(chunks) > 1, "the bytes came in one piece, not streamed"
+    assert b"".join(chunks) == photo
+
+    message_id = f"wamid.sdk-media-{uuid.uuid4().hex[:8]}"
+    ingest_message(message_id, "image", {"id": uploaded.id, "mime_type": "image/jpeg"})
+    target = tmp_path / "recibida.jpg"
+    info = client.download_media_to(target, message_id)
+    assert info.media_id == uploaded.id
+    assert target.read_bytes() == photo
+    assert [p.name for p in tmp_path.iterdir()] == ["recibida.jpg"], "no partial file left"
+
+    with pytest.raises(grpc.RpcError) as unknown:
+        client.download_media(media_id="fake-media-never-uploaded")
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_file_over_its_kinds_limit_is_refused(client, tmp_path):
+    # Stickers may have 500 KiB.
+    sticker = file_bytes(600 * 1024, 4)
+    path = tmp_path / "sticker.webp"
+    path.write_bytes(sticker)
+    before = len(kapso_uploads())
+    with pytest.raises(grpc.RpcError) as declared:
+        client.upload_media(path)
+    assert declared.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(kapso_uploads()) == before, "a declared oversize file reached Kapso"
+
+    # Undeclared: refused at the first byte over the limit, Kapso's request aborted.
+    chunks = (sticker[i : i + 50_000] for i in range(0, len(sticker), 50_000))
+    with pytest.raises(grpc.RpcError) as counted:
+        client.upload_media(chunks, "image/webp")
+    assert counted.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "500" in counted.value.details() or "limit" in counted.value.details()
+    digest = hashlib.sha256(sticker).hexdigest()
+    assert all(u.get("sha256") != digest for u in kapso_uploads()), "Kapso kept the file"
+
+
+def test_a_failing_source_raises_its_own_error_and_kapso_keeps_nothing(client):
+    def broken():
+        yield file_bytes(100_000, 5)
+        raise OSError("disk gone")
+
+    before = [u.get("id") for u in kapso_uploads()]
+    with pytest.raises(OSError, match="disk gone"):
+        client.upload_media(broken(), "application/pdf")
+    time.sleep(0.2)
+    assert [u.get("id") for u in kapso_uploads() if u.get("id")] == [i for i in before if i]
+
+
+def test_async_client_uploads_from_an_async_iterable_and_streams_the_download():
+    data = file_bytes(130_000, 6)
+
+    async def chunks():
+        for start in range(0, len(data), 40_000):
+            yield data[start : start + 40_000]
+
+    async def main():
+        async with AsyncClient(CORE) as client:
+            uploaded = await client.upload_media(chunks(), "video/mp4", filename="clip.mp4")
+            assert uploaded.kind == MediaKind.VIDEO
+            download = await client.download_media(media_id=uploaded.id)
+            assert download.info.size_bytes == len(data)
+            return b"".join([chunk async for chunk in download])
+
+    assert asyncio.run(main()) == data
+    assert kapso_uploads()[-1]["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 def start_core(port: int, database: str, log) -> subprocess.Popen:

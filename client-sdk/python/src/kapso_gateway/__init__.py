@@ -8,6 +8,8 @@ A layer over the code generated from ``proto/`` into the ``kapso.gateway.v1`` pa
 - ``content``: what ``send_message`` sends: :class:`Text`, :class:`Template`,
   :class:`Media`, :class:`Interactive`, :class:`Reaction`, :class:`Location`, :class:`Contacts`.
 - ``messages``: what the calls return: :class:`Message`, :class:`Event`, ...
+- ``media``: what ``upload_media`` and ``download_media`` stream and return:
+  :class:`UploadedMedia`, :class:`MediaInfo`, :class:`MediaDownload`.
 - ``enums``: :class:`MessageStatus`, :class:`Direction`, ... printing their names.
 - ``watch``: :class:`Backoff` and the resumable event loop behind ``watch``.
 - ``calls`` and ``connection``: the requests and the address rules both clients share.
@@ -33,11 +35,13 @@ from kapso_gateway.content import (
     Text,
 )
 from kapso_gateway.enums import Direction, MediaKind, MessageStatus, ReplyKind
+from kapso_gateway.media import AsyncMediaDownload, MediaDownload, MediaInfo, UploadedMedia
 from kapso_gateway.messages import ConsumerPosition, Event, Message, MessagePage, MetaError, StatusRecord
 from kapso_gateway.watch import Backoff, WatchGaveUp
 
 __all__ = [
     "AsyncClient",
+    "AsyncMediaDownload",
     "Backoff",
     "Button",
     "Client",
@@ -51,6 +55,8 @@ __all__ = [
     "Interactive",
     "Location",
     "Media",
+    "MediaDownload",
+    "MediaInfo",
     "MediaKind",
     "Message",
     "MessagePage",
@@ -63,5 +69,6 @@ __all__ = [
     "StatusRecord",
     "Template",
     "Text",
+    "UploadedMedia",
     "WatchGaveUp",
 ]

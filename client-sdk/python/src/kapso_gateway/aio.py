@@ -15,14 +15,18 @@ for what each does. Create it inside a running event loop.
 
 from __future__ import annotations
 
-from typing import AsyncIterator, List, Optional, Sequence
+import asyncio
+import os
+from typing import IO, AsyncIterable, AsyncIterator, List, Optional, Sequence, Union
 
 import grpc
 
 from kapso.gateway.v1 import messaging_pb2_grpc
-from kapso_gateway import calls, connection
+from kapso_gateway import calls, connection, media
 from kapso_gateway import watch as watch_loop
 from kapso_gateway.content import Content
+from kapso_gateway.enums import MediaKind
+from kapso_gateway.media import AsyncMediaDownload, MediaInfo, UploadedMedia
 from kapso_gateway.messages import ConsumerPosition, Event, Message, MessagePage
 from kapso_gateway.watch import Backoff
 
@@ -122,6 +126,60 @@ class AsyncClient:
                 message_id, phone_number_id=phone_number_id, typing_indicator=typing_indicator
             )
         )
+
+    async def upload_media(
+        self,
+        source: Union[media.Source, AsyncIterable[bytes]],
+        mime_type: Optional[str] = None,
+        *,
+        filename: str = "",
+        kind: MediaKind = MediaKind.UNSPECIFIED,
+        phone_number_id: str = "",
+        size: Optional[int] = None,
+    ) -> UploadedMedia:
+        """See :meth:`Client.upload_media`; ``source`` may also be an async iterable of
+        byte chunks, and files are read off the event loop."""
+        requests = media.Guarded(
+            media.upload_requests_async(
+                source,
+                mime_type,
+                filename=filename,
+                kind=kind,
+                phone_number_id=phone_number_id,
+                size=size,
+            )
+        )
+        try:
+            response = await self._stub.UploadMedia(requests, metadata=self._connection.metadata)
+        except (grpc.RpcError, asyncio.CancelledError):
+            # grpc.aio cancels the call when the source fails; that cancel is not the caller's.
+            if requests.failures:
+                raise requests.failures[0] from None
+            raise
+        return media.uploaded(response)
+
+    async def download_media(
+        self, message_id: str = "", *, media_id: str = "", phone_number_id: str = ""
+    ) -> AsyncMediaDownload:
+        """See :meth:`Client.download_media`; iterate the result with ``async for``."""
+        request = media.download_request(message_id, media_id, phone_number_id)
+        return await AsyncMediaDownload.start(
+            self._stub.DownloadMedia(request, metadata=self._connection.metadata)
+        )
+
+    async def download_media_to(
+        self,
+        destination: Union[str, "os.PathLike[str]", IO[bytes]],
+        message_id: str = "",
+        *,
+        media_id: str = "",
+        phone_number_id: str = "",
+    ) -> MediaInfo:
+        """See :meth:`Client.download_media_to`."""
+        download = await self.download_media(
+            message_id, media_id=media_id, phone_number_id=phone_number_id
+        )
+        return await download.save(destination)
 
     async def get_message(self, message_id: str) -> Message:
         """See :meth:`Client.get_message`."""
