@@ -9,7 +9,11 @@ import type { Message__Output } from './generated/kapso/gateway/v1/Message';
 import type { MessagingClient } from './generated/kapso/gateway/v1/Messaging';
 import type { SendMessageRequest } from './generated/kapso/gateway/v1/SendMessageRequest';
 import type { SendTextRequest } from './generated/kapso/gateway/v1/SendTextRequest';
+import type { MediaInfo__Output } from './generated/kapso/gateway/v1/MediaInfo';
+import type { UploadMediaResponse__Output } from './generated/kapso/gateway/v1/UploadMediaResponse';
 import { contentKind, type Content, type ContentKind } from './content';
+import * as media from './media';
+import type { DownloadSource, MediaDownload, UploadOptions, UploadSource } from './media';
 import { loadProto } from './proto';
 import { follow, type Sequence, type WatchOptions } from './watch';
 
@@ -154,6 +158,72 @@ export class Client {
     await this.#unary((md, opts, cb) =>
       this.#stub.MarkRead({ ...options, message_id: messageId }, md, opts, cb),
     );
+  }
+
+  /**
+   * Uploads a file through the core to WhatsApp's media store; resolves to its media `id`
+   * (for `media.document({ id })` and the like), `size_bytes` and `kind`.
+   *
+   * `source` is a Buffer, a Node stream (without an encoding) or any async iterable of
+   * byte chunks, read and sent a chunk at a time as gRPC takes them. With `size_bytes`
+   * (a Buffer's is known) an oversized file is refused before any byte moves; otherwise
+   * the core refuses it at the first byte over its kind's limit (INVALID_ARGUMENT). A
+   * source that fails rejects with its own error, and the core keeps nothing. Not bounded
+   * by the client's timeout: the core gives a file 10 minutes.
+   *
+   * @example
+   * const { id } = await client.uploadMedia(fs.createReadStream('voz.ogg'), { mime_type: 'audio/ogg' });
+   * await client.sendMessage(media.audio({ id }, { voice: true }), { to: '+15551234567' });
+   */
+  uploadMedia(source: UploadSource, options: UploadOptions): Promise<UploadMediaResponse__Output> {
+    try {
+      return media.upload((callback) => this.#stub.UploadMedia(this.#metadata(), {}, callback), source, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Uploads the file at `file`, streamed from disk, its size declared and, unless
+   * `options` names them, its filename and the MIME type its extension implies.
+   *
+   * @example
+   * const { id } = await client.uploadMediaFile('boleta-1042.pdf');
+   */
+  async uploadMediaFile(file: string, options: Partial<UploadOptions> = {}): Promise<UploadMediaResponse__Output> {
+    const [stream, upload] = await media.fileSource(file, options);
+    try {
+      return await this.uploadMedia(stream, upload);
+    } finally {
+      stream.destroy();
+    }
+  }
+
+  /**
+   * Starts downloading the media of a stored message (wamid, gateway id or idempotency
+   * key) or of a media id; resolves once the core sent the file's `info`, with the bytes
+   * as `data`, a Readable (and async iterable) of Buffers pulled from the core as it is
+   * read. A refusal (NOT_FOUND, a file over its kind's limit) rejects here. Not bounded
+   * by the client's timeout.
+   *
+   * @example
+   * const { info, data } = await client.downloadMedia({ message_id: 'wamid.HBgL...' });
+   * await pipeline(data, fs.createWriteStream(`foto.${info.mime_type.split('/')[1]}`));
+   */
+  async downloadMedia(source: DownloadSource): Promise<MediaDownload> {
+    const request = media.downloadRequest(source);
+    return media.download(this.#stub.DownloadMedia(request, this.#metadata()));
+  }
+
+  /**
+   * Downloads into `file`, which appears only once complete (nothing is left behind on an
+   * error); resolves to the file's info.
+   *
+   * @example
+   * const info = await client.downloadMediaFile({ media_id: '1037543291543636' }, 'foto.jpg');
+   */
+  async downloadMediaFile(source: DownloadSource, file: string): Promise<MediaInfo__Output> {
+    return media.saveTo(await this.downloadMedia(source), file);
   }
 
   /**

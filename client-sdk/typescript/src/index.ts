@@ -7,6 +7,8 @@
  * - `client`: {@link Client}, one method per Messaging call, bearer-token metadata.
  * - `content`: what {@link Client.sendMessage} sends: {@link template}, {@link media},
  *   {@link interactive}, {@link reaction}, {@link location}, {@link contacts}, {@link text}.
+ * - `media`: what {@link Client.uploadMedia} streams and {@link Client.downloadMedia} returns,
+ *   and {@link mimeTypeOf}.
  * - `watch`: {@link Backoff} and the resumable event loop behind {@link Client.watch}.
  * - `proto`: loads the `.proto` files at run time ({@link loadProto}) for raw stubs.
  *
@@ -18,6 +20,10 @@ export { Client } from './client';
 export type { ClientOptions, SendTextOptions, SendOptions, MarkReadOptions, ListMessagesOptions } from './client';
 export { contact, contacts, contentKind, interactive, location, media, reaction, template, text } from './content';
 export type { Content, ContentKind, ContentKinds, InteractiveOptions, MediaSource, TemplateOptions, TemplateValue } from './content';
+export { CHUNK, mimeTypeOf } from './media';
+export type { DownloadSource, MediaDownload, UploadOptions, UploadSource } from './media';
+export type { MediaInfo__Output as MediaInfo } from './generated/kapso/gateway/v1/MediaInfo';
+export type { UploadMediaResponse__Output as UploadedMedia } from './generated/kapso/gateway/v1/UploadMediaResponse';
 export { Backoff, WatchGaveUp, RETRYABLE_CODES } from './watch';
 export type { WatchOptions, Sequence } from './watch';
 export { loadProto, LOADER_OPTIONS } from './proto';

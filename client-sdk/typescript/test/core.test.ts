@@ -3,8 +3,11 @@
 // Needs KAPSO_CORE_ADDR (host:port of the core, on a fresh database) and FAKE_KAPSO_LOG (the
 // JSON-lines file where the fake Kapso server records each request it answered).
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 
@@ -19,10 +22,15 @@ const FAKE_KAPSO_KEY = 'test-token-not-real';
 const WAIT_MS = 15_000;
 
 /** Stores one inbound text through the adapter's Ingest call; resolves to its log position. */
-async function ingestText(messageId: string, text: string): Promise<string> {
+function ingestText(messageId: string, text: string): Promise<string> {
+  return ingestMessage(messageId, 'text', { body: text }, text);
+}
+
+/** Stores one inbound message through the adapter's Ingest call; resolves to its log position. */
+async function ingestMessage(messageId: string, type: string, body: object, text = ''): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const payload = {
-    message: { id: messageId, type: 'text', from: CONTACT, timestamp: String(now), text: { body: text } },
+    message: { id: messageId, type, from: CONTACT, timestamp: String(now), [type]: body },
     conversation: { id: CONVERSATION, phone_number: CONTACT },
     phone_number_id: PHONE_NUMBER_ID,
   };
@@ -41,7 +49,7 @@ async function ingestText(messageId: string, text: string): Promise<string> {
               phone_number_id: PHONE_NUMBER_ID,
               contact_phone: CONTACT,
               direction: 'DIRECTION_INBOUND',
-              message_type: 'text',
+              message_type: type,
               text,
               timestamp: now,
               payload_json: JSON.stringify(payload),
@@ -79,7 +87,22 @@ interface KapsoRequest {
   path: string;
   api_key: string;
   body: Record<string, any>;
+  /** Uploads only: what the fake received. */
+  upload?: { id?: string; type?: string; filename?: string; content_type?: string; size?: number; sha256?: string; aborted?: boolean };
 }
+
+function kapsoUploads() {
+  return fakeKapsoRequests().flatMap((r) => (r.upload ? [r.upload] : []));
+}
+
+/** Bytes that differ at every offset and between seeds, so a lost or moved chunk shows. */
+function fileBytes(size: number, seed: number): Buffer {
+  const bytes = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 7 + seed + Math.floor(i / 251)) % 256;
+  return bytes;
+}
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 function fakeKapsoRequests(): KapsoRequest[] {
   const log = readFileSync(process.env.FAKE_KAPSO_LOG!, 'utf8');
@@ -243,5 +266,93 @@ describe('against kapso-core', { skip: CORE ? false : 'KAPSO_CORE_ADDR is not se
       assert.equal(error.code, grpc.status.OUT_OF_RANGE);
       return true;
     });
+  });
+  test('an upload from a Buffer, a stream and a file reaches Kapso byte for byte', async () => {
+    const photo = fileBytes(150_000, 1);
+    const fromBuffer = await client.uploadMedia(photo, { mime_type: 'image/jpeg', filename: 'foto.jpg' });
+    assert.match(fromBuffer.id, /^fake-media-/);
+    assert.equal(fromBuffer.size_bytes, String(photo.length));
+    assert.equal(fromBuffer.kind, 'MEDIA_KIND_IMAGE');
+    let received = kapsoUploads().at(-1)!;
+    assert.deepEqual(
+      [received.id, received.type, received.content_type, received.filename, received.size, received.sha256],
+      [fromBuffer.id, 'image/jpeg', 'image/jpeg', 'foto.jpg', photo.length, sha256(photo)],
+    );
+
+    // Uneven pieces, one larger than a gRPC message should carry, and no declared size.
+    const voice = fileBytes(300_000, 2);
+    const pieces = Readable.from([voice.subarray(0, 10), voice.subarray(10, 250_000), voice.subarray(250_000)]);
+    const fromStream = await client.uploadMedia(pieces, { mime_type: 'audio/ogg', filename: 'voz.ogg' });
+    assert.equal(fromStream.kind, 'MEDIA_KIND_AUDIO');
+    received = kapsoUploads().at(-1)!;
+    assert.deepEqual([received.id, received.size, received.sha256], [fromStream.id, voice.length, sha256(voice)]);
+
+    const dir = mkdtempSync(path.join(tmpdir(), 'kapso-sdk-media-'));
+    const pdf = fileBytes(200_000, 3);
+    writeFileSync(path.join(dir, 'boleta-1042.pdf'), pdf);
+    const fromFile = await client.uploadMediaFile(path.join(dir, 'boleta-1042.pdf'));
+    assert.equal(fromFile.kind, 'MEDIA_KIND_DOCUMENT');
+    received = kapsoUploads().at(-1)!;
+    assert.deepEqual(
+      [received.id, received.type, received.filename, received.size, received.sha256],
+      [fromFile.id, 'application/pdf', 'boleta-1042.pdf', pdf.length, sha256(pdf)],
+    );
+  });
+
+  test('a download by media id and by message gives the uploaded bytes', async () => {
+    const photo = fileBytes(150_000, 4);
+    const { id } = await client.uploadMedia(photo, { mime_type: 'image/jpeg' });
+
+    const { info, data } = await client.downloadMedia({ media_id: id });
+    assert.deepEqual([info.media_id, info.mime_type, info.size_bytes, info.kind], [id, 'image/jpeg', String(photo.length), 'MEDIA_KIND_IMAGE']);
+    const chunks: Buffer[] = [];
+    for await (const chunk of data) chunks.push(chunk);
+    assert.ok(chunks.length > 1, 'the bytes came in one piece, not streamed');
+    assert.ok(Buffer.concat(chunks).equals(photo));
+
+    const messageId = `wamid.sdk-media-${randomUUID().slice(0, 8)}`;
+    await ingestMessage(messageId, 'image', { id, mime_type: 'image/jpeg' });
+    const dir = mkdtempSync(path.join(tmpdir(), 'kapso-sdk-media-'));
+    const saved = await client.downloadMediaFile({ message_id: messageId }, path.join(dir, 'recibida.jpg'));
+    assert.equal(saved.media_id, id);
+    assert.ok(readFileSync(path.join(dir, 'recibida.jpg')).equals(photo));
+    assert.deepEqual(readdirSync(dir), ['recibida.jpg'], 'no partial file left');
+
+    await assert.rejects(client.downloadMedia({ media_id: 'fake-media-never-uploaded' }), (error: grpc.ServiceError) => {
+      assert.equal(error.code, grpc.status.NOT_FOUND);
+      return true;
+    });
+  });
+
+  test('a file over its kind\'s limit is refused', async () => {
+    // Stickers may have 500 KiB.
+    const sticker = fileBytes(600 * 1024, 5);
+    const before = kapsoUploads().length;
+    await assert.rejects(client.uploadMedia(sticker, { mime_type: 'image/webp' }), (error: grpc.ServiceError) => {
+      assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
+      return true;
+    });
+    assert.equal(kapsoUploads().length, before, 'a declared oversize file reached Kapso');
+
+    // Undeclared: refused at the first byte over the limit, Kapso's request aborted.
+    async function* pieces() {
+      for (let start = 0; start < sticker.length; start += 50_000) yield sticker.subarray(start, start + 50_000);
+    }
+    await assert.rejects(client.uploadMedia(pieces(), { mime_type: 'image/webp' }), (error: grpc.ServiceError) => {
+      assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
+      return true;
+    });
+    assert.ok(kapsoUploads().every((u) => u.sha256 !== sha256(sticker)), 'Kapso kept the file');
+  });
+
+  test('a failing source rejects with its own error and Kapso keeps nothing', async () => {
+    const before = kapsoUploads().filter((u) => u.id).length;
+    async function* broken() {
+      yield fileBytes(100_000, 6);
+      throw new Error('disk gone');
+    }
+    await assert.rejects(client.uploadMedia(broken(), { mime_type: 'application/pdf' }), /disk gone/);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(kapsoUploads().filter((u) => u.id).length, before);
   });
 });
