@@ -9,7 +9,12 @@
 //!   integer range for the foreseeable future);
 //! - `payload_json` is embedded as parsed JSON (a string if it is not valid JSON);
 //! - every field is present, empty strings and zeros included, so scripts need
-//!   no existence checks.
+//!   no existence checks;
+//! - a message's typed `content` is `null` when unknown, else an object with one
+//!   key, its kind (`{"media": {...}}`), as the proto3 JSON mapping renders a
+//!   oneof ([`content`] has the details).
+
+mod content;
 
 use serde_json::{Value, json};
 
@@ -27,6 +32,7 @@ use crate::{Event, Message, MetaError, StatusRecord};
 /// let value = json::message(&message);
 /// assert_eq!(value["status"], "MESSAGE_STATUS_READ");
 /// assert_eq!(value["text"], "hola");
+/// assert!(value["content"].is_null());
 /// ```
 pub fn message(message: &Message) -> Value {
     json!({
@@ -44,6 +50,8 @@ pub fn message(message: &Message) -> Value {
         "idempotency_key": message.idempotency_key,
         "timestamp": message.timestamp,
         "reply_to_message_id": message.reply_to_message_id,
+        "content": message.content.as_ref().map(content::content),
+        "origin": message.origin,
     })
 }
 
@@ -142,6 +150,27 @@ mod tests {
         );
         assert_eq!(value["timestamp"], 1_700_000_000);
         assert_eq!(value["reply_to_message_id"], "");
+        assert!(value["content"].is_null());
+        assert_eq!(value["origin"], "");
+    }
+
+    #[test]
+    fn message_renders_its_content_under_its_kind() {
+        use kapso_gateway_proto::v1 as pb;
+        let mut with_content = failed_message();
+        with_content.content = Some(pb::Content {
+            kind: Some(pb::content::Kind::Text(pb::TextContent {
+                body: "hola".into(),
+                preview_url: true,
+            })),
+        });
+        with_content.origin = "cloud_api".into();
+        let value = message(&with_content);
+        assert_eq!(
+            value["content"],
+            json!({ "text": { "body": "hola", "preview_url": true } })
+        );
+        assert_eq!(value["origin"], "cloud_api");
     }
 
     #[test]
