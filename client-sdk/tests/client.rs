@@ -812,6 +812,27 @@ async fn cli_consumer_seek_reset_and_list() {
     assert_eq!(beyond.status.code(), Some(1));
 }
 
+#[tokio::test]
+async fn cli_get_prints_the_typed_content() {
+    let (url, _calls) = spawn_core().await;
+    let get = kapso(&["--core-url", &url, "get", "wamid.img"], &[]).await;
+    assert!(get.status.success(), "{get:?}");
+    let printed: serde_json::Value = serde_json::from_slice(&get.stdout).unwrap();
+    assert_eq!(printed["id"], "wamid.img");
+    assert_eq!(printed["content"]["media"]["kind"], "MEDIA_KIND_IMAGE");
+    assert_eq!(printed["content"]["media"]["id"], "1234");
+    assert_eq!(printed["content"]["media"]["caption"], "la foto");
+
+    let list = kapso(&["--core-url", &url, "list", "conv_1"], &[]).await;
+    assert!(list.status.success(), "{list:?}");
+    let first = String::from_utf8(list.stdout).unwrap();
+    let first: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert!(
+        first["content"].is_null(),
+        "a message without content: {first}"
+    );
+}
+
 /// `kapso watch` started before the core waits for it, saying so on stderr,
 /// and says when it is back; `--from-end` reaches the core.
 #[tokio::test]

@@ -98,9 +98,20 @@ impl Messaging for FakeCore {
         if id == "missing" {
             return Err(Status::not_found("no message with id \"missing\""));
         }
+        // The image whose file the fake serves, with its typed content.
+        let content = (id == "wamid.img").then(|| pb::Content {
+            kind: Some(pb::content::Kind::Media(pb::MediaContent {
+                kind: pb::MediaKind::Image.into(),
+                id: "1234".into(),
+                caption: "la foto".into(),
+                mime_type: "image/jpeg".into(),
+                ..Default::default()
+            })),
+        });
         Ok(Response::new(Message {
             id,
             conversation_id: "conv_1".into(),
+            content,
             ..Default::default()
         }))
     }
