@@ -29,6 +29,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_message_content",
         include_str!("../../../migrations/postgres/0004_message_content.sql"),
     ),
+    (
+        "0005_no_events_by_conversation",
+        include_str!("../../../migrations/postgres/0005_no_events_by_conversation.sql"),
+    ),
 ];
 
 /// Advisory lock key held while migrating ("kapso" + 2).

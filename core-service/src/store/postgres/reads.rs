@@ -61,8 +61,9 @@ pub(super) async fn events_after(
         " FROM events WHERE sequence > $1"
     ));
     let mut args: Vec<&(dyn ToSql + Sync)> = vec![&after];
-    // Only the given filters become clauses, so each shape gets a plan that can
-    // use its own index; shapes are few, each prepared once per connection.
+    // Only the given filters become clauses, so each shape gets its own plan;
+    // shapes are few, each prepared once per connection. A conversation filter
+    // has no index: it is applied while reading the log in sequence order.
     if !filter.event_types.is_empty() {
         args.push(&filter.event_types);
         sql.push_str(&format!(" AND event_type = ANY(${})", args.len()));

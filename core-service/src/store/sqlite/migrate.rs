@@ -62,6 +62,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/sqlite/0007_message_content.sql"),
         data: None,
     },
+    Migration {
+        name: "0008_no_events_by_conversation",
+        sql: include_str!("../../../migrations/sqlite/0008_no_events_by_conversation.sql"),
+        data: None,
+    },
 ];
 
 /// How long a connection waits for a lock held by another before failing.

@@ -102,7 +102,10 @@ pub(super) fn conversation_messages(
 }
 
 /// Log entries after `after` and up to `durable` matching `filter`, in
-/// sequence order; filters run in SQL.
+/// sequence order; filters run in SQL. A conversation filter has no index of
+/// its own: the log is read in order and other conversations' events skipped,
+/// which costs a filtered replay from the start a read of the whole log
+/// (docs/design/write-path.md#conversation-filter).
 pub(super) fn events_after(
     conn: &Connection,
     after: u64,
