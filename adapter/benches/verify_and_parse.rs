@@ -5,8 +5,8 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kapso_adapter::signature::{self, WebhookSecrets};
 use kapso_adapter::webhook::{self, Hints};
+use kapso_signature::{self as signature, WebhookSecrets};
 
 const SECRET: &str = "bench-secret-not-real";
 

@@ -17,7 +17,7 @@ use clap::error::ErrorKind;
 use clap::{ArgAction, Parser};
 
 use crate::core_client::{ApiToken, CoreTls, PemFile};
-use crate::signature::WebhookSecrets;
+use kapso_signature::WebhookSecrets;
 
 /// Kapso webhook adapter: verifies, parses and forwards deliveries to the core.
 #[derive(Debug, Clone, Parser)]

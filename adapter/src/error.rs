@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::core_client::CoreError;
 use crate::metrics::Outcome;
-use crate::signature::SignatureError;
 use crate::webhook::{ParseError, Refusal};
+use kapso_signature::SignatureError;
 
 /// Why a webhook delivery was not stored.
 #[derive(Debug, thiserror::Error)]

@@ -5,16 +5,19 @@
 //! forwards the whole delivery as one call, and answers Kapso 200 only after the
 //! core committed it; otherwise 503 with `Retry-After`, so Kapso retries.
 //!
+//! It depends on the wire contract (`kapso_gateway_proto`) and small shared
+//! crates only, never on the core: the signature check is `kapso_signature`,
+//! the shutdown signal `kapso_process`, logs and traces `kapso_telemetry`.
+//! `kapso-gateway` (the `gateway/` crate) runs it and the core in one process.
+//!
 //! Modules:
 //! - [`config`]: the `clap` configuration (every variable documented in `--help`).
-//! - [`signature`]: HMAC-SHA256 verification and signing, pure.
 //! - [`webhook`]: body shapes (v2 single/batch, legacy single/batch) to events.
 //! - [`core_client`]: the lazy gRPC channel to the core (token, TLS) and its health check.
 //! - [`parts`]: a delivery cut into calls the core accepts.
 //! - [`routes`]: the HTTP handlers.
 //! - [`trace_context`]: the request id and W3C `traceparent` of each request.
 //! - `serve`: the accept loop with connection, header-timeout and shutdown limits.
-//! - [`shutdown`]: the signal that stops the binaries.
 //! - [`state`]: what the handlers share.
 //! - [`error`]: the one error type of the HTTP boundary.
 //! - [`metrics`]: Prometheus counters and the latency histogram.
@@ -27,8 +30,6 @@ pub mod metrics;
 pub mod parts;
 pub mod routes;
 mod serve;
-pub mod shutdown;
-pub mod signature;
 pub mod state;
 pub mod telemetry;
 pub mod trace_context;

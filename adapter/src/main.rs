@@ -13,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .with_context(|| format!("binding ADAPTER_LISTEN_ADDR {}", config.listen_addr))?;
-    let served = kapso_adapter::run(config, listener, kapso_adapter::shutdown::signal()).await;
+    let served = kapso_adapter::run(config, listener, kapso_process::shutdown::signal()).await;
     telemetry.shutdown().await;
     served
 }

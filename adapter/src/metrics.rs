@@ -9,7 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::signature::SignatureError;
+use kapso_signature::SignatureError;
 
 /// How a webhook request ended; the `outcome` label of `kapso_webhook_requests_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

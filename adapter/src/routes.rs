@@ -26,7 +26,6 @@ use crate::core_client::CoreError;
 use crate::error::WebhookError;
 use crate::metrics::Outcome;
 use crate::parts;
-use crate::signature;
 use crate::state::{AppState, Shared};
 use crate::telemetry::signature_prefix;
 use crate::trace_context::TraceContext;
@@ -136,7 +135,7 @@ async fn handle(
     debug!(bytes = body.len(), "webhook received");
 
     let received_signature = headers.get(SIGNATURE).map(|v| v.as_bytes());
-    if let Err(error) = signature::verify(&shared.secrets, received_signature, body) {
+    if let Err(error) = kapso_signature::verify(&shared.secrets, received_signature, body) {
         shared.metrics.signature_failed(error);
         warn!(
             reason = error.as_str(),

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::core_client::outage::OutageLog;
 use crate::core_client::{CoreClient, SetupError};
 use crate::metrics::Metrics;
-use crate::signature::WebhookSecrets;
+use kapso_signature::WebhookSecrets;
 
 /// Shared, read-only state of the HTTP handlers. Cloning is one `Arc` increment.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use kapso_adapter::signature::{WebhookSecrets, sign, verify};
+use kapso_signature::{WebhookSecrets, sign, verify};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &str = "fuzz-secret-not-real";

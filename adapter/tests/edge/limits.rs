@@ -94,7 +94,7 @@ async fn a_body_that_trickles_gets_408() {
     let head = format!(
         "POST {WEBHOOK} HTTP/1.1\r\nHost: adapter\r\nContent-Type: application/json\r\n\
          X-Webhook-Signature: {}\r\nContent-Length: {}\r\n\r\n",
-        kapso_adapter::signature::sign(support::SECRET, BODY),
+        kapso_signature::sign(support::SECRET, BODY),
         BODY.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -311,7 +311,7 @@ async fn unverified_bodies_beyond_the_budget_are_shed_until_it_is_returned() {
         "POST {WEBHOOK} HTTP/1.1\r\nHost: adapter\r\nContent-Type: application/json\r\n\
          X-Webhook-Event: whatsapp.message.received\r\n\
          X-Webhook-Signature: {}\r\nContent-Length: {}\r\n\r\n",
-        kapso_adapter::signature::sign(support::SECRET, &held),
+        kapso_signature::sign(support::SECRET, &held),
         held.len()
     );
     holder.write_all(request_head.as_bytes()).await.unwrap();

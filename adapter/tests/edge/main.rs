@@ -1,8 +1,9 @@
-//! The adapter's own tests: its router, limits and link to a core, against a fake core.
+//! The adapter's own tests: its router, limits and link to a core, against a
+//! fake core, and its binary.
 
-#[path = "../support/mod.rs"]
-mod support;
+use kapso_adapter_test_support as support;
 
+mod binary;
 mod core_link;
 mod fuzzish;
 mod limits;

@@ -11,12 +11,12 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode};
 use clap::Parser as _;
 use http_body_util::BodyExt as _;
-use kapso_adapter::signature::sign;
 use kapso_adapter::{AppState, Config, router};
 use kapso_gateway_proto::v1::ingest_server::{Ingest, IngestServer};
 use kapso_gateway_proto::v1::{
     Disposition, EventOutcome, IngestEventsRequest, IngestEventsResponse,
 };
+use kapso_signature::sign;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tower::ServiceExt as _;

@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Draws the benchmark figures as one SVG, from the benchmark scripts' own output.
 
-Reads what scripts/bench-gateway.sh, scripts/bench-history.sh and
-scripts/bench-peer.sh print (kapso-loadgen's summaries, the history ratio, the
+Reads what tools/bench/bench-gateway.sh, tools/bench/bench-history.sh and
+tools/bench/bench-peer.sh print (kapso-loadgen's summaries, the history ratio, the
 wrk lines), saved to one or more files, and draws four panels: the gateway
 against its targets, throughput and p99 beside the original service, bytes
 written per event, and the rate against stored history. Each script's output
 starts with its `machine:` line; where a file holds the output of one script
 twice, the later one is drawn. Lines starting with `#` or `$` are ignored.
 
-    python3 scripts/bench-chart.py docs/bench/results-2026-12-06.txt -o docs/performance.svg
+    python3 tools/bench/bench-chart.py docs/bench/results-2026-12-06.txt -o docs/performance.svg
 
 Python 3 standard library only.
 """

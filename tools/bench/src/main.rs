@@ -1,6 +1,8 @@
 //! `kapso-loadgen`: posts realistic signed Kapso deliveries to a running adapter
 //! and reports throughput, latency percentiles, errors, and the memory and disk
-//! writes of the gateway's processes.
+//! writes of the gateway's processes. The `tools/bench` crate: this binary,
+//! and beside it the scripts that drive it (`bench-gateway.sh`,
+//! `bench-history.sh`, `bench-peer.sh`) and chart their output (`bench-chart.py`).
 //!
 //! What it sends is in [`deliveries`]: fresh random keys and ids on every
 //! delivery, messages from `--contacts` customers, and with `--traffic
@@ -25,7 +27,8 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use kapso_adapter::signature::sign;
+use kapso_process::Secret;
+use kapso_signature::sign;
 use tokio::net::TcpStream;
 
 use deliveries::{Delivery, Mix, Plan, Traffic};
@@ -46,7 +49,7 @@ struct Args {
     target: String,
     /// Webhook secret the adapter verifies with.
     #[arg(long, env = "KAPSO_WEBHOOK_SECRET", hide_env_values = true)]
-    secret: String,
+    secret: Secret,
     /// Concurrent connections, one request in flight on each.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -168,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
 
 struct Job {
     target: String,
-    secret: String,
+    secret: Secret,
     plan: Plan,
 }
 
@@ -230,7 +233,10 @@ impl Job {
             .header("host", &self.target)
             .header("content-type", "application/json")
             .header("x-webhook-event", event_type)
-            .header("x-webhook-signature", sign(&self.secret, body.as_bytes()))
+            .header(
+                "x-webhook-signature",
+                sign(self.secret.expose(), body.as_bytes()),
+            )
             .header("x-idempotency-key", key)
             .header("x-webhook-payload-version", "v2");
         if batch {

@@ -6,9 +6,9 @@
 # Needs: wrk (apt-get install wrk), a Python with fastapi and uvicorn
 # (pip install fastapi 'uvicorn[standard]'; set PYTHON to it), and the release
 # build (cargo build --release --bin kapso-gateway).
-# Usage: scripts/bench-peer.sh [SECONDS] [CONNECTIONS]
+# Usage: tools/bench/bench-peer.sh [SECONDS] [CONNECTIONS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SECS=${1:-10}
 CONNS=${2:-64}
 PYTHON=${PYTHON:-python3}

@@ -1,8 +1,16 @@
-//! Kapso's webhook signature: `HMAC-SHA256(key = secret as UTF-8 text, message = raw body)`, hex.
+//! `kapso_signature`: Kapso's webhook signature, `HMAC-SHA256(key = secret as UTF-8 text,
+//! message = raw body)`, hex. Written once for everything that checks or makes one: the
+//! adapter verifies, the `kapso` CLI and `kapso-loadgen` sign.
 //!
 //! Pure and small on purpose: no I/O, no logging, no knowledge of HTTP beyond the
 //! header's bytes. [`verify`] runs before the body is parsed, over the exact bytes
 //! received, because re-serialised JSON would not match.
+//!
+//! Items (one module: the whole check fits in one file to review):
+//! - [`verify`] and its error, [`SignatureError`] (every variant an HTTP 401);
+//! - [`WebhookSecrets`], the accepted secrets (several during a rotation), parsed from
+//!   `KAPSO_WEBHOOK_SECRET` and refused with [`EmptySecret`] when an entry is empty;
+//! - [`sign`], what Kapso sends, for tools and tests.
 
 use std::fmt;
 use std::str::FromStr;
@@ -170,6 +178,28 @@ mod tests {
         assert_eq!(
             sign("Jefe", b"what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn signature_matches_an_independent_hmac() {
+        // Computed independently with Python's hmac module:
+        // hmac.new(b"test-secret-not-real", b'{"message":{"id":"wamid.1"}}\n', hashlib.sha256).hexdigest()
+        assert_eq!(
+            sign(SECRET, b"{\"message\":{\"id\":\"wamid.1\"}}\n"),
+            "090d6dc139b4523421eeda18a59edae5261be8cd0f8a01e0027bf672a7d7f019"
+        );
+    }
+
+    #[test]
+    fn signature_covers_exact_bytes_and_uses_the_secret_as_text() {
+        let body = b"{\"message\":{\"id\":\"wamid.1\"}}\n";
+        let trimmed = &body[..body.len() - 1];
+        assert_ne!(sign(SECRET, trimmed), sign(SECRET, body));
+        // A non-ASCII secret is keyed by its UTF-8 bytes (Python: "clave-de-prueba-ñ".encode()).
+        assert_eq!(
+            sign("clave-de-prueba-ñ", b""),
+            "d0e729b5782db6a53b36548fc974c205e725bb22439db871373ae46dbb8e3259"
         );
     }
 

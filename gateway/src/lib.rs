@@ -1,6 +1,7 @@
-//! `kapso-gateway`: the adapter and the core in one process, for the quick start
-//! and small deployments. Each keeps its own address: internal services reach
-//! the core's gRPC port as they would a separate `kapso-core`.
+//! `kapso_gateway`: the adapter and the core in one process (`kapso-gateway`),
+//! for the quick start and small deployments. Each keeps its own address:
+//! internal services reach the core's gRPC port as they would a separate
+//! `kapso-core`.
 //!
 //! The adapter calls the core's `Ingest` through the core's own gRPC service
 //! stack inside the process (the same messages, token check, spans and metrics)
@@ -12,6 +13,13 @@
 //! Configured by the adapter's and the core's settings together, each as a
 //! flag or its environment variable (`kapso-gateway --help`). The adapter
 //! always talks to this process's core, so `CORE_GRPC_URL` is not one of them.
+//!
+//! The only crate that depends on both halves: the adapter alone never builds the core.
+//!
+//! Modules:
+//! - [`config`]: the one command line assembled from both halves' settings.
+
+use std::future::Future;
 
 use anyhow::Context as _;
 
@@ -20,21 +28,14 @@ use kapso_core::auth::Scope;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-mod config;
+pub mod config;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let (adapter, core) = config::parse();
-    let telemetry = kapso_telemetry::init("kapso-gateway", adapter.log_format)?;
-    let served = run(adapter, core).await;
-    // After both have drained: the last deliveries' spans are exported too.
-    telemetry.shutdown().await;
-    served
-}
-
-async fn run(
+/// Binds both addresses, opens the core and serves both until `shutdown`
+/// resolves; then the adapter drains first, and the core after it.
+pub async fn run(
     mut adapter: kapso_adapter::Config,
     mut core: kapso_core::Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     core.outbound.resolve_api_key()?;
     core.check_protected(core.listen_addr)?;
@@ -76,7 +77,7 @@ async fn run(
         stopped(adapter_stopping),
     ));
     tokio::spawn(async move {
-        kapso_adapter::shutdown::signal().await;
+        shutdown.await;
         let _ = stop_adapter.send(true);
     });
 

@@ -1,5 +1,5 @@
-//! When to stop: the first Ctrl-C or SIGTERM, shared by `kapso-adapter` and
-//! `kapso-gateway`.
+//! When to stop: the first Ctrl-C or SIGTERM, for `kapso-adapter`, `kapso-core`
+//! and `kapso-gateway` alike.
 
 /// Resolves on Ctrl-C or SIGTERM. A signal that cannot be listened for is
 /// logged and then waited on forever, so the other one still stops the process.

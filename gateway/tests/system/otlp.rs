@@ -14,11 +14,18 @@ use std::time::Duration;
 use kapso_telemetry::collector::{Collector, ReceivedSpan};
 use reqwest::StatusCode;
 
-use crate::support::{BODY, SECRET, WEBHOOK, signed};
+use crate::support::{BODY, SECRET, WEBHOOK, kapso_adapter_beside, signed};
 
 /// Longest wait for a started binary to be ready, and for the spans to arrive.
 const LIMIT: Duration = Duration::from_secs(30);
 const INGEST: &str = "kapso.gateway.v1.Ingest/IngestEvents";
+
+/// `kapso-adapter`, from the same build as this crate's `kapso-gateway`:
+/// the adapter crate's binary, which Cargo does not hand to this crate's tests.
+fn kapso_adapter() -> String {
+    let binary = kapso_adapter_beside(env!("CARGO_BIN_EXE_kapso-gateway"));
+    binary.into_os_string().into_string().unwrap()
+}
 
 fn free_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -114,7 +121,7 @@ async fn one_trace_per_delivery(collector: Collector, endpoint: String, protocol
         .spawn()
         .map(Process)
         .expect("start kapso-gateway");
-    let adapter = exporting(env!("CARGO_BIN_EXE_kapso-adapter"), &endpoint, protocol)
+    let adapter = exporting(&kapso_adapter(), &endpoint, protocol)
         .env("ADAPTER_LISTEN_ADDR", adapter_http.to_string())
         .env("CORE_GRPC_URL", format!("http://{gateway_grpc}"))
         .spawn()
@@ -195,16 +202,12 @@ async fn a_delivery_is_one_trace_over_otlp_http_protobuf() {
 async fn probes_are_not_traced() {
     let (collector, endpoint) = Collector::http().await;
     let adapter_http = free_port();
-    let adapter = exporting(
-        env!("CARGO_BIN_EXE_kapso-adapter"),
-        &endpoint,
-        "http/protobuf",
-    )
-    .env("ADAPTER_LISTEN_ADDR", adapter_http.to_string())
-    .env("CORE_GRPC_URL", format!("http://{}", free_port()))
-    .spawn()
-    .map(Process)
-    .expect("start kapso-adapter");
+    let adapter = exporting(&kapso_adapter(), &endpoint, "http/protobuf")
+        .env("ADAPTER_LISTEN_ADDR", adapter_http.to_string())
+        .env("CORE_GRPC_URL", format!("http://{}", free_port()))
+        .spawn()
+        .map(Process)
+        .expect("start kapso-adapter");
     let base = format!("http://{adapter_http}");
     let client = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + LIMIT;

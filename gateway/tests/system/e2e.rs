@@ -8,23 +8,18 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use futures::StreamExt as _;
-use kapso_adapter::signature::sign;
 use kapso_gateway_proto::v1 as pb;
 use kapso_gateway_proto::v1::messaging_client::MessagingClient;
+use kapso_signature::sign;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-const SECRET: &str = "e2e-secret-not-real";
+use crate::support::fixture;
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("reading fixture {}: {e}", path.display()))
-}
+const SECRET: &str = "e2e-secret-not-real";
 
 /// A core serving on a fixed address until stopped.
 struct Core {

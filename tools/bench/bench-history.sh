@@ -10,11 +10,11 @@
 # Ends with the full store's rate as a share of the empty stores' mean, and the bytes
 # the gateway wrote to the disk per event in each.
 #
-# Usage: scripts/bench-history.sh [EVENTS] [SECONDS]   (defaults 5000000 and 10)
+# Usage: tools/bench/bench-history.sh [EVENTS] [SECONDS]   (defaults 5000000 and 10)
 # Needs the release build (cargo build --release --bins), python3 (to count events and compare the runs)
 # and about 1.6 KB of disk per event (8 GB for 5 M) under $TMPDIR.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 EVENTS=${1:-5000000}
 SECS=${2:-10}
 WORK=$(mktemp -d)

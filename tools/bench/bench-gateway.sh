@@ -4,11 +4,11 @@
 # receipts of a reply), 64 connections, durable SQLite (fsync before every
 # 200). Prints throughput, latency percentiles and the RSS of each process.
 #
-# Usage: scripts/bench-gateway.sh [SECONDS] [split]
+# Usage: tools/bench/bench-gateway.sh [SECONDS] [split]
 #   split: run kapso-adapter and kapso-core as two processes (default: kapso-gateway)
 # Needs the release build: cargo build --release --bins
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SECS=${1:-10}
 MODE=${2:-combined}
 SECRET=bench-secret-not-real
