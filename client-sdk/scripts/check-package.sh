@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Packages kapso-client and the proto crate it depends on as they would be published
+# Packages kapso-client and the workspace crates it depends on (the proto crate,
+# kapso-signature, kapso-process) as they would be published
 # (cargo package, without the verifying build), and checks what went in: complete
 # metadata, the .proto files inside the proto crate, nothing of the other SDKs in the
 # client's. A few seconds; works offline once the dependencies are in cargo's cache.
@@ -16,9 +17,9 @@ die() {
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)"
 [[ -n "$version" ]] || die "no workspace version in Cargo.toml"
 
-# Both at once: kapso-gateway-proto is not on a registry, so cargo resolves it from the
-# package it makes beside it. --allow-dirty: the check is about contents, not git state.
-log="$(cargo package -p kapso-gateway-proto -p kapso-client --no-verify --locked --offline --allow-dirty 2>&1)" ||
+# All at once: the client's workspace dependencies are not on a registry, so cargo
+# resolves each from the package it makes beside it. --allow-dirty: the check is about contents, not git state.
+log="$(cargo package -p kapso-gateway-proto -p kapso-signature -p kapso-process -p kapso-client --no-verify --locked --offline --allow-dirty 2>&1)" ||
   die "cargo package failed:
 $log"
 if grep -q "warning: manifest has no" <<<"$log"; then
@@ -43,4 +44,4 @@ fi
 grep -q '^version = "'"$version"'"' <(tar -xzOf "target/package/kapso-client-$version.crate" "kapso-client-$version/Cargo.toml" | sed -n '/kapso-gateway-proto/,/^$/p') ||
   die "kapso-client's packaged manifest does not depend on kapso-gateway-proto $version"
 
-echo "check-package.sh: kapso-gateway-proto and kapso-client $version package cleanly"
+echo "check-package.sh: kapso-gateway-proto, kapso-signature, kapso-process and kapso-client $version package cleanly"

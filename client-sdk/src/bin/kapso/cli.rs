@@ -1,13 +1,13 @@
 //! The `kapso` command line: every flag, its environment variable and default,
 //! and the dispatch to the commands.
 
-use std::fmt;
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use kapso_client::Client;
+// A secret from a flag or the environment; `Debug` never shows it.
+pub use kapso_process::Secret;
 
 use crate::{consumers, dev, media, messaging, send, webhook};
 
@@ -216,30 +216,6 @@ pub struct WebhookSendArgs {
     pub timeout_secs: u64,
 }
 
-/// A secret from a flag or the environment; `Debug` never shows it.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_owned()))
-    }
-}
-
 /// Runs the command; `Ok` carries the exit code of a command that ran to its end.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let builder = || {
@@ -298,11 +274,5 @@ mod tests {
     fn watch_ack_requires_a_consumer() {
         assert!(Cli::try_parse_from(["kapso", "watch", "--ack"]).is_err());
         assert!(Cli::try_parse_from(["kapso", "watch", "--ack", "--consumer", "bot"]).is_ok());
-    }
-
-    #[test]
-    fn secrets_are_redacted_in_debug() {
-        let secret: Secret = "test-secret-not-real".parse().unwrap();
-        assert_eq!(format!("{secret:?}"), "[redacted]");
     }
 }
