@@ -12,13 +12,33 @@ step() {
   echo "test.sh: $1 ${2:-} took $((SECONDS - started)) s"
 }
 
+# The crates match the diagram: the edge builds no store, and a library user of
+# kapso-client builds no CLI. A few seconds: cargo tree resolves, compiles nothing.
+# no-proc-macro: prost-derive, a proc macro the client needs, itself uses anyhow.
+check_dependencies() {
+  # forbidden PATTERN TREE-ARGS...: fails naming the crates of the tree that match.
+  forbidden() {
+    local pattern="$1" tree found
+    shift
+    tree="$(cargo tree --locked --prefix none --format '{p}' "$@")" || return 1
+    found="$(grep -E "^($pattern) " <<<"$tree" | cut -d' ' -f1,2 | sort -u | tr '\n' ' ' || true)"
+    [[ -z "$found" ]] || {
+      echo "test.sh: FAILED: cargo tree $*: must not contain $pattern, but has: $found" >&2
+      return 1
+    }
+  }
+  forbidden 'kapso-core|rusqlite|tokio-postgres' -p kapso-adapter -e normal
+  forbidden 'clap|anyhow|reqwest' -p kapso-client --no-default-features -e normal,no-proc-macro
+}
+
 step cargo fmt --all --check
+step check_dependencies
 step cargo clippy --workspace --all-targets --locked -- -D warnings
 # Also builds target/debug/kapso-core: the core's process tests run the binary.
 step cargo test --workspace --locked
 # The README's walkthrough, its own commands against `kapso dev`, on those binaries.
 step scripts/walkthrough.sh
-# kapso-client and the proto crate it depends on package as they would be published
+# kapso-client and the workspace crates it depends on package as they would be published
 # (cargo package without the verifying build: about a second).
 step client-sdk/scripts/check-package.sh
 # The SDK tests drive that same binary. (A separate `cargo build -p kapso-core`
