@@ -5,11 +5,8 @@
 //! stops the process with a message naming the variable.
 
 use std::ffi::OsStr;
-use std::fmt::Display;
-use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use clap::builder::{BoolishValueParser, TypedValueParser};
@@ -17,6 +14,7 @@ use clap::error::ErrorKind;
 use clap::{ArgAction, Parser};
 
 use crate::core_client::{ApiToken, CoreTls, PemFile};
+use kapso_process::HiddenValue;
 use kapso_signature::WebhookSecrets;
 
 /// Kapso webhook adapter: verifies, parses and forwards deliveries to the core.
@@ -34,7 +32,7 @@ pub struct Config {
         env = "KAPSO_WEBHOOK_SECRET",
         value_name = "KAPSO_WEBHOOK_SECRET",
         hide_env_values = true,
-        value_parser = Hidden::<WebhookSecrets>::new("KAPSO_WEBHOOK_SECRET"),
+        value_parser = HiddenValue::<WebhookSecrets>::new("KAPSO_WEBHOOK_SECRET"),
     )]
     pub webhook_secret: WebhookSecrets,
 
@@ -49,7 +47,7 @@ pub struct Config {
         env = "GATEWAY_API_TOKEN",
         value_name = "GATEWAY_API_TOKEN",
         hide_env_values = true,
-        value_parser = Hidden::<ApiToken>::new("GATEWAY_API_TOKEN"),
+        value_parser = HiddenValue::<ApiToken>::new("GATEWAY_API_TOKEN"),
     )]
     pub gateway_api_token: Option<ApiToken>,
 
@@ -168,54 +166,6 @@ impl Config {
 
 /// How log lines are written: one setting for every process.
 pub use kapso_telemetry::LogFormat;
-
-/// Parses a secret without ever echoing it: clap's default error for a bad
-/// value quotes the value, which would print a secret to the terminal and logs.
-#[derive(Debug)]
-struct Hidden<T> {
-    variable: &'static str,
-    parsed: PhantomData<fn() -> T>,
-}
-
-impl<T> Hidden<T> {
-    const fn new(variable: &'static str) -> Self {
-        Self {
-            variable,
-            parsed: PhantomData,
-        }
-    }
-}
-
-impl<T> Clone for Hidden<T> {
-    fn clone(&self) -> Self {
-        Self::new(self.variable)
-    }
-}
-
-impl<T> TypedValueParser for Hidden<T>
-where
-    T: FromStr + Clone + Send + Sync + 'static,
-    T::Err: Display,
-{
-    type Value = T;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        _arg: Option<&clap::Arg>,
-        value: &OsStr,
-    ) -> Result<T, clap::Error> {
-        let refuse = |why: &dyn Display| {
-            clap::Error::raw(
-                ErrorKind::ValueValidation,
-                format!("{}: {why} (value not shown)\n", self.variable),
-            )
-            .with_cmd(cmd)
-        };
-        let text = value.to_str().ok_or_else(|| refuse(&"not valid UTF-8"))?;
-        text.parse().map_err(|e: T::Err| refuse(&e))
-    }
-}
 
 /// Reads a PEM file while parsing, so a missing file stops the adapter naming the variable.
 #[derive(Debug, Clone, Copy)]

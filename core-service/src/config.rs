@@ -1,16 +1,15 @@
 //! The core's configuration: one typed struct, read from flags or environment,
 //! validated before anything binds.
 
-use std::ffi::OsStr;
 use std::fmt;
-use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::builder::{BoolishValueParser, TypedValueParser};
-use clap::error::ErrorKind;
+use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
+
+use kapso_process::HiddenValue;
 
 use crate::auth::ApiTokens;
 
@@ -31,7 +30,7 @@ pub struct Config {
         value_name = "DATABASE_URL",
         hide_env_values = true,
         default_value = "sqlite://kapso-gateway.db",
-        value_parser = Hidden::<DatabaseUrl>::new("DATABASE_URL"),
+        value_parser = HiddenValue::<DatabaseUrl>::new("DATABASE_URL"),
     )]
     pub database_url: DatabaseUrl,
 
@@ -56,7 +55,7 @@ pub struct Config {
         env = "GATEWAY_API_TOKENS",
         value_name = "GATEWAY_API_TOKENS",
         hide_env_values = true,
-        value_parser = Hidden::<ApiTokens>::new("GATEWAY_API_TOKENS"),
+        value_parser = HiddenValue::<ApiTokens>::new("GATEWAY_API_TOKENS"),
     )]
     pub gateway_api_tokens: Option<ApiTokens>,
 
@@ -234,53 +233,6 @@ fn redact_password(url: &str) -> String {
         out.push_str(&params.join("&"));
     }
     out
-}
-
-/// Parses a secret value without ever quoting it: clap's own errors repeat the
-/// rejected value, which for a token list would print the tokens.
-struct Hidden<T> {
-    variable: &'static str,
-    parsed: PhantomData<fn() -> T>,
-}
-
-impl<T> Hidden<T> {
-    const fn new(variable: &'static str) -> Self {
-        Self {
-            variable,
-            parsed: PhantomData,
-        }
-    }
-}
-
-impl<T> Clone for Hidden<T> {
-    fn clone(&self) -> Self {
-        Self::new(self.variable)
-    }
-}
-
-impl<T> TypedValueParser for Hidden<T>
-where
-    T: FromStr + Clone + Send + Sync + 'static,
-    T::Err: fmt::Display,
-{
-    type Value = T;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        _arg: Option<&clap::Arg>,
-        value: &OsStr,
-    ) -> Result<T, clap::Error> {
-        let refuse = |why: &dyn fmt::Display| {
-            clap::Error::raw(
-                ErrorKind::ValueValidation,
-                format!("{}: {why} (value not shown)\n", self.variable),
-            )
-            .with_cmd(cmd)
-        };
-        let text = value.to_str().ok_or_else(|| refuse(&"not valid UTF-8"))?;
-        text.parse().map_err(|e: T::Err| refuse(&e))
-    }
 }
 
 /// Where the metrics endpoint listens, if anywhere.
