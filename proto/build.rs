@@ -1,5 +1,6 @@
 //! Compiles `kapso/gateway/v1/*.proto` with protox (pure Rust, no `protoc` binary),
-//! then generates prost messages and tonic clients/servers from the descriptor set.
+//! then generates prost messages from the descriptor set, and with the `grpc` feature
+//! tonic clients and servers too.
 
 use std::{env, fs, path::PathBuf};
 
@@ -20,9 +21,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("kapso_gateway_v1_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
+    // A build script sees its package's features as environment variables only.
+    let grpc = env::var_os("CARGO_FEATURE_GRPC").is_some();
     tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
+        .build_client(grpc)
+        .build_server(grpc)
         .compile_fds(descriptors)?;
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
