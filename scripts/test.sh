@@ -12,7 +12,8 @@ step() {
   echo "test.sh: $1 ${2:-} took $((SECONDS - started)) s"
 }
 
-# The crates match the diagram: the edge builds no store, and a library user of
+# The crates match the diagram: the edge builds no store, its body parser alone
+# (what the fuzz targets build, instrumented) no server, and a library user of
 # kapso-client builds no CLI. A few seconds: cargo tree resolves, compiles nothing.
 # no-proc-macro: prost-derive, a proc macro the client needs, itself uses anyhow.
 check_dependencies() {
@@ -28,6 +29,7 @@ check_dependencies() {
     }
   }
   forbidden 'kapso-core|rusqlite|tokio-postgres' -p kapso-adapter -e normal
+  forbidden 'tonic|axum|hyper|tokio|rustls' -p kapso-adapter --no-default-features -e normal
   forbidden 'clap|anyhow|reqwest' -p kapso-client --no-default-features -e normal,no-proc-macro
 }
 
