@@ -14,6 +14,7 @@ use crate::model::{
     SendResult, StoredEvent,
 };
 
+mod effect;
 mod json_columns;
 mod message_pages;
 pub mod postgres;
