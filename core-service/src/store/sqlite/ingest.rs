@@ -1,6 +1,6 @@
 //! How a delivery changes the store: claim its key, append each event whose
-//! identity the log does not hold yet, and apply the new ones to messages
-//! ([`messages`](super::messages)) and conversations
+//! identity the log does not hold yet, and apply the [`Effect`] of the new
+//! ones to messages ([`messages`](super::messages)) and conversations
 //! ([`conversations`](super::conversations)). Runs on the writer thread inside
 //! the batch's transaction; a failing delivery rolls the batch back, which then
 //! runs again with a savepoint per request, so it leaves no trace.
@@ -11,13 +11,12 @@
 
 use rusqlite::{Connection, params};
 
-use super::conversations::SeenConversations;
-use super::messages::{
-    KnownMessage, find_by_wamid, record_inbound, record_statuses, touches_message,
-};
+use super::conversations;
+use super::messages::{self, KnownMessage, find_by_wamid};
 use super::{rows, unix_ms};
 use crate::model::{Claim, Delivery, NewEvent, Receipt};
 use crate::store::StoreError;
+use crate::store::effect::{Conversations, Effect, Identity};
 
 /// Stores `delivery`; see [`Store::ingest`](crate::store::Store::ingest).
 pub(super) fn apply(conn: &Connection, delivery: &Delivery) -> Result<Receipt, StoreError> {
@@ -34,11 +33,11 @@ pub(super) fn apply(conn: &Connection, delivery: &Delivery) -> Result<Receipt, S
         }
     }
     let mut claims = Vec::with_capacity(delivery.events.len());
-    let mut conversations = SeenConversations::default();
+    let mut conversations = Conversations::default();
     for event in &delivery.events {
         claims.push(claim_event(conn, event, now_ms, &mut conversations)?);
     }
-    conversations.remember(conn)?;
+    conversations::remember(conn, &conversations)?;
     Ok(Receipt::Stored(claims))
 }
 
@@ -46,23 +45,27 @@ fn claim_event<'a>(
     conn: &Connection,
     event: &'a NewEvent,
     now_ms: i64,
-    conversations: &mut SeenConversations<'a>,
+    conversations: &mut Conversations<'a>,
 ) -> Result<Claim, StoreError> {
-    let identity = Identity::of(event);
-    // Found once: the identity of a message event and its changes both need it.
-    let message = identity.message(conn)?;
+    let effect = Effect::of(event, now_ms / 1000);
+    // Found once: the identity of a message event and its change both need it.
+    let message = match effect.identity.message() {
+        Some(wamid) => find_by_wamid(conn, wamid)?,
+        None => None,
+    };
     // Looked up first rather than left to ON CONFLICT: a conflicting insert
     // would still use up a sequence number. A unique index backs each lookup,
     // and with one writer nothing can slip in between.
-    if identity.is_known(conn, message)? {
+    if is_known(conn, &effect.identity, message)? {
         return Ok(Claim::Duplicate);
     }
-    let message_row = apply_event(conn, event, message, now_ms / 1000, conversations)?;
-    // Both follow `touches_message`: a message event always has its row.
-    debug_assert_eq!(
-        message_row.is_some(),
-        matches!(identity, Identity::OfMessage { .. })
-    );
+    let message_row = match &effect.message {
+        Some(change) => Some(messages::apply(conn, change, message)?),
+        None => None,
+    };
+    if let Some(conversation) = effect.conversation {
+        conversations.add(conversation);
+    }
     conn.prepare_cached(
         "INSERT INTO events (received_at_ms, event_type, message_id, conversation_id, \
          phone_number_id, contact_phone, direction, message_type, text, reply_to, timestamp, \
@@ -83,7 +86,7 @@ fn claim_event<'a>(
         event.timestamp,
         rows::encode_statuses(&event.statuses)?,
         event.payload_json,
-        identity.key(),
+        effect.identity.key(),
         message_row,
     ])?;
     let sequence = u64::try_from(conn.last_insert_rowid())
@@ -91,94 +94,23 @@ fn claim_event<'a>(
     Ok(Claim::New { sequence })
 }
 
-/// How the log recognises an event that comes again (the same identity as
-/// [`NewEvent::dedup_key`], stored in two forms; migration 0004).
-pub(super) enum Identity<'a> {
-    /// A received message or a status: its message's row and the kind of event.
-    /// Message rows are numbered in arrival order, so this index grows at its
-    /// end, where one keyed by the random wamid would take a page per event.
-    OfMessage { wamid: &'a str, kind: &'a str },
-    /// Any other event: the whole identity.
-    Own(String),
-}
-
-impl<'a> Identity<'a> {
-    pub(super) fn of(event: &'a NewEvent) -> Self {
-        if !touches_message(event) {
-            return Identity::Own(event.dedup_key());
-        }
-        let kind = match event.reported_status() {
-            Some(status) => status.as_str(),
-            None => &event.event_type,
-        };
-        Identity::OfMessage {
-            wamid: &event.message_id,
-            kind,
-        }
-    }
-
-    /// What the log's `dedup_key` column holds for this identity.
-    fn key(&self) -> &str {
-        match self {
-            Identity::OfMessage { kind, .. } => kind,
-            Identity::Own(key) => key,
-        }
-    }
-
-    /// The stored message a message event is about, if there is one yet.
-    pub(super) fn message(&self, conn: &Connection) -> Result<Option<KnownMessage>, StoreError> {
-        match self {
-            Identity::OfMessage { wamid, .. } => find_by_wamid(conn, wamid),
-            Identity::Own(_) => Ok(None),
-        }
-    }
-
-    /// Whether the log holds this identity; `message` is what [`Self::message`] found.
-    pub(super) fn is_known(
-        &self,
-        conn: &Connection,
-        message: Option<KnownMessage>,
-    ) -> Result<bool, StoreError> {
-        let known = match self {
-            Identity::OfMessage { kind, .. } => match message {
-                // No row yet, so no event about the message either.
-                None => false,
-                Some(found) => conn
-                    .prepare_cached(
-                        "SELECT 1 FROM events WHERE message_row = ?1 AND dedup_key = ?2",
-                    )?
-                    .exists(params![found.row, kind])?,
-            },
-            Identity::Own(key) => conn
-                .prepare_cached(
-                    "SELECT 1 FROM events WHERE dedup_key = ?1 AND message_row IS NULL",
-                )?
-                .exists([key])?,
-        };
-        Ok(known)
-    }
-}
-
-/// Applies a new event to messages, and notes what it says of its conversation.
-/// Returns the row of the message it changed, `None` when it touches none.
-fn apply_event<'a>(
+/// Whether the log holds `identity` (migration 0004 stores it in two forms:
+/// a message event's kind beside its message's row, any other's whole);
+/// `message` is the row holding its wamid, if any.
+pub(super) fn is_known(
     conn: &Connection,
-    event: &'a NewEvent,
+    identity: &Identity<'_>,
     message: Option<KnownMessage>,
-    now: i64,
-    conversations: &mut SeenConversations<'a>,
-) -> Result<Option<i64>, StoreError> {
-    let at = event.time_or(now);
-    let inbound = event.is_inbound_message();
-    if !event.conversation_id.is_empty() {
-        conversations.saw(event, inbound.then_some(at));
-    }
-    if !touches_message(event) {
-        // No message id, or another kind of message event (a new type Kapso added): logged only.
-        Ok(None)
-    } else if inbound {
-        record_inbound(conn, event, message, at, now).map(Some)
-    } else {
-        record_statuses(conn, event, message, at, now).map(Some)
-    }
+) -> Result<bool, StoreError> {
+    let known = match (identity, message) {
+        // No row yet, so no event about the message either.
+        (Identity::OfMessage { .. }, None) => false,
+        (Identity::OfMessage { kind, .. }, Some(found)) => conn
+            .prepare_cached("SELECT 1 FROM events WHERE message_row = ?1 AND dedup_key = ?2")?
+            .exists(params![found.row, kind.as_str()])?,
+        (own, _) => conn
+            .prepare_cached("SELECT 1 FROM events WHERE dedup_key = ?1 AND message_row IS NULL")?
+            .exists([own.key()])?,
+    };
+    Ok(known)
 }

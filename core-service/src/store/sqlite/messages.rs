@@ -1,112 +1,40 @@
-//! How a new event changes its message's row: a received message creates it
-//! (or completes a row a status created first), a status moves it forward and
-//! records its history. Runs inside the delivery's transaction, after the
-//! event's identity was claimed (see [`ingest`](super::ingest)).
+//! Applies a new event's [`MessageChange`] to its message's row and history:
+//! the row with its wamid, else the pending send the change may settle, else a
+//! new row. Runs inside the delivery's transaction, after the event's identity
+//! was found new (see [`ingest`](super::ingest)). What changes is decided by
+//! the change; this only writes it.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows;
-use crate::model::{Direction, EncodedContent, MetaError, NewEvent};
+use crate::model::EncodedContent;
 use crate::status::MessageStatus;
 use crate::store::StoreError;
-use crate::store::reported_statuses::{
-    SETTLE_WINDOW_SECS, advance, first_known, may_settle_a_send, moves_a_status, reported_statuses,
-};
+use crate::store::effect::{MessageChange, PendingSend};
 
-/// Whether storing `event` creates or changes a message row.
-pub(super) fn touches_message(event: &NewEvent) -> bool {
-    event.is_inbound_message() || moves_a_status(event)
-}
-
-pub(super) fn record_inbound(
+/// Applies `change`; `found` is the row holding its wamid, if any. Returns
+/// the row of the message it changed.
+pub(super) fn apply(
     conn: &Connection,
-    event: &NewEvent,
-    message: Option<KnownMessage>,
-    at: i64,
-    now: i64,
+    change: &MessageChange<'_>,
+    found: Option<KnownMessage>,
 ) -> Result<i64, StoreError> {
-    let id = match message {
-        // Known already (a status webhook came first): fill in what it lacked.
-        Some(KnownMessage { row, .. }) => {
-            conn.prepare_cached(
-                "UPDATE messages SET \
-                   type = CASE WHEN type = '' THEN ?2 ELSE type END, \
-                   text = CASE WHEN text = '' THEN ?3 ELSE text END, \
-                   reply_to = CASE WHEN reply_to = '' THEN ?4 ELSE reply_to END, \
-                   content = coalesce(content, ?6), \
-                   updated_at = ?5 \
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                row,
-                event.message_type,
-                event.text,
-                event.reply_to_message_id,
-                now,
-                event.content.as_ref().map(EncodedContent::as_bytes)
-            ])?;
-            fill_in_identity(conn, row, event)?;
+    let known = match (found, &change.settles) {
+        (Some(found), _) => Some(found),
+        (None, Some(pending)) => find_pending_send(conn, pending)?,
+        (None, None) => None,
+    };
+    let row = match known {
+        Some(KnownMessage { row, status }) => {
+            update_message(conn, row, change, change.status_from(status))?;
             row
         }
-        // Seen for the first time (nearly always): a plain insert.
-        None => {
-            conn.prepare_cached(
-                "INSERT INTO messages (wamid, direction, conversation_id, phone_number_id, \
-                 contact_phone, type, text, reply_to, status, timestamp, created_at, updated_at, \
-                 content) \
-                 VALUES (?1, 'inbound', ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8, ?9, ?9, ?10)",
-            )?
-            .execute(params![
-                event.message_id,
-                event.conversation_id,
-                event.phone_number_id,
-                event.contact_phone,
-                event.message_type,
-                event.text,
-                event.reply_to_message_id,
-                at,
-                now,
-                event.content.as_ref().map(EncodedContent::as_bytes)
-            ])?;
-            conn.last_insert_rowid()
-        }
+        None => insert_message(conn, change)?,
     };
-    record_history(conn, id, MessageStatus::Received, at)?;
-    Ok(id)
-}
-
-/// A status (or other outbound) event: move the message forward.
-pub(super) fn record_statuses(
-    conn: &Connection,
-    event: &NewEvent,
-    message: Option<KnownMessage>,
-    at: i64,
-    now: i64,
-) -> Result<i64, StoreError> {
-    let updates = reported_statuses(event, at);
-    let known = match message {
-        Some(found) => Some(found),
-        None => find_unsettled_send(conn, event, now)?,
-    };
-    let id = match known {
-        Some(KnownMessage {
-            row: id,
-            status: current,
-        }) => {
-            let (status, errors) = advance(current, &updates);
-            update_message(conn, id, event, status, errors, now)?;
-            id
-        }
-        None => {
-            let (direction, base) = first_known(event);
-            let (status, errors) = advance(base, &updates);
-            insert_message(conn, event, direction, status, errors, at, now)?
-        }
-    };
-    for update in &updates {
-        record_history(conn, id, update.status, update.at)?;
+    for entry in &change.history {
+        record_history(conn, row, entry.status, entry.at)?;
     }
-    Ok(id)
+    Ok(row)
 }
 
 /// A stored message as an event about it needs it: its row and its status now.
@@ -134,67 +62,66 @@ fn known_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<KnownMessage> {
     })
 }
 
-/// A recent send with no wamid yet (its response is pending or was lost) that the
-/// status event describes: same number, same recipient, same text. This is how
-/// an `OutcomeUnknown` send is settled by a later webhook.
-fn find_unsettled_send(
+/// The send `pending` describes, picked as it says among the oldest.
+fn find_pending_send(
     conn: &Connection,
-    event: &NewEvent,
-    now: i64,
+    pending: &PendingSend<'_>,
 ) -> Result<Option<KnownMessage>, StoreError> {
-    if !may_settle_a_send(event) {
-        return Ok(None);
-    }
     let mut stmt = conn.prepare_cached(
         "SELECT id, status FROM messages \
          WHERE wamid IS NULL AND phone_number_id = ?1 AND contact_phone = ?2 \
-           AND direction = 'outbound' AND status IN ('accepted', 'outcome_unknown') \
+           AND direction = 'outbound' AND status IN (?6, ?7) \
            AND created_at >= ?3 AND (?4 = '' OR text = ?4) \
-         ORDER BY created_at, id LIMIT 2",
+         ORDER BY created_at, id LIMIT ?5",
     )?;
     let candidates = stmt
         .query_map(
             params![
-                event.phone_number_id,
-                event.contact_phone,
-                now - SETTLE_WINDOW_SECS,
-                event.text
+                pending.phone_number_id,
+                pending.contact_phone,
+                pending.claimed_since,
+                pending.text,
+                PendingSend::CANDIDATES,
+                PendingSend::WAITING[0].as_str(),
+                PendingSend::WAITING[1].as_str()
             ],
             known_message,
         )?
         .collect::<Result<Vec<_>, _>>()?;
-    // Without text to compare, only an unambiguous match is safe to settle.
-    Ok(match candidates.as_slice() {
-        [only] => Some(*only),
-        [oldest, ..] if !event.text.is_empty() => Some(*oldest),
-        _ => None,
-    })
+    Ok(pending.pick(&candidates))
 }
 
 fn update_message(
     conn: &Connection,
     id: i64,
-    event: &NewEvent,
+    change: &MessageChange<'_>,
     status: MessageStatus,
-    errors: &[MetaError],
-    now: i64,
 ) -> Result<(), StoreError> {
+    let fields = &change.fields;
     conn.prepare_cached(
         "UPDATE messages SET status = ?2, errors_json = coalesce(?3, errors_json), \
            type = CASE WHEN type = '' THEN ?4 ELSE type END, \
            text = CASE WHEN text = '' THEN ?5 ELSE text END, \
-           updated_at = ?6 \
+           reply_to = CASE WHEN reply_to = '' THEN ?6 ELSE reply_to END, \
+           content = coalesce(content, ?7), \
+           updated_at = ?8 \
          WHERE id = ?1",
     )?
     .execute(params![
         id,
         status.as_str(),
-        rows::encode_errors(errors)?,
-        event.message_type,
-        event.text,
-        now
+        change
+            .errors
+            .map(rows::encode_errors)
+            .transpose()?
+            .flatten(),
+        fields.message_type,
+        fields.text,
+        fields.reply_to,
+        fields.content.map(EncodedContent::as_bytes),
+        change.now
     ])?;
-    fill_in_identity(conn, id, event)
+    fill_in_identity(conn, id, change)
 }
 
 /// Fills in the indexed columns a message row lacks (a row a status created
@@ -204,7 +131,12 @@ fn update_message(
 /// SQLite rewrites the entries of every index whose column an UPDATE sets, even
 /// to the value it had, so folding these into the status update would dirty a
 /// page of the wamid and by-conversation indexes on every receipt.
-fn fill_in_identity(conn: &Connection, id: i64, event: &NewEvent) -> Result<(), StoreError> {
+fn fill_in_identity(
+    conn: &Connection,
+    id: i64,
+    change: &MessageChange<'_>,
+) -> Result<(), StoreError> {
+    let fields = &change.fields;
     conn.prepare_cached(
         "UPDATE messages SET wamid = coalesce(wamid, ?2), \
            conversation_id = CASE WHEN conversation_id = '' THEN ?3 ELSE conversation_id END, \
@@ -215,41 +147,40 @@ fn fill_in_identity(conn: &Connection, id: i64, event: &NewEvent) -> Result<(), 
     )?
     .execute(params![
         id,
-        event.message_id,
-        event.conversation_id,
-        event.phone_number_id,
-        event.contact_phone
+        change.wamid,
+        fields.conversation_id,
+        fields.phone_number_id,
+        fields.contact_phone
     ])?;
     Ok(())
 }
 
-fn insert_message(
-    conn: &Connection,
-    event: &NewEvent,
-    direction: Direction,
-    status: MessageStatus,
-    errors: &[MetaError],
-    at: i64,
-    now: i64,
-) -> Result<i64, StoreError> {
+fn insert_message(conn: &Connection, change: &MessageChange<'_>) -> Result<i64, StoreError> {
+    let (fields, created) = (&change.fields, &change.created);
     conn.prepare_cached(
         "INSERT INTO messages (wamid, direction, conversation_id, phone_number_id, \
          contact_phone, type, text, reply_to, status, errors_json, timestamp, created_at, \
-         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+         updated_at, content) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
     )?
     .execute(params![
-        event.message_id,
-        direction.as_str(),
-        event.conversation_id,
-        event.phone_number_id,
-        event.contact_phone,
-        event.message_type,
-        event.text,
-        event.reply_to_message_id,
-        status.as_str(),
-        rows::encode_errors(errors)?,
-        at,
-        now
+        change.wamid,
+        created.direction.as_str(),
+        fields.conversation_id,
+        fields.phone_number_id,
+        fields.contact_phone,
+        fields.message_type,
+        fields.text,
+        fields.reply_to,
+        created.status.as_str(),
+        change
+            .errors
+            .map(rows::encode_errors)
+            .transpose()?
+            .flatten(),
+        created.timestamp,
+        change.now,
+        fields.content.map(EncodedContent::as_bytes)
     ])?;
     Ok(conn.last_insert_rowid())
 }

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::ingest::Identity;
 use super::rows::{self, event_columns};
 use crate::model::NewEvent;
 use crate::store::StoreError;
+use crate::store::effect::{Effect, Identity};
 
 /// Rewrites existing rows after a migration's SQL, in the same transaction.
 type DataStep = fn(&Connection) -> Result<(), StoreError>;
@@ -175,10 +175,16 @@ fn move_event_keys_into_the_log(conn: &Connection) -> Result<(), StoreError> {
             payload_json: row.get(3)?,
             ..NewEvent::default()
         };
-        update.execute(params![row.get::<_, i64>(0)?, event.dedup_key()])?;
+        update.execute(params![row.get::<_, i64>(0)?, identity_before_0004(&event)])?;
     }
     conn.execute_batch("DROP TABLE event_keys")?;
     Ok(())
+}
+
+/// An event's identity as 0003 stored it: whole, as one string, whether or
+/// not the event changes a message.
+fn identity_before_0004(event: &NewEvent) -> String {
+    Identity::of(event, true).to_string()
 }
 
 /// 0004: gives each stored received message and status the identity ingest now
@@ -198,12 +204,12 @@ fn key_message_events_by_their_row(conn: &Connection) -> Result<(), StoreError> 
     let mut stored = select.query([])?;
     while let Some(row) = stored.next()? {
         let stored = rows::event_from_row(row)?;
-        let Identity::OfMessage { wamid, kind } = Identity::of(&stored.event) else {
+        let Identity::OfMessage { wamid, kind } = Effect::of(&stored.event, 0).identity else {
             continue;
         };
         let message_row: Option<i64> = row_of.query_row([wamid], |r| r.get(0)).optional()?;
         if let Some(message_row) = message_row {
-            update.execute(params![stored.sequence as i64, message_row, kind])?;
+            update.execute(params![stored.sequence as i64, message_row, kind.as_str()])?;
         }
     }
     Ok(())
@@ -211,6 +217,8 @@ fn key_message_events_by_their_row(conn: &Connection) -> Result<(), StoreError> 
 
 #[cfg(test)]
 mod tests {
+    use super::super::ingest::is_known;
+    use super::super::messages::find_by_wamid;
     use super::*;
 
     /// The writer finishes checkpoints at the measured threshold, not at
@@ -290,7 +298,13 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(keys, [received.dedup_key(), created.dedup_key()]);
+        assert_eq!(
+            keys,
+            [
+                identity_before_0004(&received),
+                identity_before_0004(&created)
+            ]
+        );
         let leftover: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'event_keys%'",
@@ -334,7 +348,7 @@ mod tests {
                     event.message_id,
                     event.direction.as_str(),
                     event.payload_json,
-                    event.dedup_key()
+                    identity_before_0004(event)
                 ],
             )
             .unwrap();
@@ -353,14 +367,16 @@ mod tests {
             identities,
             [
                 (Some(7), "whatsapp.message.received".to_string()),
-                (None, created.dedup_key())
+                (None, identity_before_0004(&created))
             ]
         );
         for event in [&received, &created] {
-            let identity = Identity::of(event);
-            let message = identity.message(&conn).unwrap();
+            let identity = Effect::of(event, 0).identity;
+            let message = identity
+                .message()
+                .and_then(|wamid| find_by_wamid(&conn, wamid).unwrap());
             assert!(
-                identity.is_known(&conn, message).unwrap(),
+                is_known(&conn, &identity, message).unwrap(),
                 "{}",
                 event.event_type
             );
