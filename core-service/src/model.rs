@@ -2,8 +2,6 @@
 //! the explicit outcomes of storing. Protobuf types stay at the gRPC edge
 //! (`convert`), these are what the store and the services speak.
 
-use sha2::{Digest, Sha256};
-
 use crate::status::MessageStatus;
 
 /// Which way a message travelled, seen from the business.
@@ -105,23 +103,6 @@ impl NewEvent {
             && (self.direction == Direction::Inbound
                 || (self.direction == Direction::Unknown
                     && self.event_type == "whatsapp.message.received"))
-    }
-
-    /// Identity of the event itself, independent of the delivery that carried it.
-    ///
-    /// Kapso re-sends a batch message by message under new delivery keys once its
-    /// retries run out, so the event must de-duplicate on its own: status events by
-    /// message id and status, other message events by message id and type, events
-    /// without a message id by a digest of their exact payload.
-    pub fn dedup_key(&self) -> String {
-        if self.message_id.is_empty() {
-            let digest = Sha256::digest(self.payload_json.as_bytes());
-            return format!("p|{}|{}", self.event_type, hex::encode(digest));
-        }
-        match self.reported_status() {
-            Some(status) => format!("s|{}|{}", self.message_id, status.as_str()),
-            None => format!("e|{}|{}", self.event_type, self.message_id),
-        }
     }
 }
 
@@ -306,36 +287,6 @@ mod tests {
             message_id: message_id.into(),
             ..Default::default()
         }
-    }
-
-    #[test]
-    fn status_events_dedup_by_message_and_status() {
-        assert_eq!(
-            event("whatsapp.message.read", "wamid.1").dedup_key(),
-            "s|wamid.1|read"
-        );
-        assert_ne!(
-            event("whatsapp.message.read", "wamid.1").dedup_key(),
-            event("whatsapp.message.delivered", "wamid.1").dedup_key()
-        );
-    }
-
-    #[test]
-    fn received_events_dedup_by_type_and_message() {
-        assert_eq!(
-            event("whatsapp.message.received", "wamid.1").dedup_key(),
-            "e|whatsapp.message.received|wamid.1"
-        );
-    }
-
-    #[test]
-    fn events_without_message_id_dedup_by_exact_payload() {
-        let mut a = event("whatsapp.conversation.created", "");
-        a.payload_json = r#"{"conversation":{"id":"c1"}}"#.into();
-        let mut b = a.clone();
-        assert_eq!(a.dedup_key(), b.dedup_key());
-        b.payload_json.push(' ');
-        assert_ne!(a.dedup_key(), b.dedup_key());
     }
 
     #[test]

@@ -18,7 +18,6 @@ mod effect;
 mod json_columns;
 mod message_pages;
 pub mod postgres;
-mod reported_statuses;
 pub mod sqlite;
 
 /// Failure of the storage backend. Maps to gRPC `UNAVAILABLE` (retryable) or `INTERNAL`.
@@ -50,7 +49,7 @@ pub const MAX_CONSUMERS: usize = 1_000;
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Stores a delivery all-or-nothing, de-duplicated by delivery key and by each
-    /// event's [`dedup_key`](crate::model::NewEvent::dedup_key), atomically under
+    /// event's identity (a status by its message and status, see `effect`), atomically under
     /// concurrency (unique constraints, not check-then-insert). New events are
     /// appended to the log; message rows, status history and conversations are
     /// updated in the same transaction. Statuses only move forward.

@@ -4,8 +4,7 @@
 //!   lock that makes sequence order equal commit order across replicas
 //! - [`ingest`]: how a delivery changes the log, messages and conversations
 //! - [`claim`]: the claims and the append every event's statement starts with
-//! - [`inbound`]: a received message, the bulk of deliveries, in one statement
-//! - [`statuses`]: every other event, statuses above all, in one statement too
+//! - [`apply`]: an event's effect on messages and conversations, in that statement
 //! - [`outbound`]: recording sends and how they ended; consumers' positions
 //! - [`reads`]: the queries behind the read methods, on pooled connections
 //! - [`committed`]: the commit mark, fed by own commits, `LISTEN/NOTIFY` and a poll
@@ -15,19 +14,18 @@
 //! - [`tls`]: `sslmode` and `sslrootcert` as libpq means them, over rustls
 //!
 //! Semantics are the SQLite store's, made to hold across processes: de-duplication
-//! and idempotency claims are unique constraints, statuses only move forward in
-//! SQL, and appends to the log are serialized until commit.
+//! and idempotency claims are unique constraints, an event's effect is worked
+//! out once for both backends (`store::effect`), and appends to the log are serialized until commit.
 
+mod apply;
 mod claim;
 mod committed;
-mod inbound;
 mod ingest;
 mod migrate;
 mod outbound;
 mod reads;
 mod retention;
 mod rows;
-mod statuses;
 mod tls;
 mod writer;
 

@@ -19,6 +19,7 @@ use tokio_postgres::{Row, Statement};
 use super::rows;
 use crate::model::{Claim, NewEvent};
 use crate::store::StoreError;
+use crate::store::effect::Identity;
 
 /// One statement: the claims and the append, then the CTEs given (each
 /// `name AS (..)`, selecting `FROM claimed`), then the answer.
@@ -81,13 +82,14 @@ struct ClaimValues<'a> {
 impl<'a> ClaimValues<'a> {
     fn new(
         event: &'a NewEvent,
+        identity: &Identity<'_>,
         delivery_key: Option<&'a str>,
         now_ms: i64,
     ) -> Result<Self, StoreError> {
         Ok(Self {
             delivery_key,
             now_ms,
-            identity: event.dedup_key(),
+            identity: identity.to_string(),
             log: rows::LogValues::new(event)?,
         })
     }
@@ -102,18 +104,19 @@ impl<'a> ClaimValues<'a> {
 }
 
 /// Runs `stmt`, an event's statement made with [`claim_and_append!`]: the
-/// claim's parameters for `event`, then `own` from `$16`. The request goes out
+/// claim's parameters for `event` known by `identity`, then `own` from `$16`. The request goes out
 /// at the first poll, before anything is awaited, so callers pipeline several
 /// by polling them in order (see [`ingest`](super::ingest)).
 pub(super) async fn run(
     conn: &ClientWrapper,
     stmt: &Statement,
     event: &NewEvent,
+    identity: &Identity<'_>,
     delivery_key: Option<&str>,
     now_ms: i64,
     own: &[&(dyn ToSql + Sync)],
 ) -> Result<Stored, StoreError> {
-    let values = ClaimValues::new(event, delivery_key, now_ms)?;
+    let values = ClaimValues::new(event, identity, delivery_key, now_ms)?;
     let mut params = values.params();
     params.extend_from_slice(own);
     outcome(&conn.query_one(stmt, &params).await?)

@@ -7,8 +7,7 @@
 //! and whether a row came back), never on a prior lookup: it holds against
 //! another replica's transaction as well as within a batch.
 //!
-//! Every event is ONE statement: a received message's ([`inbound`]) or any
-//! other's ([`statuses`]). Nothing is decided in between, so statements are
+//! Every event is ONE statement ([`apply`]). Nothing is decided in between, so statements are
 //! sent together and their answers read afterwards: one round trip for many
 //! events. The server still runs them one after another in the order sent, each
 //! seeing what the ones before it wrote, so the outcome is that of storing the
@@ -21,7 +20,7 @@ use futures::future::try_join_all;
 use tokio_postgres::Statement;
 
 use super::claim::Stored;
-use super::{inbound, statuses, unix_ms};
+use super::{apply, unix_ms};
 use crate::model::{Delivery, NewEvent, Receipt};
 use crate::store::StoreError;
 
@@ -94,19 +93,17 @@ pub(super) async fn apply_pipelined(
         .collect())
 }
 
-/// The two statements an event may take, prepared before any goes out so that
-/// no query waits behind a preparation.
+/// The statement every event takes, prepared before any goes out so that no
+/// query waits behind a preparation.
 struct Statements {
-    received: Statement,
-    other: Statement,
+    event: Statement,
 }
 
 impl Statements {
-    /// Prepared once per connection; later calls find them cached.
+    /// Prepared once per connection; later calls find it cached.
     async fn prepare(conn: &ClientWrapper) -> Result<Self, StoreError> {
         Ok(Self {
-            received: conn.prepare_cached(inbound::STORE_RECEIVED).await?,
-            other: conn.prepare_cached(statuses::STORE_EVENT).await?,
+            event: conn.prepare_cached(apply::STORE_EVENT).await?,
         })
     }
 
@@ -119,11 +116,7 @@ impl Statements {
         delivery_key: Option<&str>,
         now_ms: i64,
     ) -> Result<Stored, StoreError> {
-        if event.is_inbound_message() {
-            inbound::store(conn, &self.received, event, delivery_key, now_ms).await
-        } else {
-            statuses::store(conn, &self.other, event, delivery_key, now_ms).await
-        }
+        apply::store(conn, &self.event, event, delivery_key, now_ms).await
     }
 
     /// Stores events, each claiming the delivery key given with it, sending

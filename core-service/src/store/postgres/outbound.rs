@@ -148,10 +148,8 @@ pub(super) async fn finish_send(
                 .advance(MessageStatus::Sent);
             let stmt = conn
                 .prepare_cached(
-                    "UPDATE messages SET wamid = $2, \
-                       status = CASE WHEN kapso_status_rank($3) > kapso_status_rank(status) \
-                         THEN $3 ELSE status END, \
-                       updated_at = $4 WHERE id = $1",
+                    // The row is locked since its status was read: set, not compared.
+                    "UPDATE messages SET wamid = $2, status = $3, updated_at = $4 WHERE id = $1",
                 )
                 .await?;
             conn.execute(&stmt, &[&id, wamid, &status.as_str(), &now])
