@@ -19,4 +19,5 @@ mod replicas;
 mod shutdown;
 mod store;
 mod store_differential;
+mod store_upgrade;
 mod watch;

@@ -16,7 +16,7 @@ use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
-use super::claim::{self, Stored, claim_and_append};
+use super::claim::{self, Stored, append, claim_head};
 use super::rows::encode_errors;
 use crate::model::{EncodedContent, NewEvent};
 use crate::store::StoreError;
@@ -32,6 +32,11 @@ pub(super) async fn store(
     now_ms: i64,
 ) -> Result<Stored, StoreError> {
     let effect = Effect::of(event, now_ms / 1000);
+    // The head finds the identity's message by the change's wamid (`$20`).
+    debug_assert_eq!(
+        effect.identity.message(),
+        effect.message.as_ref().map(|m| m.wamid)
+    );
     let conversation = ConversationValues::new(effect.conversation.as_ref());
     let message = MessageValues::new(effect.message.as_ref())?;
     let mut own = conversation.params().to_vec();
@@ -184,7 +189,9 @@ impl<'a> MessageValues<'a> {
 ///
 /// The update picks its row by `id = (SELECT id FROM target)`: written as a
 /// join with that CTE, it was planned as a scan of `messages`.
-pub(super) const STORE_EVENT: &str = claim_and_append!(
+pub(super) const STORE_EVENT: &str = concat!(
+    claim_head!(),
+    ", ",
     "conversation AS ( \
       INSERT INTO conversations AS c (id, phone_number_id, contact_phone, last_inbound_at) \
       SELECT $16::text, $17::text, $18::text, $19::bigint FROM claimed WHERE $16 IS NOT NULL \
@@ -194,8 +201,7 @@ pub(super) const STORE_EVENT: &str = claim_and_append!(
         contact_phone = CASE WHEN c.contact_phone = '' \
           THEN excluded.contact_phone ELSE c.contact_phone END, \
         last_inbound_at = GREATEST(c.last_inbound_at, excluded.last_inbound_at))",
-    "named AS ( \
-      SELECT id FROM messages WHERE wamid = $20::text AND EXISTS (SELECT 1 FROM claimed))",
+    ", ",
     "pending AS ( \
       SELECT id, created_at FROM messages \
       WHERE $21::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM named) \
@@ -204,12 +210,14 @@ pub(super) const STORE_EVENT: &str = claim_and_append!(
         AND direction = 'outbound' AND status = ANY($25::text[]) \
         AND created_at >= $24::bigint AND ($23::text = '' OR text = $23) \
       ORDER BY created_at, id LIMIT $26::bigint)",
+    ", ",
     "target AS ( \
-      SELECT id FROM named \
+      SELECT id FROM named WHERE EXISTS (SELECT 1 FROM claimed) \
       UNION ALL \
       (SELECT id FROM pending \
        WHERE NOT $27::bool OR (SELECT count(*) FROM pending) = 1 \
        ORDER BY created_at, id LIMIT 1))",
+    ", ",
     "moved AS ( \
       UPDATE messages AS m SET \
         status = CASE WHEN m.status = ANY($28::text[]) THEN $29::text ELSE m.status END, \
@@ -228,6 +236,7 @@ pub(super) const STORE_EVENT: &str = claim_and_append!(
         updated_at = $31::bigint \
       WHERE m.id = (SELECT id FROM target) \
       RETURNING m.id)",
+    ", ",
     "created AS ( \
       INSERT INTO messages (wamid, direction, conversation_id, phone_number_id, contact_phone, \
         type, text, reply_to, status, errors_json, timestamp, created_at, updated_at, content) \
@@ -235,12 +244,17 @@ pub(super) const STORE_EVENT: &str = claim_and_append!(
         $31, $31, $38 \
       FROM claimed WHERE $20 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM target) \
       RETURNING id)",
+    ", ",
+    "message AS (SELECT id FROM moved UNION ALL SELECT id FROM created)",
+    ", ",
     "history AS ( \
       INSERT INTO status_history AS h (message_id, status, timestamp) \
       SELECT message.id, reported.status, min(reported.at) \
-      FROM (SELECT id FROM moved UNION ALL SELECT id FROM created) AS message, \
+      FROM message, \
         unnest($42::text[], $43::bigint[]) AS reported (status, at) \
       GROUP BY message.id, reported.status \
       ON CONFLICT (message_id, status) DO UPDATE SET timestamp = excluded.timestamp \
       WHERE excluded.timestamp < h.timestamp)",
+    ", ",
+    append!(),
 );

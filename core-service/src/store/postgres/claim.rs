@@ -1,16 +1,22 @@
-//! The head every event's statement starts with: claim the delivery's key (when
-//! the event is the delivery's first), claim the event's identity, append the
-//! event to the log. Each is a data-modifying CTE fed by the `RETURNING` rows
-//! of the one before it, so a key or an identity already claimed stops the
-//! chain, and so do the steps an event's own statement adds after it (they
-//! select `FROM claimed`). The steps write to different tables, so sharing one
-//! snapshot, as the CTEs of a statement do, hides nothing from any of them.
+//! The claims and the append every event's statement is made of: claim the
+//! delivery's key (when the event is the delivery's first), claim the event's
+//! [`Identity`], and append the event to the log with it. A key or an identity
+//! already claimed leaves `claimed` empty, which stops the event's own steps
+//! (they select `FROM claimed`) and the append.
+//!
+//! The identity is laid out as SQLite's: a message event's kind beside its
+//! message's row (`message_row`), any other's whole. It is looked up, not left
+//! to `ON CONFLICT` (a conflicting insert would still use up a sequence
+//! number); the lookup is safe because every batch that ingests holds the log
+//! lock (see [`writer`](super::writer)) and so sees every earlier append
+//! committed, and the unique indexes on the log back it.
 //!
 //! Parameters: `$1` the delivery key or NULL, `$2` the request time (ms), `$3`
-//! the event's identity, `$4`..`$15` the log's columns ([`rows::LogValues`]);
-//! an event's own steps number theirs from `$16`. The statement answers whether
-//! the delivery key was new (or absent) and the appended sequence, NULL for an
-//! event seen before: [`outcome`] reads that.
+//! the identity's [key](Identity::key), `$4`..`$15` the log's columns
+//! ([`rows::LogValues`]); the event's own steps number theirs from `$16`, and
+//! `$20` is the wamid of the message the identity is about. The statement
+//! answers whether the delivery key was new (or absent) and the appended
+//! sequence, NULL for an event seen before: [`outcome`] reads that.
 
 use deadpool_postgres::ClientWrapper;
 use tokio_postgres::types::ToSql;
@@ -21,35 +27,51 @@ use crate::model::{Claim, NewEvent};
 use crate::store::StoreError;
 use crate::store::effect::Identity;
 
-/// One statement: the claims and the append, then the CTEs given (each
-/// `name AS (..)`, selecting `FROM claimed`), then the answer.
-macro_rules! claim_and_append {
-    ($($step:literal),* $(,)?) => {
-        concat!(
-            "WITH delivery AS ( \
-               INSERT INTO deliveries (key, received_at_ms) \
-               SELECT $1::text, $2::bigint WHERE $1::text IS NOT NULL \
-               ON CONFLICT DO NOTHING RETURNING 1), \
-             claimed AS ( \
-               INSERT INTO event_keys (key, received_at_ms) \
-               SELECT $3::text, $2::bigint \
-               WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM delivery) \
-               ON CONFLICT DO NOTHING RETURNING 1), \
-             appended AS ( \
-               INSERT INTO events (received_at_ms, event_type, message_id, conversation_id, \
-                 phone_number_id, contact_phone, direction, message_type, text, reply_to, \
-                 timestamp, statuses_json, payload_json) \
-               SELECT $2, $4::text, $5::text, $6::text, $7::text, $8::text, $9::text, \
-                 $10::text, $11::text, $12::text, $13::bigint, $14::text, $15::text \
-               FROM claimed \
-               RETURNING sequence)",
-            $(", ", $step,)*
-            " SELECT $1::text IS NULL OR EXISTS (SELECT 1 FROM delivery), \
-               (SELECT sequence FROM appended)"
-        )
+/// The statement's head: claim the delivery key (`delivery`), find the row of
+/// the message the identity is about (`named`, by the wamid `$20` the event's
+/// [`MessageChange`](crate::store::effect::MessageChange) names; NULL for an
+/// identity that is whole), and claim the identity (`claimed`, a row when
+/// the delivery is new or keyless and the log holds no such identity yet).
+macro_rules! claim_head {
+    () => {
+        "WITH delivery AS ( \
+           INSERT INTO deliveries (key, received_at_ms) \
+           SELECT $1::text, $2::bigint WHERE $1::text IS NOT NULL \
+           ON CONFLICT DO NOTHING RETURNING 1), \
+         named AS (SELECT id FROM messages WHERE wamid = $20::text), \
+         known AS ( \
+           SELECT 1 FROM events \
+           WHERE $20::text IS NOT NULL AND message_row = (SELECT id FROM named) \
+             AND dedup_key = $3::text \
+           UNION ALL \
+           SELECT 1 FROM events \
+           WHERE $20::text IS NULL AND message_row IS NULL AND dedup_key = $3::text), \
+         claimed AS ( \
+           SELECT 1 WHERE ($1::text IS NULL OR EXISTS (SELECT 1 FROM delivery)) \
+             AND NOT EXISTS (SELECT 1 FROM known))"
     };
 }
-pub(super) use claim_and_append;
+pub(super) use claim_head;
+
+/// The statement's tail: append the event with its identity, beside the row
+/// of the message it changed (`message`, a CTE of the event's own steps),
+/// and answer whether the delivery key was new (or absent) and the sequence.
+macro_rules! append {
+    () => {
+        "appended AS ( \
+           INSERT INTO events (received_at_ms, event_type, message_id, conversation_id, \
+             phone_number_id, contact_phone, direction, message_type, text, reply_to, \
+             timestamp, statuses_json, payload_json, dedup_key, message_row) \
+           SELECT $2, $4::text, $5::text, $6::text, $7::text, $8::text, $9::text, \
+             $10::text, $11::text, $12::text, $13::bigint, $14::text, $15::text, $3, \
+             (SELECT id FROM message) \
+           FROM claimed \
+           RETURNING sequence) \
+         SELECT $1::text IS NULL OR EXISTS (SELECT 1 FROM delivery), \
+           (SELECT sequence FROM appended)"
+    };
+}
+pub(super) use append;
 
 /// What an event's statement amounted to.
 pub(super) enum Stored {
@@ -89,7 +111,7 @@ impl<'a> ClaimValues<'a> {
         Ok(Self {
             delivery_key,
             now_ms,
-            identity: identity.to_string(),
+            identity: identity.key(),
             log: rows::LogValues::new(event)?,
         })
     }
@@ -103,7 +125,7 @@ impl<'a> ClaimValues<'a> {
     }
 }
 
-/// Runs `stmt`, an event's statement made with [`claim_and_append!`]: the
+/// Runs `stmt`, an event's statement made with [`claim_head!`] and [`append!`]: the
 /// claim's parameters for `event` known by `identity`, then `own` from `$16`. The request goes out
 /// at the first poll, before anything is awaited, so callers pipeline several
 /// by polling them in order (see [`ingest`](super::ingest)).
@@ -122,7 +144,7 @@ pub(super) async fn run(
     outcome(&conn.query_one(stmt, &params).await?)
 }
 
-/// Reads the answer of a statement made with [`claim_and_append!`].
+/// Reads the answer of a statement made with [`append!`].
 fn outcome(row: &Row) -> Result<Stored, StoreError> {
     if !row.try_get::<_, bool>(0)? {
         return Ok(Stored::DuplicateDelivery);

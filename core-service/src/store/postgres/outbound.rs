@@ -186,7 +186,8 @@ pub(super) async fn finish_send(
 /// The send `id` holds `guessed`, a webhook's guess (same number, contact
 /// and text), and Kapso answered with another wamid: the guess was wrong, and
 /// `guessed` gets a row of its own, which the send Kapso later answers with
-/// it absorbs. The statuses the guess applied stay with the send, as when
+/// it absorbs; the events about `guessed` move to it, so that they stay known
+/// under it. The statuses the guess applied stay with the send, as when
 /// another send's answer takes a guess back.
 async fn give_the_guess_a_row(
     conn: &ClientWrapper,
@@ -203,10 +204,24 @@ async fn give_the_guess_a_row(
     let own_row = conn
         .prepare_cached(
             "INSERT INTO messages (wamid, direction, status, timestamp, created_at, updated_at) \
-             VALUES ($1, 'outbound', 'accepted', $2, $2, $2)",
+             VALUES ($1, 'outbound', 'accepted', $2, $2, $2) RETURNING id",
         )
         .await?;
-    conn.execute(&own_row, &[&guessed, &now]).await?;
+    let row: i64 = conn
+        .query_one(&own_row, &[&guessed, &now])
+        .await?
+        .try_get(0)?;
+    move_message_events(conn, id, row).await
+}
+
+/// Hands the identities of the events about a wamid (see [`claim`](super::claim))
+/// from the row that held it to the row that holds it now. Before a row is
+/// deleted: a new message must not inherit them.
+async fn move_message_events(conn: &ClientWrapper, from: i64, to: i64) -> Result<(), StoreError> {
+    let stmt = conn
+        .prepare_cached("UPDATE events SET message_row = $2 WHERE message_row = $1")
+        .await?;
+    conn.execute(&stmt, &[&from, &to]).await?;
     Ok(())
 }
 
@@ -237,6 +252,7 @@ async fn merge_webhook_row(
         // on number, contact and text: a guess, which Kapso's answer overrules.
         // That send keeps its own row and goes back to waiting for its wamid.
         tracing::warn!(wamid, "wamid claimed by another send; detaching it");
+        move_message_events(conn, other, id).await?;
         let stmt = conn
             .prepare_cached("UPDATE messages SET wamid = NULL WHERE id = $1")
             .await?;
@@ -262,6 +278,7 @@ async fn merge_webhook_row(
         )
         .await?;
     conn.execute(&stmt, &[&id, &other]).await?;
+    move_message_events(conn, other, id).await?;
     // Deleted before the caller sets the wamid on the send's row (it is unique).
     let stmt = conn
         .prepare_cached(

@@ -17,6 +17,7 @@ pub(super) async fn prune(
     let batch = i64::try_from(batch).unwrap_or(i64::MAX);
     // Events are appended in time order, so only the first `batch` by sequence
     // need looking at: the scan stops there even when nothing is old enough.
+    // An event's identity is a column of its row and goes with it.
     // The highest sequence pruned moves up with the delete, in one statement:
     // consumers behind it are told they missed events, not left to skip them.
     let stmt = conn
@@ -34,16 +35,12 @@ pub(super) async fn prune(
         .query_one(&stmt, &[&older_than_ms, &batch])
         .await?
         .try_get(0)?;
-    let mut total = u64::try_from(events).unwrap_or(0);
-    const KEYS: [&str; 2] = [
-        "DELETE FROM event_keys WHERE key IN (SELECT key FROM event_keys \
-         WHERE received_at_ms < $1 ORDER BY received_at_ms LIMIT $2)",
-        "DELETE FROM deliveries WHERE key IN (SELECT key FROM deliveries \
-         WHERE received_at_ms < $1 ORDER BY received_at_ms LIMIT $2)",
-    ];
-    for sql in KEYS {
-        let stmt = conn.prepare_cached(sql).await?;
-        total += conn.execute(&stmt, &[&older_than_ms, &batch]).await?;
-    }
-    Ok(total)
+    let stmt = conn
+        .prepare_cached(
+            "DELETE FROM deliveries WHERE key IN (SELECT key FROM deliveries \
+             WHERE received_at_ms < $1 ORDER BY received_at_ms LIMIT $2)",
+        )
+        .await?;
+    let deliveries = conn.execute(&stmt, &[&older_than_ms, &batch]).await?;
+    Ok(u64::try_from(events).unwrap_or(0) + deliveries)
 }
