@@ -14,6 +14,7 @@ use crate::model::{
     SendResult, StoredEvent,
 };
 
+mod command;
 mod effect;
 mod json_columns;
 mod message_pages;

@@ -39,13 +39,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 
+use super::command::Command;
 use super::{CommitObserver, Move, Store, StoreError, message_pages, unix_ms};
 use crate::model::{
     Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
     SendResult, StoredEvent,
 };
 use tls::MakeRustls;
-use writer::{Write, Writer, Written};
+use writer::Writer;
 
 /// Pooled read connections per core. Reads are single statements and
 /// tokio-postgres pipelines them, so a few connections carry many streams.
@@ -125,17 +126,15 @@ impl PostgresStore {
         sequence: u64,
         how: Move,
     ) -> Result<u64, StoreError> {
-        match self
-            .write(Write::Position(consumer.to_owned(), sequence, how))
-            .await?
-        {
-            Written::Position(position) => Ok(position),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    async fn write(&self, write: Write) -> Result<Written, StoreError> {
-        self.writer.run(write).await
+        let consumer = consumer.to_owned();
+        self.writer
+            .run(|reply| Command::Position {
+                consumer,
+                sequence,
+                how,
+                reply,
+            })
+            .await
     }
 
     async fn reader(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -275,18 +274,12 @@ impl Drop for PostgresStore {
     }
 }
 
-/// The reply a write method expects; anything else is a bug in the writer.
-fn unexpected(written: Written) -> StoreError {
-    StoreError::Internal(format!("postgres writer answered {written:?}"))
-}
-
 #[async_trait]
 impl Store for PostgresStore {
     async fn ingest(&self, delivery: Delivery) -> Result<Receipt, StoreError> {
-        match self.write(Write::Ingest(delivery)).await? {
-            Written::Receipt(receipt) => Ok(receipt),
-            other => Err(unexpected(other)),
-        }
+        self.writer
+            .run(|reply| Command::Ingest { delivery, reply })
+            .await
     }
 
     async fn message(&self, lookup: &str) -> Result<Option<Message>, StoreError> {
@@ -340,10 +333,9 @@ impl Store for PostgresStore {
     }
 
     async fn begin_send(&self, intent: SendIntent) -> Result<SendClaim, StoreError> {
-        match self.write(Write::BeginSend(intent)).await? {
-            Written::Claim(claim) => Ok(claim),
-            other => Err(unexpected(other)),
-        }
+        self.writer
+            .run(|reply| Command::BeginSend { intent, reply })
+            .await
     }
 
     async fn finish_send(
@@ -351,23 +343,21 @@ impl Store for PostgresStore {
         gateway_id: &str,
         result: SendResult,
     ) -> Result<Message, StoreError> {
-        match self
-            .write(Write::FinishSend(gateway_id.to_owned(), result))
-            .await?
-        {
-            Written::Message(message) => Ok(message),
-            other => Err(unexpected(other)),
-        }
+        let gateway_id = gateway_id.to_owned();
+        self.writer
+            .run(|reply| Command::FinishSend {
+                gateway_id,
+                result,
+                reply,
+            })
+            .await
     }
 
     async fn release_send(&self, gateway_id: &str) -> Result<bool, StoreError> {
-        match self
-            .write(Write::ReleaseSend(gateway_id.to_owned()))
-            .await?
-        {
-            Written::Released(released) => Ok(released),
-            other => Err(unexpected(other)),
-        }
+        let gateway_id = gateway_id.to_owned();
+        self.writer
+            .run(|reply| Command::ReleaseSend { gateway_id, reply })
+            .await
     }
 
     async fn settle_abandoned_sends(&self, claimed_before: i64) -> Result<u64, StoreError> {
@@ -391,14 +381,17 @@ impl Store for PostgresStore {
     async fn check_writable(&self) -> Result<(), StoreError> {
         // An empty transaction through the writer: fails when the writer or its
         // connection is gone.
-        self.write(Write::Check).await.map(drop)
+        self.writer.run(|reply| Command::Check { reply }).await
     }
 
     async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64, StoreError> {
-        match self.write(Write::Prune(older_than_ms, batch)).await? {
-            Written::Pruned(count) => Ok(count),
-            other => Err(unexpected(other)),
-        }
+        self.writer
+            .run(|reply| Command::Prune {
+                older_than_ms,
+                batch,
+                reply,
+            })
+            .await
     }
 
     async fn consumer_positions(&self) -> Result<Vec<(String, u64)>, StoreError> {

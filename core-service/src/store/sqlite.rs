@@ -44,6 +44,7 @@ use async_trait::async_trait;
 use rusqlite::ErrorCode;
 use tokio::sync::watch;
 
+use super::command::Command;
 use super::{CommitObserver, Move, Store, StoreError, message_pages, unix_ms};
 use crate::model::{
     Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
@@ -122,6 +123,24 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Moves `consumer` to `sequence`, at most up to the last durable event.
+    async fn set_position(
+        &self,
+        consumer: &str,
+        sequence: u64,
+        how: Move,
+    ) -> Result<u64, StoreError> {
+        let consumer = consumer.to_owned();
+        self.writer
+            .run(|reply| Command::Position {
+                consumer,
+                sequence,
+                how,
+                reply,
+            })
+            .await
+    }
 }
 
 impl fmt::Debug for SqliteStore {
@@ -137,7 +156,7 @@ impl fmt::Debug for SqliteStore {
 impl Store for SqliteStore {
     async fn ingest(&self, delivery: Delivery) -> Result<Receipt, StoreError> {
         self.writer
-            .run(move |conn| ingest::apply(conn, &delivery))
+            .run(|reply| Command::Ingest { delivery, reply })
             .await
     }
 
@@ -217,7 +236,7 @@ impl Store for SqliteStore {
 
     async fn begin_send(&self, intent: SendIntent) -> Result<SendClaim, StoreError> {
         self.writer
-            .run(move |conn| outbound::begin_send(conn, &intent))
+            .run(|reply| Command::BeginSend { intent, reply })
             .await
     }
 
@@ -228,39 +247,36 @@ impl Store for SqliteStore {
     ) -> Result<Message, StoreError> {
         let gateway_id = gateway_id.to_owned();
         self.writer
-            .run(move |conn| outbound::finish_send(conn, &gateway_id, &result))
+            .run(|reply| Command::FinishSend {
+                gateway_id,
+                result,
+                reply,
+            })
             .await
     }
 
     async fn release_send(&self, gateway_id: &str) -> Result<bool, StoreError> {
         let gateway_id = gateway_id.to_owned();
         self.writer
-            .run(move |conn| outbound::release_send(conn, &gateway_id))
+            .run(|reply| Command::ReleaseSend { gateway_id, reply })
             .await
     }
 
     async fn settle_abandoned_sends(&self, claimed_before: i64) -> Result<u64, StoreError> {
         self.writer
-            .run(move |conn| outbound::settle_abandoned_sends(conn, claimed_before))
-            .await
-    }
-
-    async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
-        let consumer = consumer.to_owned();
-        let durable = self.writer.committed();
-        self.writer
-            .run(move |conn| {
-                consumers::set(conn, &consumer, sequence, *durable.borrow(), Move::Forward)
+            .run(|reply| Command::SettleAbandonedSends {
+                claimed_before,
+                reply,
             })
             .await
     }
 
+    async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
+        self.set_position(consumer, sequence, Move::Forward).await
+    }
+
     async fn seek(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {
-        let consumer = consumer.to_owned();
-        let durable = self.writer.committed();
-        self.writer
-            .run(move |conn| consumers::set(conn, &consumer, sequence, *durable.borrow(), Move::To))
-            .await
+        self.set_position(consumer, sequence, Move::To).await
     }
 
     async fn consumer_position(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
@@ -271,14 +287,16 @@ impl Store for SqliteStore {
     }
 
     async fn check_writable(&self) -> Result<(), StoreError> {
-        // An empty request still takes the write lock (BEGIN IMMEDIATE) on the
-        // writer thread, so this fails when the writer is dead or the file locked.
-        self.writer.run(|_| Ok(())).await
+        self.writer.run(|reply| Command::Check { reply }).await
     }
 
     async fn prune(&self, older_than_ms: i64, batch: usize) -> Result<u64, StoreError> {
         self.writer
-            .run(move |conn| retention::prune(conn, older_than_ms, batch))
+            .run(|reply| Command::Prune {
+                older_than_ms,
+                batch,
+                reply,
+            })
             .await
     }
 

@@ -35,11 +35,12 @@ use std::sync::{Arc, OnceLock};
 
 use deadpool_postgres::{ClientWrapper, Pool};
 use futures::FutureExt;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::{committed, ingest, outbound, retention};
-use crate::model::{Claim, Delivery, Message, Receipt, SendClaim, SendIntent, SendResult};
-use crate::store::{CommitObserver, Move, StoreError};
+use crate::model::Receipt;
+use crate::store::command::{Command, Reply};
+use crate::store::{CommitObserver, StoreError};
 
 /// Advisory lock key serializing appends to the event log ("kapso" + 1).
 const LOG_LOCK: i64 = 0x6b61_7073_6f00_0001;
@@ -53,90 +54,65 @@ const MAX_BATCH: usize = 512;
 /// without bound, its memory held and its deadline running out in the queue.
 pub(super) const QUEUE: usize = 4_096;
 
-/// A write request, as data: the loop can run it again alone after a failed batch.
-#[derive(Debug)]
-pub(super) enum Write {
-    Ingest(Delivery),
-    BeginSend(SendIntent),
-    FinishSend(String, SendResult),
-    ReleaseSend(String),
-    /// A consumer's new position, and how it may move there.
-    Position(String, u64, Move),
-    /// Prune entries received before this Unix ms, at most this many per table.
-    Prune(i64, usize),
-    /// Nothing: proves the writer and its connection work.
-    Check,
+/// Whether a batch holding `command` must hold the log lock; see the module docs.
+fn takes_log_lock(command: &Command) -> bool {
+    matches!(command, Command::Ingest { .. } | Command::FinishSend { .. })
 }
 
-/// What a write request amounted to.
-#[derive(Debug)]
-pub(super) enum Written {
-    Receipt(Receipt),
-    Claim(SendClaim),
-    Message(Message),
-    Position(u64),
-    Pruned(u64),
-    Released(bool),
-    Nothing,
-}
-
-impl Write {
-    /// Whether the batch must hold the log lock; see the module docs.
-    fn takes_log_lock(&self) -> bool {
-        matches!(self, Write::Ingest(_) | Write::FinishSend(..))
-    }
-
-    /// This request as one statement that can be pipelined, when it is one.
-    fn single_event(&self) -> Option<ingest::SingleEvent<'_>> {
-        match self {
-            Write::Ingest(delivery) => ingest::single_event(delivery),
-            _ => None,
+/// Runs `command` on the connection and holds its outcome; a failure is
+/// returned instead, and rolls the batch back.
+async fn apply(command: &mut Command, conn: &ClientWrapper) -> Result<(), StoreError> {
+    match command {
+        Command::Ingest { delivery, reply } => {
+            reply.hold_value(guarded(ingest::apply(conn, delivery)).await)
         }
-    }
-
-    async fn apply(&self, conn: &ClientWrapper) -> Result<Written, StoreError> {
-        Ok(match self {
-            Write::Ingest(delivery) => Written::Receipt(ingest::apply(conn, delivery).await?),
-            Write::BeginSend(intent) => Written::Claim(outbound::begin_send(conn, intent).await?),
-            Write::FinishSend(id, result) => {
-                Written::Message(outbound::finish_send(conn, id, result).await?)
-            }
-            Write::ReleaseSend(id) => Written::Released(outbound::release_send(conn, id).await?),
-            Write::Position(consumer, sequence, how) => {
-                Written::Position(outbound::set_position(conn, consumer, *sequence, *how).await?)
-            }
-            Write::Prune(older_than_ms, batch) => {
-                Written::Pruned(retention::prune(conn, *older_than_ms, *batch).await?)
-            }
-            Write::Check => Written::Nothing,
-        })
-    }
-}
-
-impl Written {
-    /// Highest sequence this request appended to the log.
-    fn appended(&self) -> Option<u64> {
-        match self {
-            Written::Receipt(Receipt::Stored(claims)) => claims
-                .iter()
-                .filter_map(|c| match c {
-                    Claim::New { sequence } => Some(*sequence),
-                    Claim::Duplicate => None,
-                })
-                .max(),
-            _ => None,
+        Command::BeginSend { intent, reply } => {
+            reply.hold_value(guarded(outbound::begin_send(conn, intent)).await)
         }
+        Command::FinishSend {
+            gateway_id,
+            result,
+            reply,
+        } => reply.hold_value(guarded(outbound::finish_send(conn, gateway_id, result)).await),
+        Command::ReleaseSend { gateway_id, reply } => {
+            reply.hold_value(guarded(outbound::release_send(conn, gateway_id)).await)
+        }
+        // `PostgresStore` runs this on a pooled connection; taken here all the same.
+        Command::SettleAbandonedSends {
+            claimed_before,
+            reply,
+        } => {
+            reply.hold_value(guarded(outbound::settle_abandoned_sends(conn, *claimed_before)).await)
+        }
+        Command::Position {
+            consumer,
+            sequence,
+            how,
+            reply,
+        } => {
+            reply.hold_value(guarded(outbound::set_position(conn, consumer, *sequence, *how)).await)
+        }
+        Command::Prune {
+            older_than_ms,
+            batch,
+            reply,
+        } => reply.hold_value(guarded(retention::prune(conn, *older_than_ms, *batch)).await),
+        Command::Check { reply } => reply.hold_value(Ok(())),
     }
 }
 
-struct Job {
-    write: Write,
-    reply: oneshot::Sender<Result<Written, StoreError>>,
+/// The delivery of a single event `command` stores, and its reply, when it
+/// is one: such deliveries can be pipelined.
+fn single_event(command: &mut Command) -> Option<(ingest::SingleEvent<'_>, &mut Reply<Receipt>)> {
+    match command {
+        Command::Ingest { delivery, reply } => Some((ingest::single_event(delivery)?, reply)),
+        _ => None,
+    }
 }
 
 /// Handle to the writer task. Dropping it lets the task finish what is queued and stop.
 pub(super) struct Writer {
-    queue: mpsc::Sender<Job>,
+    queue: mpsc::Sender<Command>,
     observer: Arc<OnceLock<CommitObserver>>,
 }
 
@@ -157,18 +133,20 @@ impl Writer {
         }
     }
 
-    /// Runs `write` in the next batch; returns once that batch is committed.
-    pub(super) async fn run(&self, write: Write) -> Result<Written, StoreError> {
-        let (reply, answer) = oneshot::channel();
+    /// Queues the command `command` builds around its reply for the next
+    /// batch; returns its outcome once that batch is committed.
+    pub(super) async fn run<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, StoreError> {
+        let (command, answer) = Command::with_reply(command);
         // Never waits for room: a full queue is shed.
-        self.queue
-            .try_send(Job { write, reply })
-            .map_err(|error| match error {
-                mpsc::error::TrySendError::Full(_) => {
-                    StoreError::Unavailable(format!("postgres write queue full ({QUEUE} requests)"))
-                }
-                mpsc::error::TrySendError::Closed(_) => stopped(),
-            })?;
+        self.queue.try_send(command).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => {
+                StoreError::Unavailable(format!("postgres write queue full ({QUEUE} requests)"))
+            }
+            mpsc::error::TrySendError::Closed(_) => stopped(),
+        })?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -179,7 +157,7 @@ fn stopped() -> StoreError {
 
 async fn write_loop(
     pool: Pool,
-    mut requests: mpsc::Receiver<Job>,
+    mut requests: mpsc::Receiver<Command>,
     publish: Arc<watch::Sender<u64>>,
     observer: Arc<OnceLock<CommitObserver>>,
 ) {
@@ -192,7 +170,7 @@ async fn write_loop(
 /// Commits the batch and answers every request in it.
 async fn run_batch(
     pool: &Pool,
-    batch: &mut Vec<Job>,
+    batch: &mut Vec<Command>,
     publish: &watch::Sender<u64>,
     observer: &OnceLock<CommitObserver>,
 ) {
@@ -201,53 +179,49 @@ async fn run_batch(
         Err(error) => {
             let error = StoreError::from(error);
             tracing::error!(%error, requests = batch.len(), "postgres batch not started");
-            for job in batch.drain(..) {
-                let _ = job
-                    .reply
-                    .send(Err(StoreError::Unavailable(error.to_string())));
+            for command in batch.drain(..) {
+                command.fail(StoreError::Unavailable(error.to_string()));
             }
             return;
         }
     };
-    let writes: Vec<&Write> = batch.iter().map(|job| &job.write).collect();
-    match commit(&conn, &writes).await {
-        Ok(results) => {
+    match commit(&conn, batch).await {
+        Ok(()) => {
             // Published before answering, so that a caller whose write returned
             // already sees it covered by `committed()`.
-            if let Some(max) = results.iter().filter_map(Written::appended).max() {
+            if let Some(max) = batch.iter().filter_map(Command::appended).max() {
                 committed::publish(publish, max);
             }
             if let Some(observe) = observer.get() {
                 observe(batch.len());
             }
-            for (job, result) in batch.drain(..).zip(results) {
-                let _ = job.reply.send(Ok(result));
+            for command in batch.drain(..) {
+                command.answer(None);
             }
         }
         Err(error) if conn.is_closed() => {
             tracing::error!(%error, requests = batch.len(), "postgres connection lost");
-            for job in batch.drain(..) {
-                let _ = job
-                    .reply
-                    .send(Err(StoreError::Unavailable(error.to_string())));
+            for command in batch.drain(..) {
+                command.fail(StoreError::Unavailable(error.to_string()));
             }
         }
         Err(error) => {
             if batch.len() > 1 {
                 tracing::debug!(%error, requests = batch.len(), "batch failed; running each alone");
             }
-            for job in batch.drain(..) {
-                let outcome = commit(&conn, &[&job.write]).await.map(|mut results| {
-                    let result = results.pop().unwrap_or(Written::Nothing);
-                    if let Some(max) = result.appended() {
-                        committed::publish(publish, max);
+            for mut command in batch.drain(..) {
+                match commit(&conn, std::slice::from_mut(&mut command)).await {
+                    Ok(()) => {
+                        if let Some(max) = command.appended() {
+                            committed::publish(publish, max);
+                        }
+                        if let Some(observe) = observer.get() {
+                            observe(1);
+                        }
+                        command.answer(None);
                     }
-                    if let Some(observe) = observer.get() {
-                        observe(1);
-                    }
-                    result
-                });
-                let _ = job.reply.send(outcome);
+                    Err(error) => command.fail(error),
+                }
             }
         }
     }
@@ -262,15 +236,15 @@ async fn guarded<T>(work: impl Future<Output = Result<T, StoreError>>) -> Result
         .unwrap_or_else(|_| Err(StoreError::Internal("write request panicked".into())))
 }
 
-/// Runs `writes` in one transaction and commits it; rolls back on any error.
-async fn commit(conn: &ClientWrapper, writes: &[&Write]) -> Result<Vec<Written>, StoreError> {
-    let begin = if writes.iter().any(|w| w.takes_log_lock()) {
+/// Runs `commands` in one transaction and commits it; rolls back on any error.
+async fn commit(conn: &ClientWrapper, commands: &mut [Command]) -> Result<(), StoreError> {
+    let begin = if commands.iter().any(takes_log_lock) {
         format!("BEGIN; SELECT pg_advisory_xact_lock({LOG_LOCK})")
     } else {
         "BEGIN".to_owned()
     };
     conn.batch_execute(&begin).await?;
-    let outcome = run_all(conn, writes).await;
+    let outcome = run_all(conn, commands).await;
     if outcome.is_err()
         && !conn.is_closed()
         && let Err(error) = conn.batch_execute("ROLLBACK").await
@@ -280,28 +254,30 @@ async fn commit(conn: &ClientWrapper, writes: &[&Write]) -> Result<Vec<Written>,
     outcome
 }
 
-async fn run_all(conn: &ClientWrapper, writes: &[&Write]) -> Result<Vec<Written>, StoreError> {
-    let mut results = Vec::with_capacity(writes.len());
-    let mut rest = writes;
-    while let Some(write) = rest.first() {
+async fn run_all(conn: &ClientWrapper, commands: &mut [Command]) -> Result<(), StoreError> {
+    let mut next = 0;
+    while next < commands.len() {
         // Deliveries of a single event (what Kapso sends unless batching is
         // on) go out together: one round trip for a run of them.
-        let alone: Vec<_> = rest.iter().map_while(|w| w.single_event()).collect();
+        let (alone, replies): (Vec<_>, Vec<_>) =
+            commands[next..].iter_mut().map_while(single_event).unzip();
         if alone.len() > 1 {
             let receipts = guarded(ingest::apply_pipelined(conn, &alone)).await?;
-            results.extend(receipts.into_iter().map(Written::Receipt));
-            rest = &rest[alone.len()..];
+            next += alone.len();
+            for (reply, receipt) in replies.into_iter().zip(receipts) {
+                reply.hold_value(Ok(receipt))?;
+            }
         } else {
-            results.push(guarded(write.apply(conn)).await?);
-            rest = &rest[1..];
+            apply(&mut commands[next], conn).await?;
+            next += 1;
         }
     }
     // NOTIFY is queued with the transaction and delivered to every core's
     // listener only once it commits, carrying the new highest sequence.
-    let commit = match results.iter().filter_map(Written::appended).max() {
+    let commit = match commands.iter().filter_map(Command::appended).max() {
         Some(max) => format!("NOTIFY {}, '{max}'; COMMIT", committed::CHANNEL),
         None => "COMMIT".to_owned(),
     };
     conn.batch_execute(&commit).await?;
-    Ok(results)
+    Ok(())
 }

@@ -27,11 +27,11 @@ use std::thread::JoinHandle;
 
 use tokio::sync::watch;
 
-use super::writer::Job;
+use crate::store::command::Command;
 
 /// A batch the writer committed, waiting for the fsync that makes it durable.
 pub(super) struct Committed {
-    pub(super) jobs: Vec<Box<dyn Job>>,
+    pub(super) commands: Vec<Command>,
     /// Highest log sequence once this batch is in.
     pub(super) sequence: u64,
 }
@@ -146,8 +146,8 @@ fn sync_loop(
 
 fn answer_all(batches: Vec<Committed>, failure: Option<&str>) {
     for batch in batches {
-        for job in batch.jobs {
-            job.answer(failure);
+        for command in batch.commands {
+            command.answer(failure);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The single writer thread and its group commit.
 //!
-//! Every write request (ingest, begin/finish send, ack) is a closure sent to one
-//! thread that owns the write connection. The thread blocks for the first
+//! Every write request (ingest, begin/finish send, ack) is a [`Command`] sent to
+//! one thread that owns the write connection. The thread blocks for the first
 //! request, drains whatever else is already queued, and runs the lot in ONE
 //! transaction: a request that fails is rolled back alone and answered with its
 //! error, the others commit. One COMMIT means one fsync for the whole batch,
@@ -18,11 +18,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use super::checkpoint::{Checkpointer, Nudge};
 use super::durable::{Committed, Failure, SyncLog, Syncer};
-use super::rows;
+use super::{consumers, ingest, outbound, retention, rows};
+use crate::store::command::{Command, Reply};
 use crate::store::{CommitObserver, StoreError};
 
 /// Most requests run in one transaction; bounds the latency a batch adds.
@@ -34,50 +35,59 @@ const MAX_BATCH: usize = 512;
 /// its memory held and its deadline running out in the queue.
 pub(super) const QUEUE: usize = 4_096;
 
-/// A queued write request, type-erased so the loop knows nothing of what it does.
-pub(super) trait Job: Send {
-    /// Runs the request on the connection. `true` on success. May be called
-    /// again after a rollback; only the last run's outcome is answered.
-    fn run(&mut self, conn: &Connection) -> bool;
-    /// Sends the outcome; `failure` is set when the batch as a whole did not commit.
-    fn answer(self: Box<Self>, failure: Option<&str>);
+/// Runs `command` on the connection and holds its outcome; `true` on
+/// success. A consumer may not move past `durable`, the last durable sequence.
+fn run(command: &mut Command, conn: &Connection, durable: &watch::Sender<u64>) -> bool {
+    match command {
+        Command::Ingest { delivery, reply } => {
+            reply.hold(guarded(|| ingest::apply(conn, delivery)))
+        }
+        Command::BeginSend { intent, reply } => {
+            reply.hold(guarded(|| outbound::begin_send(conn, intent)))
+        }
+        Command::FinishSend {
+            gateway_id,
+            result,
+            reply,
+        } => reply.hold(guarded(|| outbound::finish_send(conn, gateway_id, result))),
+        Command::ReleaseSend { gateway_id, reply } => {
+            reply.hold(guarded(|| outbound::release_send(conn, gateway_id)))
+        }
+        Command::SettleAbandonedSends {
+            claimed_before,
+            reply,
+        } => reply.hold(guarded(|| {
+            outbound::settle_abandoned_sends(conn, *claimed_before)
+        })),
+        Command::Position {
+            consumer,
+            sequence,
+            how,
+            reply,
+        } => reply.hold(guarded(|| {
+            consumers::set(conn, consumer, *sequence, *durable.borrow(), *how)
+        })),
+        Command::Prune {
+            older_than_ms,
+            batch,
+            reply,
+        } => reply.hold(guarded(|| retention::prune(conn, *older_than_ms, *batch))),
+        // An empty request still takes the write lock (BEGIN IMMEDIATE), so it
+        // fails when the writer is dead or the file locked.
+        Command::Check { reply } => reply.hold(Ok(())),
+    }
 }
 
-struct Request<T, F> {
-    work: F,
-    outcome: Option<Result<T, StoreError>>,
-    reply: oneshot::Sender<Result<T, StoreError>>,
-}
-
-impl<T, F> Job for Request<T, F>
-where
-    T: Send,
-    F: FnMut(&Connection) -> Result<T, StoreError> + Send,
-{
-    fn run(&mut self, conn: &Connection) -> bool {
-        // A bug in one request must not take the writer (and every other caller) down.
-        let outcome = catch_unwind(AssertUnwindSafe(|| (self.work)(conn)))
-            .unwrap_or_else(|_| Err(StoreError::Internal("write request panicked".into())));
-        let ok = outcome.is_ok();
-        self.outcome = Some(outcome);
-        ok
-    }
-
-    fn answer(self: Box<Self>, failure: Option<&str>) {
-        let result = match (failure, self.outcome) {
-            (_, Some(Err(error))) => Err(error),
-            (None, Some(Ok(value))) => Ok(value),
-            (Some(reason), _) => Err(StoreError::Unavailable(reason.to_owned())),
-            (None, None) => Err(StoreError::Internal("write request never ran".into())),
-        };
-        // The caller may have given up waiting; nothing to do then.
-        let _ = self.reply.send(result);
-    }
+/// Runs `work`, turning a panic into an error: a bug in one request must not
+/// take the writer (and every other caller) down.
+fn guarded<T>(work: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    catch_unwind(AssertUnwindSafe(work))
+        .unwrap_or_else(|_| Err(StoreError::Internal("write request panicked".into())))
 }
 
 /// Handle to the writer thread. Dropping it flushes the queue and joins the thread.
 pub(super) struct Writer {
-    queue: Option<mpsc::SyncSender<Box<dyn Job>>>,
+    queue: Option<mpsc::SyncSender<Command>>,
     thread: Option<JoinHandle<()>>,
     committed: watch::Receiver<u64>,
     /// Told each committed batch's size; set at most once, after the thread started.
@@ -132,23 +142,16 @@ impl Writer {
         })
     }
 
-    /// Runs `work` in the next batch and returns its outcome once the batch is
-    /// durable. `work` runs a second time when another request of its batch
-    /// fails, so it must only touch the connection.
-    pub(super) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(Request {
-            work,
-            outcome: None,
-            reply,
-        });
+    /// Queues the command `command` builds around its reply and returns its
+    /// outcome once its batch is durable.
+    pub(super) async fn run<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, StoreError> {
+        let (command, answer) = Command::with_reply(command);
         let queue = self.queue.as_ref().ok_or_else(stopped)?;
         // Never blocks the caller's runtime thread: a full queue is shed.
-        queue.try_send(job).map_err(|error| match error {
+        queue.try_send(command).map_err(|error| match error {
             mpsc::TrySendError::Full(_) => {
                 StoreError::Unavailable(format!("sqlite write queue full ({QUEUE} requests)"))
             }
@@ -190,31 +193,31 @@ fn stopped() -> StoreError {
 
 fn write_loop(
     conn: &Connection,
-    requests: &mpsc::Receiver<Box<dyn Job>>,
+    requests: &mpsc::Receiver<Command>,
     publish: &watch::Sender<u64>,
     observer: &OnceLock<CommitObserver>,
     stopped_by: &Failure,
     syncer: Option<Syncer>,
     checkpoint: Option<Nudge>,
 ) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<Command> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = requests.recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match requests.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(command) => batch.push(command),
                 Err(_) => break,
             }
         }
         // Stopped after a failed fsync: nothing may commit any more.
         let stopped = stopped_by.borrow().clone();
         if let Some(reason) = stopped {
-            for job in batch.drain(..) {
-                job.answer(Some(&reason));
+            for command in batch.drain(..) {
+                command.answer(Some(&reason));
             }
             continue;
         }
-        let failure = commit_batch(conn, &mut batch).err();
+        let failure = commit_batch(conn, &mut batch, publish).err();
         if let Some(reason) = &failure {
             tracing::error!(error = %reason, requests = batch.len(), "sqlite batch not committed");
         } else {
@@ -227,8 +230,8 @@ fn write_loop(
             if let Some(syncer) = &syncer {
                 match rows::committed_sequence(conn) {
                     Ok(sequence) => {
-                        let jobs = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
-                        syncer.hand_over(Committed { jobs, sequence });
+                        let commands = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+                        syncer.hand_over(Committed { commands, sequence });
                         continue;
                     }
                     Err(error) => tracing::error!(%error, "cannot read committed sequence"),
@@ -249,8 +252,8 @@ fn write_loop(
                 Err(error) => tracing::error!(%error, "cannot read committed sequence"),
             }
         }
-        for job in batch.drain(..) {
-            job.answer(failure.as_deref());
+        for command in batch.drain(..) {
+            command.answer(failure.as_deref());
         }
     }
 }
@@ -263,10 +266,18 @@ fn write_loop(
 /// on the hot path for the rare failure. When one fails, the transaction is
 /// rolled back and the batch runs again with a savepoint per request, so the
 /// failing request is undone alone.
-fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
-    let all_succeeded = in_transaction(conn, |conn| Ok(batch.iter_mut().all(|job| job.run(conn))))?;
+fn commit_batch(
+    conn: &Connection,
+    batch: &mut [Command],
+    durable: &watch::Sender<u64>,
+) -> Result<(), String> {
+    let all_succeeded = in_transaction(conn, |conn| {
+        Ok(batch.iter_mut().all(|command| run(command, conn, durable)))
+    })?;
     if !all_succeeded {
-        in_transaction(conn, |conn| run_isolated(conn, batch).map(|()| true))?;
+        in_transaction(conn, |conn| {
+            run_isolated(conn, batch, durable).map(|()| true)
+        })?;
     }
     Ok(())
 }
@@ -296,10 +307,14 @@ fn in_transaction(
 }
 
 /// Runs each request inside its own savepoint, rolling back the ones that fail.
-fn run_isolated(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
-    for job in batch.iter_mut() {
+fn run_isolated(
+    conn: &Connection,
+    batch: &mut [Command],
+    durable: &watch::Sender<u64>,
+) -> Result<(), String> {
+    for command in batch.iter_mut() {
         step(conn, "SAVEPOINT request")?;
-        if !job.run(conn) {
+        if !run(command, conn, durable) {
             step(conn, "ROLLBACK TO request")?;
         }
         step(conn, "RELEASE request")?;
@@ -317,6 +332,7 @@ fn step(conn: &Connection, sql: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Move;
 
     fn consumers(conn: &Connection) -> Vec<String> {
         let mut stmt = conn
@@ -328,12 +344,15 @@ mod tests {
             .unwrap()
     }
 
-    fn insert(conn: &Connection, name: &str) -> Result<(), StoreError> {
-        conn.execute(
-            "INSERT INTO consumers (name, sequence) VALUES (?1, 0)",
-            [name],
-        )?;
-        Ok(())
+    /// Places `name` at `sequence`: refused past the log's last event.
+    fn seek(name: &str, sequence: u64) -> impl FnOnce(Reply<u64>) -> Command + use<> {
+        let consumer = name.to_owned();
+        move |reply| Command::Position {
+            consumer,
+            sequence,
+            how: Move::To,
+            reply,
+        }
     }
 
     fn spawn_writer(path: &std::path::Path) -> Writer {
@@ -345,58 +364,53 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failing_request_is_rolled_back_alone() {
+    async fn a_failing_request_is_answered_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gw.db");
         let writer = spawn_writer(&path);
-        let (ok, failed, panicked, after) = tokio::join!(
-            writer.run(|conn| insert(conn, "a")),
-            writer.run(|conn| {
-                insert(conn, "b")?;
-                Err::<(), _>(StoreError::NotFound("refused".into()))
-            }),
-            writer.run(|conn| {
-                insert(conn, "c")?;
-                panic!("a bug in one request")
-            }),
-            writer.run(|conn| insert(conn, "d")),
+        let (ok, failed, after) = tokio::join!(
+            writer.run(seek("a", 0)),
+            writer.run(seek("b", 5)),
+            writer.run(seek("d", 0)),
         );
         ok.unwrap();
         after.unwrap();
-        assert!(matches!(failed, Err(StoreError::NotFound(_))));
-        assert!(matches!(panicked, Err::<(), _>(StoreError::Internal(_))));
-        let names = writer.run(|conn| Ok(consumers(conn))).await.unwrap();
-        assert_eq!(names, ["a", "d"]);
+        assert!(
+            matches!(failed, Err(StoreError::OutOfRange(_))),
+            "{failed:?}"
+        );
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(consumers(&conn), ["a", "d"]);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[test]
+    fn a_panicking_request_is_an_error() {
+        let outcome = guarded::<()>(|| panic!("a bug in one request"));
+        assert!(
+            matches!(outcome, Err(StoreError::Internal(_))),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_full_queue_sheds_requests_as_unavailable() {
         use futures::StreamExt as _;
         use futures::stream::FuturesUnordered;
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gw.db");
-        let writer = spawn_writer(&path);
-        // One request holds the writer while the queue fills behind it.
-        let (running, started) = oneshot::channel();
-        let (release, released) = mpsc::channel::<()>();
-        let mut signal = Some(running);
-        let mut gate = Some(released);
-        let holding = writer.run(move |_| {
-            if let Some(running) = signal.take() {
-                let _ = running.send(());
-            }
-            if let Some(released) = gate.take() {
-                let _ = released.recv();
-            }
-            Ok(())
-        });
-        tokio::pin!(holding);
-        tokio::select! {
-            _ = &mut holding => panic!("the holding request ran to its end"),
-            _ = started => {}
-        }
-        let mut queued: FuturesUnordered<_> = (0..=QUEUE).map(|_| writer.run(|_| Ok(()))).collect();
+        // A writer whose thread starts only once the queue is full.
+        let (queue, requests) = mpsc::sync_channel(QUEUE);
+        let (publish, committed) = watch::channel(0);
+        let writer = Writer {
+            queue: Some(queue),
+            thread: None,
+            committed,
+            observer: Arc::new(OnceLock::new()),
+            _checkpointer: None,
+        };
+        let mut queued: FuturesUnordered<_> =
+            (0..=QUEUE).map(|_| writer.run(seek("c", 0))).collect();
         // Polling them all once queues them: the last one does not fit.
         let first = futures::poll!(queued.next());
         assert!(
@@ -406,8 +420,11 @@ mod tests {
             ),
             "{first:?}"
         );
-        release.send(()).unwrap();
-        holding.await.unwrap();
+        let conn = super::super::migrate::open_writer(&path).unwrap();
+        std::thread::spawn(move || {
+            let (observer, failure) = (OnceLock::new(), Arc::new(watch::channel(None).0));
+            write_loop(&conn, &requests, &publish, &observer, &failure, None, None);
+        });
         let mut answered = 0;
         while let Some(outcome) = queued.next().await {
             outcome.unwrap();
@@ -423,13 +440,8 @@ mod tests {
         let writer = spawn_writer(&path);
         let queued: Vec<_> = (0..50)
             .map(|i| {
-                let (reply, answer) = oneshot::channel();
-                let job: Box<dyn Job> = Box::new(Request {
-                    work: move |conn: &Connection| insert(conn, &format!("c{i:02}")),
-                    outcome: None,
-                    reply,
-                });
-                writer.queue.as_ref().unwrap().send(job).unwrap();
+                let (command, answer) = Command::with_reply(seek(&format!("c{i:02}"), 0));
+                writer.queue.as_ref().unwrap().send(command).unwrap();
                 answer
             })
             .collect();
