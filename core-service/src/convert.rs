@@ -309,6 +309,7 @@ mod tests {
             text: String::new(),
             status: MessageStatus::Received,
             errors: Vec::new(),
+            not_taken: None,
             status_history: Vec::new(),
             gateway_id: String::new(),
             idempotency_key: String::new(),

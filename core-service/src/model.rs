@@ -152,6 +152,9 @@ pub struct Message {
     pub text: String,
     pub status: MessageStatus,
     pub errors: Vec<MetaError>,
+    /// Why Kapso never took this send, when it failed so (then `errors` is
+    /// empty unless a status webhook reported some).
+    pub not_taken: Option<String>,
     /// Oldest first.
     pub status_history: Vec<StatusRecord>,
     /// Outbound only.
@@ -271,10 +274,34 @@ pub enum SendClaim {
 pub enum SendResult {
     /// Kapso accepted it: this is the wamid later status webhooks carry.
     Sent { wamid: String },
-    /// Kapso refused it; nothing was sent.
-    Failed { errors: Vec<MetaError> },
+    /// It certainly was not sent, and is recorded as failed.
+    Failed(SendFailure),
     /// The request may have reached WhatsApp; a status webhook will settle it.
     Unknown,
+}
+
+/// Why a send failed, certainly without reaching WhatsApp. (A send that
+/// may have reached it is [`SendResult::Unknown`].)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendFailure {
+    /// Kapso never took the request (unreachable, busy with another message);
+    /// `reason` says what happened instead.
+    NotTaken { reason: String },
+    /// Kapso or WhatsApp refused it, with Meta's errors (none when it gave none).
+    Refused(Vec<MetaError>),
+}
+
+impl Message {
+    /// Why this send failed, as recorded; meaningful for a `Failed` send.
+    /// Meta's errors, when a status webhook reported some, come first.
+    pub fn send_failure(&self) -> SendFailure {
+        match &self.not_taken {
+            Some(reason) if self.errors.is_empty() => SendFailure::NotTaken {
+                reason: reason.clone(),
+            },
+            _ => SendFailure::Refused(self.errors.clone()),
+        }
+    }
 }
 
 #[cfg(test)]

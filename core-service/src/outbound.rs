@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use crate::kapso_api::{
     ApiStats, CallOutcome, HttpKapsoApi, KapsoApi, ReadReceipt, Rejection, Retry, RetryCause,
 };
-use crate::model::MetaError;
+use crate::model::{MetaError, SendFailure};
 use crate::store::Store;
 
 pub mod abandoned;
@@ -43,7 +43,6 @@ pub use error::OutboundError;
 pub use request::{MarkRead, SendMessage, SendText};
 pub use retry::RetryPolicy;
 
-use error::TITLE_NOT_TAKEN;
 use request::{check_phone_number_id, non_empty};
 use retry::Idempotent;
 
@@ -153,7 +152,7 @@ impl Outbound {
                 gateway_id: None,
                 reason: format!("Kapso did not confirm the read receipt ({reason})"),
             }),
-            failed => Err(OutboundError::from_failure(None, &failure_errors(&failed))),
+            failed => Err(OutboundError::from_failure(None, &failure_of(&failed))),
         }
     }
 
@@ -175,16 +174,17 @@ impl Outbound {
     }
 }
 
-/// The Meta errors to record for a call that did not succeed and certainly sent
-/// nothing. Gateway-made errors use Meta's code where one means the same thing
-/// (190 bad token, 130429 rate limit), so a replay raises the same class.
-pub(crate) fn failure_errors<T>(outcome: &CallOutcome<T>) -> Vec<MetaError> {
+/// How a call that did not succeed and certainly sent nothing failed. Errors
+/// Kapso answered without Meta's error get Meta's code that means the same
+/// thing (190 bad token, 130429 rate limit), so a replay raises the same class.
+pub(crate) fn failure_of<T>(outcome: &CallOutcome<T>) -> SendFailure {
     let made = |code: i64, title: &str, message: String| MetaError {
         code,
         title: title.to_owned(),
         message,
         details: String::new(),
     };
+    let not_taken = |reason: String| SendFailure::NotTaken { reason };
     let error = match outcome {
         CallOutcome::Permanent(Rejection::BadCredentials(Some(e)))
         | CallOutcome::Permanent(Rejection::WindowClosed(e))
@@ -198,11 +198,9 @@ pub(crate) fn failure_errors<T>(outcome: &CallOutcome<T>) -> Vec<MetaError> {
             "Invalid API key",
             "Kapso refused the API key".into(),
         ),
-        CallOutcome::Permanent(Rejection::NotConfigured) => made(
-            0,
-            TITLE_NOT_TAKEN,
-            "the Kapso API key is not configured".into(),
-        ),
+        CallOutcome::Permanent(Rejection::NotConfigured) => {
+            return not_taken("the Kapso API key is not configured".into());
+        }
         CallOutcome::Retryable(Retry {
             cause: RetryCause::Throttled(None),
             ..
@@ -210,21 +208,19 @@ pub(crate) fn failure_errors<T>(outcome: &CallOutcome<T>) -> Vec<MetaError> {
         CallOutcome::Retryable(Retry {
             cause: RetryCause::InFlight(e),
             ..
-        }) => made(
-            0,
-            TITLE_NOT_TAKEN,
-            format!(
+        }) => {
+            return not_taken(format!(
                 "Kapso still had another message in flight for this conversation (HTTP 409{})",
                 e.as_ref()
                     .map_or_else(String::new, |e| format!(": {}", e.message))
-            ),
-        ),
+            ));
+        }
         CallOutcome::Retryable(Retry {
             cause: RetryCause::Unreachable(reason),
             ..
-        }) => made(0, TITLE_NOT_TAKEN, reason.clone()),
+        }) => return not_taken(reason.clone()),
         // Not failures: nothing to record.
-        CallOutcome::Done(_) | CallOutcome::Unknown(_) => return Vec::new(),
+        CallOutcome::Done(_) | CallOutcome::Unknown(_) => return SendFailure::Refused(Vec::new()),
     };
-    vec![error]
+    SendFailure::Refused(vec![error])
 }

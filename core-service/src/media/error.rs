@@ -10,7 +10,7 @@ use tonic::Status;
 
 use super::limits::OverLimit;
 use crate::kapso_api::{CallOutcome, Rejection};
-use crate::outbound::{OutboundError, failure_errors};
+use crate::outbound::{OutboundError, failure_of};
 use crate::store::StoreError;
 
 /// Meta's code for a parameter it does not accept, which for `GET /{media_id}`
@@ -79,7 +79,7 @@ impl MediaError {
                     Some(unknown) => unknown(),
                     None => MediaError::Upstream(OutboundError::from_failure(
                         None,
-                        &failure_errors(outcome),
+                        &failure_of(outcome),
                     )),
                 }
             }
@@ -89,9 +89,7 @@ impl MediaError {
             CallOutcome::Done(_) => {
                 MediaError::Unavailable(format!("{what} ended without an answer"))
             }
-            failed => {
-                MediaError::Upstream(OutboundError::from_failure(None, &failure_errors(failed)))
-            }
+            failed => MediaError::Upstream(OutboundError::from_failure(None, &failure_of(failed))),
         }
     }
 }

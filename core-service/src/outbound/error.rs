@@ -8,7 +8,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
 use crate::kapso_api::{CODE_BAD_CREDENTIALS, CODE_WINDOW_CLOSED, THROTTLING_CODES};
-use crate::model::MetaError;
+use crate::model::{MetaError, SendFailure};
 use crate::store::StoreError;
 
 /// Meta codes that mean the request's parameters were wrong, not the state of the world.
@@ -99,9 +99,6 @@ pub enum OutboundError {
     Store(#[from] StoreError),
 }
 
-/// Gateway-made errors (a request Kapso never took) carry code 0 and this title.
-pub(crate) const TITLE_NOT_TAKEN: &str = "not taken by Kapso";
-
 fn not_sent(gateway_id: &Option<String>) -> String {
     gateway_id
         .as_deref()
@@ -138,15 +135,26 @@ impl OutboundError {
         }
     }
 
-    /// The error for a failed send from its recorded Meta errors, so a replay by
+    /// The error for a failed send from how it failed, so that a replay by
     /// idempotency key raises the same class as the first call did.
-    pub(crate) fn from_failure(gateway_id: Option<&str>, errors: &[MetaError]) -> OutboundError {
+    pub(crate) fn from_failure(gateway_id: Option<&str>, failure: &SendFailure) -> OutboundError {
         let gateway_id = gateway_id.map(str::to_owned);
-        let Some(error) = errors.first().cloned() else {
-            return OutboundError::Unavailable {
-                gateway_id,
-                reason: "the send failed without an error from Kapso".into(),
-            };
+        let error = match failure {
+            SendFailure::NotTaken { reason } => {
+                return OutboundError::Unavailable {
+                    gateway_id,
+                    reason: reason.clone(),
+                };
+            }
+            SendFailure::Refused(errors) => match errors.first() {
+                Some(error) => error.clone(),
+                None => {
+                    return OutboundError::Unavailable {
+                        gateway_id,
+                        reason: "the send failed without an error from Kapso".into(),
+                    };
+                }
+            },
         };
         match error.code {
             CODE_WINDOW_CLOSED => OutboundError::WindowClosed {
@@ -160,10 +168,6 @@ impl OutboundError {
             code if THROTTLING_CODES.contains(&code) => OutboundError::RateLimited {
                 gateway_id,
                 error: Some(error),
-            },
-            0 if error.title == TITLE_NOT_TAKEN => OutboundError::Unavailable {
-                gateway_id,
-                reason: error.message,
             },
             _ => OutboundError::Rejected { gateway_id, error },
         }
@@ -271,7 +275,7 @@ mod tests {
         for (meta_code, grpc) in cases {
             let status = Status::from(OutboundError::from_failure(
                 Some("gw_1"),
-                &[meta_error(meta_code)],
+                &SendFailure::Refused(vec![meta_error(meta_code)]),
             ));
             assert_eq!(status.code(), grpc, "meta code {meta_code}");
             assert_eq!(status.metadata().get("x-message-id").unwrap(), "gw_1");
@@ -285,13 +289,10 @@ mod tests {
 
     #[test]
     fn requests_kapso_never_took_replay_as_unavailable() {
-        let error = MetaError {
-            code: 0,
-            title: TITLE_NOT_TAKEN.into(),
-            message: "cannot connect to Kapso".into(),
-            details: String::new(),
+        let failure = SendFailure::NotTaken {
+            reason: "cannot connect to Kapso".into(),
         };
-        let status = Status::from(OutboundError::from_failure(Some("gw_1"), &[error]));
+        let status = Status::from(OutboundError::from_failure(Some("gw_1"), &failure));
         assert_eq!(status.code(), Code::Unavailable);
         assert!(
             status.message().contains("not sent"),
@@ -305,7 +306,7 @@ mod tests {
     fn window_error_asks_for_a_template() {
         let status = Status::from(OutboundError::from_failure(
             Some("gw_1"),
-            &[meta_error(131047)],
+            &SendFailure::Refused(vec![meta_error(131047)]),
         ));
         assert!(
             status.message().contains("template"),

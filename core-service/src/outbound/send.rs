@@ -12,9 +12,9 @@ use uuid::Uuid;
 use super::abandoned::{ABANDONED_AFTER, SEND_TIME_LIMIT};
 use super::request::{Addressee, BusinessUserId, CheckedSend, PhoneNumber, non_empty};
 use super::retry::{Idempotent, RetryPolicy};
-use super::{DEFAULT_DEADLINE, Outbound, OutboundError, SendMessage, SendText, failure_errors};
+use super::{DEFAULT_DEADLINE, Outbound, OutboundError, SendMessage, SendText, failure_of};
 use crate::kapso_api::{CallOutcome, KapsoApi, OutboundMessage, Rejection};
-use crate::model::{Conversation, Message, MetaError, SendClaim, SendIntent, SendResult};
+use crate::model::{Conversation, Message, SendClaim, SendFailure, SendIntent, SendResult};
 use crate::status::MessageStatus;
 use crate::store::{Store, StoreError};
 
@@ -205,7 +205,7 @@ impl Outbound {
                 MessageStatus::Failed => {
                     return Err(OutboundError::from_failure(
                         Some(&gateway_id),
-                        &message.errors,
+                        &message.send_failure(),
                     ));
                 }
                 MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Read => {
@@ -316,10 +316,8 @@ impl OwnedSend {
             CallOutcome::Permanent(Rejection::NotConfigured) => {
                 self.refused_here(OutboundError::NotConfigured).await
             }
-            not_taken @ CallOutcome::Retryable(_) => {
-                self.not_taken(failure_errors(&not_taken)).await
-            }
-            failed => self.failed(failure_errors(&failed)).await,
+            not_taken @ CallOutcome::Retryable(_) => self.not_taken(failure_of(&not_taken)).await,
+            failed => self.failed(failure_of(&failed)).await,
         }
     }
 
@@ -337,13 +335,13 @@ impl OwnedSend {
     /// deadline). The claim is released rather than recorded as failed, so the
     /// caller's retry with the same idempotency key calls Kapso again: the usual
     /// "retry on UNAVAILABLE" policy then works without minting new keys.
-    async fn not_taken(self, errors: Vec<MetaError>) -> Result<Message, OutboundError> {
+    async fn not_taken(self, failure: SendFailure) -> Result<Message, OutboundError> {
         if !self.store.release_send(&self.gateway_id).await? {
             // A webhook reached the row meanwhile; keep the usual record.
-            return self.failed(errors).await;
+            return self.failed(failure).await;
         }
         // No message id: nothing is stored under it any more.
-        let error = OutboundError::from_failure(None, &errors);
+        let error = OutboundError::from_failure(None, &failure);
         tracing::warn!(gateway_id = %self.gateway_id, %error, "send not taken by Kapso; its idempotency key is free again");
         Err(error)
     }
@@ -360,10 +358,10 @@ impl OwnedSend {
         Err(error)
     }
 
-    async fn failed(self, errors: Vec<MetaError>) -> Result<Message, OutboundError> {
-        let error = OutboundError::from_failure(Some(&self.gateway_id), &errors);
+    async fn failed(self, failure: SendFailure) -> Result<Message, OutboundError> {
+        let error = OutboundError::from_failure(Some(&self.gateway_id), &failure);
         self.store
-            .finish_send(&self.gateway_id, SendResult::Failed { errors })
+            .finish_send(&self.gateway_id, SendResult::Failed(failure))
             .await?;
         tracing::warn!(gateway_id = %self.gateway_id, %error, "send failed");
         Err(error)

@@ -2,7 +2,7 @@
 //! statuses (`[{"status":"failed","timestamp":1,"errors":[..]}]`) and a
 //! message's Meta error objects. Empty lists are stored as NULL, the common case.
 
-use crate::model::{MetaError, StatusUpdate};
+use crate::model::{MetaError, SendFailure, StatusUpdate};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
 
@@ -45,6 +45,17 @@ pub(crate) fn encode_errors(errors: &[MetaError]) -> Result<Option<String>, Stor
         return Ok(None);
     }
     encode(&errors).map(Some)
+}
+
+/// A failed send's two columns: Meta's errors (`errors_json`) and why Kapso
+/// never took it (`not_taken`); each NULL when it does not apply.
+pub(crate) fn failure_columns(
+    failure: &SendFailure,
+) -> Result<(Option<String>, Option<&str>), StoreError> {
+    Ok(match failure {
+        SendFailure::NotTaken { reason } => (None, Some(reason)),
+        SendFailure::Refused(errors) => (encode_errors(errors)?, None),
+    })
 }
 
 /// Reads a statuses column back; the error says what was wrong with it.

@@ -62,6 +62,7 @@ macro_rules! all_store_tests {
                 a_delivery_of_statuses_ends_as_its_events_would_one_by_one,
                 message_lookup_by_wamid_gateway_id_and_key,
                 failed_send_is_terminal_and_keeps_api_errors,
+                a_send_kapso_never_took_keeps_its_reason_and_no_meta_error,
                 a_released_send_frees_its_key_and_a_settled_one_stays,
                 abandoned_sends_are_settled_as_unknown_and_fresh_ones_left_alone,
                 ack_only_moves_forward,

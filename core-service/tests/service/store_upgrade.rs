@@ -1,8 +1,9 @@
 //! A PostgreSQL database from before the log held its events' identities
 //! (migration 0006) keeps recognising the events it stored: a re-delivery is
-//! still a duplicate once the store has upgraded it.
+//! still a duplicate once the store has upgraded it. One from before sends
+//! recorded how they failed (0007) reads its failed sends back as they failed.
 
-use kapso_core::model::{Claim, NewEvent, Receipt};
+use kapso_core::model::{Claim, MetaError, NewEvent, Receipt, SendFailure};
 use kapso_core::store::Store;
 use kapso_core::store::postgres::PostgresStore;
 use tokio_postgres::NoTls;
@@ -123,4 +124,68 @@ async fn events_stored_before_the_identity_columns_stay_known() {
         .unwrap()
         .get(0);
     assert!(leftovers, "event_keys and the status ranking are gone");
+}
+
+/// Sends Kapso never took were recorded before 0007 as a made-up Meta error
+/// (code 0, a fixed title); they read back as not taken, while a refusal with
+/// Meta's error stays one.
+#[tokio::test]
+async fn made_up_errors_stored_before_0007_read_back_as_not_taken() {
+    let db = TestDatabase::create().await;
+    let (client, connection) = tokio_postgres::connect(&db.url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, \
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await
+        .unwrap();
+    let before = BEFORE.iter().chain([&include_str!(
+        "../../migrations/postgres/0006_event_identity.sql"
+    )]);
+    for (index, sql) in before.enumerate() {
+        client.batch_execute(sql).await.unwrap();
+        let version = i32::try_from(index + 1).unwrap();
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, 'before 0007')",
+                &[&version],
+            )
+            .await
+            .unwrap();
+    }
+    let made_up =
+        r#"[{"code":0,"title":"not taken by Kapso","message":"cannot connect to Kapso"}]"#;
+    let refused = r#"[{"code":131047,"title":"Re-engagement message","message":"window closed"}]"#;
+    for (gateway_id, errors) in [("gw-old", made_up), ("gw-refused", refused)] {
+        client
+            .execute(
+                "INSERT INTO messages (gateway_id, direction, status, errors_json, timestamp, \
+                 created_at, updated_at) VALUES ($1, 'outbound', 'failed', $2, 1, 1, 1)",
+                &[&gateway_id, &errors],
+            )
+            .await
+            .unwrap();
+    }
+
+    let store = PostgresStore::open(&db.url).await.unwrap();
+    let not_taken = store.message("gw-old").await.unwrap().unwrap();
+    assert_eq!(
+        not_taken.send_failure(),
+        SendFailure::NotTaken {
+            reason: "cannot connect to Kapso".into()
+        }
+    );
+    assert!(not_taken.errors.is_empty());
+    let refused = store.message("gw-refused").await.unwrap().unwrap();
+    assert_eq!(
+        refused.send_failure(),
+        SendFailure::Refused(vec![MetaError {
+            code: 131047,
+            title: "Re-engagement message".into(),
+            message: "window closed".into(),
+            details: String::new(),
+        }])
+    );
 }

@@ -41,6 +41,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_event_identity",
         include_str!("../../../migrations/postgres/0006_event_identity.sql"),
     ),
+    (
+        "0007_send_failure",
+        include_str!("../../../migrations/postgres/0007_send_failure.sql"),
+    ),
 ];
 
 /// A migration's data step, after its SQL.

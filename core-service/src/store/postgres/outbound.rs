@@ -156,14 +156,15 @@ pub(super) async fn finish_send(
                 .await?;
             record_history(conn, id, MessageStatus::Sent, now).await?;
         }
-        SendResult::Failed { errors } => {
+        SendResult::Failed(failure) => {
+            let (errors, not_taken) = rows::failure_columns(failure)?;
             let stmt = conn
                 .prepare_cached(
-                    "UPDATE messages SET status = 'failed', errors_json = $2, updated_at = $3 \
-                     WHERE id = $1",
+                    "UPDATE messages SET status = 'failed', errors_json = $2, not_taken = $3, \
+                     updated_at = $4 WHERE id = $1",
                 )
                 .await?;
-            conn.execute(&stmt, &[&id, &rows::encode_errors(errors)?, &now])
+            conn.execute(&stmt, &[&id, &errors, &not_taken, &now])
                 .await?;
             record_history(conn, id, MessageStatus::Failed, now).await?;
         }

@@ -13,7 +13,7 @@ use crate::model::{Direction, EncodedContent, Message, NewEvent, StatusRecord, S
 use crate::status::MessageStatus;
 use crate::store::StoreError;
 use crate::store::json_columns;
-pub(super) use crate::store::json_columns::{encode_errors, encode_statuses};
+pub(super) use crate::store::json_columns::{encode_errors, encode_statuses, failure_columns};
 
 /// Columns read by [`message_from_row`], in its order; the table is aliased `m`.
 macro_rules! message_columns {
@@ -23,7 +23,7 @@ macro_rules! message_columns {
          m.errors_json, m.timestamp, \
          ARRAY(SELECT h.status FROM status_history h WHERE h.message_id = m.id ORDER BY h.status), \
          ARRAY(SELECT h.timestamp FROM status_history h WHERE h.message_id = m.id ORDER BY h.status), \
-         m.content"
+         m.content, m.not_taken"
     };
 }
 pub(super) use message_columns;
@@ -121,6 +121,7 @@ pub(super) fn message_from_row(row: &Row) -> Result<(i64, Message), StoreError> 
             .map(|json| json_columns::decode_errors(&json).map_err(StoreError::Internal))
             .transpose()?
             .unwrap_or_default(),
+        not_taken: row.try_get(17)?,
         status_history,
         gateway_id: gateway_id.unwrap_or_default(),
         idempotency_key: row.try_get::<_, Option<String>>(3)?.unwrap_or_default(),

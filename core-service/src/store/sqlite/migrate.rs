@@ -67,6 +67,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/sqlite/0008_no_events_by_conversation.sql"),
         data: None,
     },
+    Migration {
+        name: "0009_send_failure",
+        sql: include_str!("../../../migrations/sqlite/0009_send_failure.sql"),
+        data: None,
+    },
 ];
 
 /// How long a connection waits for a lock held by another before failing.
@@ -381,6 +386,50 @@ mod tests {
                 event.event_type
             );
         }
+    }
+
+    /// Sends Kapso never took were recorded before 0009 as a made-up Meta
+    /// error (code 0, a fixed title); they read back as not taken, while a
+    /// refusal with Meta's error stays one.
+    #[test]
+    fn upgrading_reads_made_up_errors_as_not_taken() {
+        use crate::model::{MetaError, SendFailure};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.db");
+        let old = database_at_version(&path, 8);
+        let made_up =
+            r#"[{"code":0,"title":"not taken by Kapso","message":"cannot connect to Kapso"}]"#;
+        let refused =
+            r#"[{"code":131047,"title":"Re-engagement message","message":"window closed"}]"#;
+        for (gateway_id, errors) in [("gw-old", made_up), ("gw-refused", refused)] {
+            old.execute(
+                "INSERT INTO messages (gateway_id, direction, status, errors_json, timestamp, \
+                 created_at, updated_at) VALUES (?1, 'outbound', 'failed', ?2, 1, 1, 1)",
+                params![gateway_id, errors],
+            )
+            .unwrap();
+        }
+        drop(old);
+        let conn = open_writer(&path).unwrap();
+        let not_taken = rows::find_message(&conn, "gw-old").unwrap().unwrap();
+        assert_eq!(
+            not_taken.send_failure(),
+            SendFailure::NotTaken {
+                reason: "cannot connect to Kapso".into()
+            }
+        );
+        assert!(not_taken.errors.is_empty());
+        let refused = rows::find_message(&conn, "gw-refused").unwrap().unwrap();
+        assert_eq!(
+            refused.send_failure(),
+            SendFailure::Refused(vec![MetaError {
+                code: 131047,
+                title: "Re-engagement message".into(),
+                message: "window closed".into(),
+                details: String::new(),
+            }])
+        );
     }
 
     #[test]

@@ -145,12 +145,13 @@ pub(super) fn finish_send(
             ])?;
             record_history(conn, id, MessageStatus::Sent, now)?;
         }
-        SendResult::Failed { errors } => {
+        SendResult::Failed(failure) => {
+            let (errors, not_taken) = rows::failure_columns(failure)?;
             conn.prepare_cached(
-                "UPDATE messages SET status = 'failed', errors_json = ?2, updated_at = ?3 \
-                 WHERE id = ?1",
+                "UPDATE messages SET status = 'failed', errors_json = ?2, not_taken = ?3, \
+                 updated_at = ?4 WHERE id = ?1",
             )?
-            .execute(params![id, rows::encode_errors(errors)?, now])?;
+            .execute(params![id, errors, not_taken, now])?;
             record_history(conn, id, MessageStatus::Failed, now)?;
         }
         // Only a send still in flight becomes unknown: a webhook may have settled it already.

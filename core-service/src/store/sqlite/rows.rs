@@ -8,13 +8,13 @@ use crate::model::{Direction, EncodedContent, Message, NewEvent, StatusRecord, S
 use crate::status::MessageStatus;
 use crate::store::StoreError;
 use crate::store::json_columns;
-pub(super) use crate::store::json_columns::{encode_errors, encode_statuses};
+pub(super) use crate::store::json_columns::{encode_errors, encode_statuses, failure_columns};
 
 /// Columns read by [`message_from_row`], in its order.
 macro_rules! message_columns {
     () => {
         "id, wamid, gateway_id, idempotency_key, direction, conversation_id, phone_number_id, \
-         contact_phone, type, text, reply_to, status, errors_json, timestamp, content"
+         contact_phone, type, text, reply_to, status, errors_json, timestamp, content, not_taken"
     };
 }
 pub(super) use message_columns;
@@ -64,6 +64,7 @@ pub(super) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, Message)
             .map(|json| decode_column(json_columns::decode_errors(&json), 12))
             .transpose()?
             .unwrap_or_default(),
+        not_taken: row.get(15)?,
         status_history: Vec::new(),
         gateway_id: gateway_id.unwrap_or_default(),
         idempotency_key: row.get::<_, Option<String>>(3)?.unwrap_or_default(),

@@ -13,7 +13,9 @@ mod script;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kapso_core::model::{Delivery, MetaError, NewEvent, SendClaim, SendIntent, SendResult};
+use kapso_core::model::{
+    Delivery, MetaError, NewEvent, SendClaim, SendFailure, SendIntent, SendResult,
+};
 use kapso_core::store::postgres::PostgresStore;
 use kapso_core::store::sqlite::SqliteStore;
 use kapso_core::store::{Store, StoreError};
@@ -291,9 +293,12 @@ impl Resolver {
                     ResultSpec::Sent { .. } => SendResult::Sent {
                         wamid: result.wamid().unwrap_or_default().into(),
                     },
-                    ResultSpec::Failed => SendResult::Failed {
-                        errors: vec![api_error()],
-                    },
+                    ResultSpec::Failed => {
+                        SendResult::Failed(SendFailure::Refused(vec![api_error()]))
+                    }
+                    ResultSpec::NotTaken => SendResult::Failed(SendFailure::NotTaken {
+                        reason: "cannot connect to Kapso".into(),
+                    }),
                     ResultSpec::Unknown => SendResult::Unknown,
                 };
                 Call::FinishSend(gateway_id, result)

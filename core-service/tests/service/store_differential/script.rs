@@ -132,8 +132,13 @@ pub struct SendSpec {
 
 #[derive(Debug, Clone)]
 pub enum ResultSpec {
-    Sent { wamid: usize },
+    Sent {
+        wamid: usize,
+    },
+    /// Refused, with Meta's error.
     Failed,
+    /// Kapso never took it.
+    NotTaken,
     Unknown,
 }
 
@@ -278,6 +283,7 @@ fn result() -> impl Strategy<Value = ResultSpec> {
     prop_oneof![
         3 => (0..WAMIDS.len()).prop_map(|wamid| ResultSpec::Sent { wamid }),
         1 => Just(ResultSpec::Failed),
+        1 => Just(ResultSpec::NotTaken),
         1 => Just(ResultSpec::Unknown),
     ]
 }
@@ -433,7 +439,7 @@ impl ResultSpec {
     pub fn wamid(&self) -> Option<&'static str> {
         match self {
             ResultSpec::Sent { wamid } => Some(WAMIDS[*wamid]),
-            ResultSpec::Failed | ResultSpec::Unknown => None,
+            ResultSpec::Failed | ResultSpec::NotTaken | ResultSpec::Unknown => None,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kapso_core::model::{Claim, Receipt, SendClaim, SendResult};
+use kapso_core::model::{Claim, Receipt, SendClaim, SendFailure, SendResult};
 use kapso_core::status::MessageStatus;
 use kapso_core::store::{Store, StoreError};
 
@@ -291,12 +291,36 @@ pub async fn failed_send_is_terminal_and_keeps_api_errors(store: Arc<dyn Store>)
         .begin_send(intent("gw-1", "idem-1", "fp"))
         .await
         .unwrap();
-    let failed = SendResult::Failed {
-        errors: vec![meta_error()],
-    };
+    let failed = SendResult::Failed(SendFailure::Refused(vec![meta_error()]));
     let message = store.finish_send("gw-1", failed).await.unwrap();
     assert_eq!(message.status, MessageStatus::Failed);
     assert_eq!(message.errors, [meta_error()]);
+    assert_eq!(
+        message.send_failure(),
+        SendFailure::Refused(vec![meta_error()])
+    );
+    let retried = store
+        .begin_send(intent("gw-2", "idem-1", "fp"))
+        .await
+        .unwrap();
+    assert_eq!(retried, SendClaim::Existing(message));
+}
+
+pub async fn a_send_kapso_never_took_keeps_its_reason_and_no_meta_error(store: Arc<dyn Store>) {
+    store
+        .begin_send(intent("gw-1", "idem-1", "fp"))
+        .await
+        .unwrap();
+    let not_taken = SendFailure::NotTaken {
+        reason: "cannot connect to Kapso".into(),
+    };
+    let message = store
+        .finish_send("gw-1", SendResult::Failed(not_taken.clone()))
+        .await
+        .unwrap();
+    assert_eq!(message.status, MessageStatus::Failed);
+    assert!(message.errors.is_empty(), "{:?}", message.errors);
+    assert_eq!(message.send_failure(), not_taken);
     let retried = store
         .begin_send(intent("gw-2", "idem-1", "fp"))
         .await
