@@ -52,6 +52,7 @@ pub fn message(message: &Message) -> Value {
         "reply_to_message_id": message.reply_to_message_id,
         "content": message.content.as_ref().map(content::content),
         "origin": message.origin,
+        "not_taken_reason": message.not_taken_reason,
     })
 }
 
@@ -152,6 +153,7 @@ mod tests {
         assert_eq!(value["reply_to_message_id"], "");
         assert!(value["content"].is_null());
         assert_eq!(value["origin"], "");
+        assert_eq!(value["not_taken_reason"], "");
     }
 
     #[test]

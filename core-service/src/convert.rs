@@ -10,8 +10,8 @@ use prost::Message as _;
 mod content;
 
 use crate::model::{
-    Claim, Direction, EncodedContent, Message, MetaError, NewEvent, Receipt, StatusRecord,
-    StatusUpdate, StoredEvent,
+    Claim, Direction, EncodedContent, Message, MetaError, NewEvent, Receipt, SendFailure,
+    StatusRecord, StatusUpdate, StoredEvent,
 };
 use crate::status::MessageStatus;
 
@@ -165,6 +165,10 @@ pub fn receipt_to_pb(receipt: Receipt, event_count: usize) -> pb::IngestEventsRe
 }
 
 pub fn message_to_pb(m: Message) -> pb::Message {
+    let not_taken_reason = match m.send_failure() {
+        SendFailure::NotTaken { reason } => reason,
+        SendFailure::Refused(_) => String::new(),
+    };
     pb::Message {
         id: m.id,
         direction: direction_to_pb(m.direction).into(),
@@ -182,6 +186,7 @@ pub fn message_to_pb(m: Message) -> pb::Message {
         reply_to_message_id: m.reply_to_message_id,
         content: m.content.as_ref().and_then(decode_content),
         origin: String::new(),
+        not_taken_reason,
     }
 }
 
@@ -331,6 +336,43 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(event_from_pb(status).content, None);
+    }
+
+    fn failed_send(errors: Vec<MetaError>, not_taken: Option<&str>) -> Message {
+        Message {
+            id: "gw-1".into(),
+            direction: Direction::Outbound,
+            conversation_id: String::new(),
+            phone_number_id: "pn".into(),
+            contact_phone: "5491100".into(),
+            message_type: "text".into(),
+            text: String::new(),
+            status: MessageStatus::Failed,
+            errors,
+            not_taken: not_taken.map(str::to_owned),
+            status_history: Vec::new(),
+            gateway_id: "gw-1".into(),
+            idempotency_key: String::new(),
+            timestamp: 0,
+            reply_to_message_id: String::new(),
+            content: None,
+        }
+    }
+
+    #[test]
+    fn a_send_kapso_never_took_says_why_and_a_refused_one_carries_metas_errors() {
+        let not_taken = message_to_pb(failed_send(Vec::new(), Some("Kapso unreachable")));
+        assert_eq!(not_taken.not_taken_reason, "Kapso unreachable");
+        assert!(not_taken.errors.is_empty());
+
+        let refused = MetaError {
+            code: 131047,
+            title: "Re-engagement message".into(),
+            ..Default::default()
+        };
+        let refused = message_to_pb(failed_send(vec![refused], None));
+        assert_eq!(refused.not_taken_reason, "");
+        assert_eq!(refused.errors[0].code, 131047);
     }
 
     #[test]

@@ -61,6 +61,8 @@ class Message:
     content: Optional[content_pb2.Content]
     #: kapso.origin: cloud_api, business_app or history_sync; empty when unknown.
     origin: str
+    #: A failed send Kapso never took: why. Empty otherwise (refusals are in ``errors``).
+    not_taken_reason: str
     proto: types_pb2.Message = field(repr=False, compare=False)
 
     @property
@@ -91,6 +93,7 @@ class Message:
             reply_to_message_id=message.reply_to_message_id,
             content=message.content if message.HasField("content") else None,
             origin=message.origin,
+            not_taken_reason=message.not_taken_reason,
             proto=message,
         )
 
