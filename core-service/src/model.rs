@@ -2,6 +2,10 @@
 //! the explicit outcomes of storing. Protobuf types stay at the gRPC edge
 //! (`convert`), these are what the store and the services speak.
 
+mod event_type;
+
+pub use event_type::EventType;
+
 use crate::status::MessageStatus;
 
 /// Which way a message travelled, seen from the business.
