@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use kapso_core::model::{Delivery, Direction, NewEvent};
+use kapso_core::model::{Delivery, Direction, EventType, NewEvent};
 use kapso_core::store::Store;
 use kapso_core::store::sqlite::SqliteStore;
 
@@ -93,7 +93,7 @@ fn delivery(caller: usize, batch: usize) -> Delivery {
             let id = format!("wamid.HBgL{caller:011}FQIAEhgU{:016X}", rand::random::<u64>());
             let text = "Hola, necesito ayuda con mi pedido numero 12345, no ha llegado todavia";
             NewEvent {
-                event_type: "whatsapp.message.received".into(),
+                event_type: EventType::MessageReceived,
                 message_id: id.clone(),
                 conversation_id: format!("conv-bench-{caller}"),
                 phone_number_id: "123456789012345".into(),

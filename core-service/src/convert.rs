@@ -10,8 +10,8 @@ use prost::Message as _;
 mod content;
 
 use crate::model::{
-    Claim, Direction, EncodedContent, Message, MetaError, NewEvent, Receipt, SendFailure,
-    StatusRecord, StatusUpdate, StoredEvent,
+    Claim, Direction, EncodedContent, EventType, Message, MetaError, NewEvent, Receipt,
+    SendFailure, StatusRecord, StatusUpdate, StoredEvent,
 };
 use crate::status::MessageStatus;
 
@@ -111,7 +111,7 @@ pub fn event_from_pb(e: pb::InboundEvent) -> NewEvent {
         })
         .collect();
     let mut event = NewEvent {
-        event_type: e.event_type,
+        event_type: EventType::parse(&e.event_type),
         message_id: e.message_id,
         conversation_id: e.conversation_id,
         phone_number_id: e.phone_number_id,
@@ -267,7 +267,7 @@ pub fn stored_event_to_pb(stored: StoredEvent) -> pb::Event {
     let conversation = content::conversation_facts(&e.event_type, &e.payload_json);
     pb::Event {
         sequence: stored.sequence,
-        event_type: e.event_type,
+        event_type: e.event_type.to_string(),
         conversation_id: e.conversation_id,
         message,
         payload_json: e.payload_json,
@@ -404,7 +404,7 @@ mod tests {
     #[test]
     fn status_event_carries_its_reported_status_and_errors() {
         let event = NewEvent {
-            event_type: "whatsapp.message.failed".into(),
+            event_type: EventType::MessageFailed,
             message_id: "wamid.1".into(),
             statuses: vec![
                 StatusUpdate {
@@ -438,7 +438,7 @@ mod tests {
     #[test]
     fn events_carry_typed_content_and_conversation_facts() {
         let received = NewEvent {
-            event_type: "whatsapp.message.received".into(),
+            event_type: EventType::MessageReceived,
             message_id: "wamid.H".into(),
             payload_json: r#"{"message":{"id":"wamid.H","type":"text","text":{"body":"hola"},
                 "kapso":{"origin":"history_sync"}}}"#
@@ -459,7 +459,7 @@ mod tests {
         ));
 
         let inactive = NewEvent {
-            event_type: "whatsapp.conversation.inactive".into(),
+            event_type: EventType::ConversationInactive,
             payload_json: r#"{"conversation":{"id":"c1","status":"active"},
                 "inactivity":{"minutes":30}}"#
                 .into(),

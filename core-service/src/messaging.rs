@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::convert;
 use crate::error::CoreError;
 use crate::media::{DownloadStream, Media};
-use crate::model::EventFilter;
+use crate::model::{EventFilter, EventType};
 use crate::outbound::{MarkRead, Outbound, SendMessage, SendText, content};
 use crate::store::Store;
 use crate::watch::{self, EventStream};
@@ -182,7 +182,11 @@ impl Messaging for MessagingService {
             .start(request.after_sequence, consumer, request.from_end)
             .await?;
         let filter = EventFilter {
-            event_types: request.event_types,
+            event_types: request
+                .event_types
+                .iter()
+                .map(|t| EventType::parse(t))
+                .collect(),
             conversation_id: request.conversation_id,
             phone_number_id: request.phone_number_id,
         };

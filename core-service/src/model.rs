@@ -57,7 +57,7 @@ pub struct StatusUpdate {
 /// One webhook event as the adapter parsed it. Every field may be empty.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewEvent {
-    pub event_type: String,
+    pub event_type: EventType,
     pub message_id: String,
     pub conversation_id: String,
     pub phone_number_id: String,
@@ -81,14 +81,7 @@ impl NewEvent {
     /// The status this event is about, from its type (`whatsapp.message.read` is `Read`).
     /// `None` for received messages and non-message events.
     pub fn reported_status(&self) -> Option<MessageStatus> {
-        let suffix = self.event_type.rsplit('.').next()?;
-        match MessageStatus::parse(suffix)? {
-            s @ (MessageStatus::Sent
-            | MessageStatus::Delivered
-            | MessageStatus::Read
-            | MessageStatus::Failed) => Some(s),
-            _ => None,
-        }
+        self.event_type.reported_status()
     }
 
     /// The event's own time (WhatsApp's), or `now` when it carries none.
@@ -105,8 +98,7 @@ impl NewEvent {
         !self.message_id.is_empty()
             && self.reported_status().is_none()
             && (self.direction == Direction::Inbound
-                || (self.direction == Direction::Unknown
-                    && self.event_type == "whatsapp.message.received"))
+                || (self.direction == Direction::Unknown && self.event_type.is_message_received()))
     }
 }
 
@@ -207,7 +199,7 @@ pub struct StoredEvent {
 /// Which log entries a reader wants. Empty fields match everything.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EventFilter {
-    pub event_types: Vec<String>,
+    pub event_types: Vec<EventType>,
     pub conversation_id: String,
     pub phone_number_id: String,
 }
@@ -312,9 +304,9 @@ impl Message {
 mod tests {
     use super::*;
 
-    fn event(event_type: &str, message_id: &str) -> NewEvent {
+    fn event(event_type: EventType, message_id: &str) -> NewEvent {
         NewEvent {
-            event_type: event_type.into(),
+            event_type,
             message_id: message_id.into(),
             ..Default::default()
         }
@@ -322,12 +314,12 @@ mod tests {
 
     #[test]
     fn filter_matches_on_every_given_field() {
-        let mut e = event("whatsapp.message.received", "m");
+        let mut e = event(EventType::MessageReceived, "m");
         e.conversation_id = "c1".into();
         e.phone_number_id = "p1".into();
         assert!(EventFilter::default().matches(&e));
         let f = EventFilter {
-            event_types: vec!["whatsapp.message.read".into()],
+            event_types: vec![EventType::MessageRead],
             ..Default::default()
         };
         assert!(!f.matches(&e));

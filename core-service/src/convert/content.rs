@@ -7,6 +7,8 @@ use kapso_gateway_proto::v1 as pb;
 use pb::content::Kind;
 use serde_json::Value;
 
+use crate::model::EventType;
+
 /// What an event's payload says about its message, beyond the stored columns.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Typed {
@@ -31,8 +33,11 @@ pub fn message(payload_json: &str) -> Typed {
 }
 
 /// The facts of a `whatsapp.conversation.*` event; `None` for other events.
-pub fn conversation_facts(event_type: &str, payload_json: &str) -> Option<pb::ConversationFacts> {
-    if !event_type.starts_with("whatsapp.conversation.") {
+pub fn conversation_facts(
+    event_type: &EventType,
+    payload_json: &str,
+) -> Option<pb::ConversationFacts> {
+    if !event_type.is_conversation() {
         return None;
     }
     let payload: Value = serde_json::from_str(payload_json).ok()?;

@@ -53,12 +53,12 @@ mod tests {
     use super::identity::EventKind;
     use super::message::HistoryEntry;
     use super::*;
-    use crate::model::Direction;
+    use crate::model::{Direction, EventType};
     use crate::status::MessageStatus;
 
     fn received() -> NewEvent {
         NewEvent {
-            event_type: "whatsapp.message.received".into(),
+            event_type: EventType::MessageReceived,
             message_id: "wamid.1".into(),
             conversation_id: "conv-1".into(),
             phone_number_id: "111".into(),
@@ -77,7 +77,7 @@ mod tests {
             effect.identity,
             Identity::OfMessage {
                 wamid: "wamid.1",
-                kind: EventKind::Type("whatsapp.message.received"),
+                kind: EventKind::Type(&EventType::MessageReceived),
             }
         );
         let message = effect.message.expect("a message change");
@@ -98,7 +98,7 @@ mod tests {
     #[test]
     fn an_event_without_a_message_is_only_logged() {
         let event = NewEvent {
-            event_type: "whatsapp.conversation.created".into(),
+            event_type: EventType::ConversationCreated,
             conversation_id: "conv-1".into(),
             payload_json: "{}".into(),
             ..NewEvent::default()
@@ -115,7 +115,7 @@ mod tests {
     #[test]
     fn a_message_event_that_moves_nothing_is_known_by_its_type() {
         let event = NewEvent {
-            event_type: "whatsapp.message.deleted".into(),
+            event_type: EventType::parse("whatsapp.message.deleted"),
             message_id: "wamid.1".into(),
             // Neither received (its direction unknown) nor a status.
             direction: Direction::Unknown,
@@ -126,7 +126,7 @@ mod tests {
         assert_eq!(
             effect.identity,
             Identity::Named {
-                event_type: "whatsapp.message.deleted",
+                event_type: &EventType::parse("whatsapp.message.deleted"),
                 wamid: "wamid.1"
             }
         );

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Parser as _;
 use fake_kapso::{FakeKapso, PROXY, Reply};
 use kapso_core::kapso_api::ApiKey;
-use kapso_core::model::{Delivery, Direction, Message, NewEvent, StatusUpdate};
+use kapso_core::model::{Delivery, Direction, EventType, Message, NewEvent, StatusUpdate};
 use kapso_core::outbound::{MarkRead, Outbound, OutboundConfig, RetryPolicy, SendText};
 use kapso_core::status::MessageStatus;
 use kapso_core::store::Store;
@@ -150,7 +150,7 @@ fn unix_now() -> i64 {
 /// An inbound message from `CONTACT` in conversation `conv_1`, `age_secs` ago.
 async fn customer_wrote(store: &Arc<dyn Store>, wamid: &str, age_secs: i64) {
     let event = NewEvent {
-        event_type: "whatsapp.message.received".into(),
+        event_type: EventType::MessageReceived,
         message_id: wamid.into(),
         conversation_id: "conv_1".into(),
         phone_number_id: NUMBER.into(),
@@ -176,7 +176,7 @@ fn status_event(wamid: &str, status: MessageStatus, text: &str) -> Delivery {
     Delivery {
         key: None,
         events: vec![NewEvent {
-            event_type: format!("whatsapp.message.{status}"),
+            event_type: EventType::parse(&format!("whatsapp.message.{status}")),
             message_id: wamid.into(),
             phone_number_id: NUMBER.into(),
             contact_phone: CONTACT.into(),
@@ -593,7 +593,7 @@ async fn a_contact_known_only_by_user_id_is_sent_to_as_recipient() {
     let app = spawn_app().await;
     let bsuid = "US.13491208655302741918";
     let event = NewEvent {
-        event_type: "whatsapp.message.received".into(),
+        event_type: EventType::MessageReceived,
         message_id: "wamid.BSUID".into(),
         conversation_id: "conv_bsuid".into(),
         phone_number_id: NUMBER.into(),

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use clap::Parser as _;
 use futures::StreamExt as _;
 use kapso_core::model::{
-    Conversation, Delivery, Direction, EventFilter, Message, MessagePage, NewEvent, Receipt,
-    SendClaim, SendIntent, SendResult, StoredEvent,
+    Conversation, Delivery, Direction, EventFilter, EventType, Message, MessagePage, NewEvent,
+    Receipt, SendClaim, SendIntent, SendResult, StoredEvent,
 };
 use kapso_core::store::{Store, StoreError};
 use kapso_gateway_proto::v1 as pb;
@@ -491,7 +491,7 @@ async fn slow_consumer_is_fed_from_the_log_not_from_a_growing_buffer() {
     for chunk in 0..BACKLOG / 500 {
         let events = (chunk * 500..(chunk + 1) * 500)
             .map(|n| NewEvent {
-                event_type: "whatsapp.message.received".into(),
+                event_type: EventType::MessageReceived,
                 message_id: format!("wamid.slow-{n}"),
                 direction: Direction::Inbound,
                 payload_json: "{}".into(),

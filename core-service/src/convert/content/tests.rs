@@ -188,7 +188,7 @@ fn statuses_and_non_message_payloads_are_lenient() {
 #[test]
 fn conversation_events_carry_their_facts() {
     let inactive = conversation_facts(
-        "whatsapp.conversation.inactive",
+        &EventType::ConversationInactive,
         fixture!("conversation_inactive"),
     )
     .unwrap();
@@ -202,20 +202,20 @@ fn conversation_events_carry_their_facts() {
     );
     assert_eq!(since.direction, "inbound");
     let ended = conversation_facts(
-        "whatsapp.conversation.ended",
+        &EventType::ConversationEnded,
         fixture!("conversation_ended"),
     )
     .unwrap();
     assert_eq!(ended.status, "ended");
     assert_eq!(ended.since_message, None);
     let created = conversation_facts(
-        "whatsapp.conversation.created",
+        &EventType::ConversationCreated,
         fixture!("conversation_created"),
     )
     .unwrap();
     assert_eq!(created.status, "active");
     assert_eq!(
-        conversation_facts("whatsapp.message.received", fixture!("received_text")),
+        conversation_facts(&EventType::MessageReceived, fixture!("received_text")),
         None
     );
 }

@@ -67,6 +67,7 @@ impl<'a> Conversations<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::EventType;
 
     fn change<'a>(
         id: &'a str,
@@ -102,7 +103,7 @@ mod tests {
     #[test]
     fn only_a_received_message_says_when_the_contact_wrote() {
         let mut event = NewEvent {
-            event_type: "whatsapp.message.read".into(),
+            event_type: EventType::MessageRead,
             message_id: "wamid.1".into(),
             conversation_id: "c1".into(),
             ..NewEvent::default()
@@ -111,7 +112,7 @@ mod tests {
             ConversationChange::of(&event, 7).unwrap().last_inbound_at,
             None
         );
-        event.event_type = "whatsapp.message.received".into();
+        event.event_type = EventType::MessageReceived;
         assert_eq!(
             ConversationChange::of(&event, 7).unwrap().last_inbound_at,
             Some(7)

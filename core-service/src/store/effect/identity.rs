@@ -10,7 +10,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::model::NewEvent;
+use crate::model::{EventType, NewEvent};
 use crate::status::MessageStatus;
 
 /// An event's identity in the log.
@@ -23,10 +23,13 @@ pub(crate) enum Identity<'a> {
     OfMessage { wamid: &'a str, kind: EventKind<'a> },
     /// An event that names a message it does not change (a kind Kapso added,
     /// say): only logged, known by its type and message.
-    Named { event_type: &'a str, wamid: &'a str },
+    Named {
+        event_type: &'a EventType,
+        wamid: &'a str,
+    },
     /// An event without a message id: its type and its payload's digest.
     Payload {
-        event_type: &'a str,
+        event_type: &'a EventType,
         digest: [u8; 32],
     },
 }
@@ -37,14 +40,14 @@ pub(crate) enum EventKind<'a> {
     /// A status event, by the status of its type: a message is `read` once.
     Status(MessageStatus),
     /// Any other event that changes its message (a received message), by type.
-    Type(&'a str),
+    Type(&'a EventType),
 }
 
 impl<'a> Identity<'a> {
     /// The identity of `event`; `changes_a_message` says whether storing it
     /// creates or changes a message row (its [`Effect`](super::Effect) has one).
     pub(crate) fn of(event: &'a NewEvent, changes_a_message: bool) -> Identity<'a> {
-        let event_type = event.event_type.as_str();
+        let event_type = &event.event_type;
         if event.message_id.is_empty() {
             return Identity::Payload {
                 event_type,
@@ -85,7 +88,7 @@ impl<'a> EventKind<'a> {
     pub(crate) fn as_str(self) -> &'a str {
         match self {
             EventKind::Status(status) => status.as_str(),
-            EventKind::Type(event_type) => event_type,
+            EventKind::Type(event_type) => event_type.as_str(),
         }
     }
 }
@@ -117,7 +120,7 @@ mod tests {
 
     fn event(event_type: &str, message_id: &str) -> NewEvent {
         NewEvent {
-            event_type: event_type.into(),
+            event_type: EventType::parse(event_type),
             message_id: message_id.into(),
             ..NewEvent::default()
         }

@@ -5,7 +5,7 @@ use deadpool_postgres::ClientWrapper;
 use tokio_postgres::types::ToSql;
 
 use super::rows::{self, event_columns, message_columns};
-use crate::model::{Conversation, EventFilter, MessagePage, StoredEvent};
+use crate::model::{Conversation, EventFilter, EventType, MessagePage, StoredEvent};
 use crate::store::StoreError;
 use crate::store::message_pages::{Cursor, PageQuery};
 
@@ -60,12 +60,13 @@ pub(super) async fn events_after(
         event_columns!(),
         " FROM events WHERE sequence > $1"
     ));
+    let event_types: Vec<&str> = filter.event_types.iter().map(EventType::as_str).collect();
     let mut args: Vec<&(dyn ToSql + Sync)> = vec![&after];
     // Only the given filters become clauses, so each shape gets its own plan;
     // shapes are few, each prepared once per connection. A conversation filter
     // has no index: it is applied while reading the log in sequence order.
     if !filter.event_types.is_empty() {
-        args.push(&filter.event_types);
+        args.push(&event_types);
         sql.push_str(&format!(" AND event_type = ANY(${})", args.len()));
     }
     if !filter.conversation_id.is_empty() {

@@ -9,7 +9,9 @@ use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::model::{Direction, EncodedContent, Message, NewEvent, StatusRecord, StoredEvent};
+use crate::model::{
+    Direction, EncodedContent, EventType, Message, NewEvent, StatusRecord, StoredEvent,
+};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
 use crate::store::json_columns;
@@ -42,7 +44,8 @@ pub(super) use event_columns;
 /// `payload_json`, in [`event_columns!`] order, as statement parameters.
 pub(super) struct LogValues<'a> {
     event: &'a NewEvent,
-    // The two columns the event does not hold as stored.
+    // The three columns the event does not hold as stored.
+    event_type: &'a str,
     direction: &'static str,
     statuses: Option<String>,
 }
@@ -51,6 +54,7 @@ impl<'a> LogValues<'a> {
     pub(super) fn new(event: &'a NewEvent) -> Result<Self, StoreError> {
         Ok(Self {
             event,
+            event_type: event.event_type.as_str(),
             direction: event.direction.as_str(),
             statuses: encode_statuses(&event.statuses)?,
         })
@@ -59,7 +63,7 @@ impl<'a> LogValues<'a> {
     pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 12] {
         let event = self.event;
         [
-            &event.event_type,
+            &self.event_type,
             &event.message_id,
             &event.conversation_id,
             &event.phone_number_id,
@@ -179,7 +183,7 @@ pub(super) fn event_from_row(row: &Row) -> Result<StoredEvent, StoreError> {
         sequence: u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0),
         received_at_ms: row.try_get(1)?,
         event: NewEvent {
-            event_type: row.try_get(2)?,
+            event_type: EventType::parse(row.try_get(2)?),
             message_id: row.try_get(3)?,
             conversation_id: row.try_get(4)?,
             phone_number_id: row.try_get(5)?,

@@ -161,7 +161,7 @@ mod tests {
 
     use super::super::{DEFAULT_CHECKPOINT_INTERVAL_MS, SqliteStore, lock, migrate};
     use super::*;
-    use crate::model::{Delivery, Direction, EventFilter, NewEvent};
+    use crate::model::{Delivery, Direction, EventFilter, EventType, NewEvent};
     use crate::store::Store;
 
     /// A log sync the test drives: each call says so on the first channel and
@@ -195,7 +195,7 @@ mod tests {
         Delivery {
             key: Some(wamid.into()),
             events: vec![NewEvent {
-                event_type: "whatsapp.message.received".into(),
+                event_type: EventType::MessageReceived,
                 message_id: wamid.into(),
                 conversation_id: "conv-1".into(),
                 phone_number_id: "1234567890".into(),

@@ -74,7 +74,7 @@ fn claim_event<'a>(
     )?
     .execute(params![
         now_ms,
-        event.event_type,
+        event.event_type.as_str(),
         event.message_id,
         event.conversation_id,
         event.phone_number_id,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{self, event_columns};
-use crate::model::NewEvent;
+use crate::model::{EventType, NewEvent};
 use crate::store::StoreError;
 use crate::store::effect::{Effect, Identity};
 
@@ -175,7 +175,7 @@ fn move_event_keys_into_the_log(conn: &Connection) -> Result<(), StoreError> {
     let mut rows = select.query([])?;
     while let Some(row) = rows.next()? {
         let event = NewEvent {
-            event_type: row.get(1)?,
+            event_type: EventType::parse(&row.get::<_, String>(1)?),
             message_id: row.get(2)?,
             payload_json: row.get(3)?,
             ..NewEvent::default()
@@ -264,7 +264,7 @@ mod tests {
     /// An event with no message: identified by its whole identity in every version.
     fn conversation_created() -> NewEvent {
         NewEvent {
-            event_type: "whatsapp.conversation.created".into(),
+            event_type: EventType::ConversationCreated,
             payload_json: r#"{"conversation":{"id":"conv-1"}}"#.into(),
             ..NewEvent::default()
         }
@@ -278,7 +278,7 @@ mod tests {
         let path = dir.path().join("gw.db");
         let old = database_at_version(&path, 2);
         let received = NewEvent {
-            event_type: "whatsapp.message.received".into(),
+            event_type: EventType::MessageReceived,
             message_id: "wamid.before-upgrade".into(),
             payload_json: r#"{"message":{"id":"wamid.before-upgrade"}}"#.into(),
             ..NewEvent::default()
@@ -289,7 +289,7 @@ mod tests {
                 "INSERT INTO events (received_at_ms, event_type, message_id, conversation_id, \
                  phone_number_id, contact_phone, direction, message_type, text, reply_to, \
                  timestamp, payload_json) VALUES (1, ?1, ?2, '', '', '', 'inbound', '', '', '', 0, ?3)",
-                params![event.event_type, event.message_id, event.payload_json],
+                params![event.event_type.as_str(), event.message_id, event.payload_json],
             )
             .unwrap();
         }
@@ -335,7 +335,7 @@ mod tests {
         )
         .unwrap();
         let received = NewEvent {
-            event_type: "whatsapp.message.received".into(),
+            event_type: EventType::MessageReceived,
             message_id: "wamid.before-upgrade".into(),
             direction: crate::model::Direction::Inbound,
             payload_json: "{}".into(),
@@ -349,7 +349,7 @@ mod tests {
                  timestamp, payload_json, dedup_key) \
                  VALUES (1, ?1, ?2, '', '', '', ?3, '', '', '', 0, ?4, ?5)",
                 params![
-                    event.event_type,
+                    event.event_type.as_str(),
                     event.message_id,
                     event.direction.as_str(),
                     event.payload_json,

@@ -126,7 +126,7 @@ pub(super) fn events_after(
         sql.push_str(" AND event_type IN (");
         for (i, event_type) in filter.event_types.iter().enumerate() {
             sql.push_str(if i == 0 { "?" } else { ", ?" });
-            args.push(Value::Text(event_type.clone()));
+            args.push(Value::Text(event_type.as_str().to_owned()));
         }
         sql.push(')');
     }

@@ -45,12 +45,12 @@ mod tests {
     use std::sync::Arc;
 
     use super::super::SqliteStore;
-    use crate::model::{Delivery, Direction, EventFilter, NewEvent};
+    use crate::model::{Delivery, Direction, EventFilter, EventType, NewEvent};
     use crate::store::Store;
 
     fn received(wamid: &str) -> NewEvent {
         NewEvent {
-            event_type: "whatsapp.message.received".into(),
+            event_type: EventType::MessageReceived,
             message_id: wamid.into(),
             conversation_id: "conv-1".into(),
             phone_number_id: "1234567890".into(),

@@ -4,7 +4,9 @@
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row};
 
-use crate::model::{Direction, EncodedContent, Message, NewEvent, StatusRecord, StoredEvent};
+use crate::model::{
+    Direction, EncodedContent, EventType, Message, NewEvent, StatusRecord, StoredEvent,
+};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
 use crate::store::json_columns;
@@ -137,7 +139,7 @@ pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
         sequence: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
         received_at_ms: row.get(1)?,
         event: NewEvent {
-            event_type: row.get(2)?,
+            event_type: EventType::parse(&row.get::<_, String>(2)?),
             message_id: row.get(3)?,
             conversation_id: row.get(4)?,
             phone_number_id: row.get(5)?,

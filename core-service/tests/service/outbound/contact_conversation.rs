@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use kapso_core::model::{Delivery, Direction, NewEvent};
+use kapso_core::model::{Delivery, Direction, EventType, NewEvent};
 use kapso_core::outbound::SendText;
 use kapso_core::store::Store;
 use tonic::Code;
@@ -18,7 +18,7 @@ const OTHER_NUMBER: &str = "9876543210";
 async fn contact_wrote(store: &Arc<dyn Store>, conversation: &str, number: &str) {
     let wamid = format!("wamid.IN-{conversation}");
     let event = NewEvent {
-        event_type: "whatsapp.message.received".into(),
+        event_type: EventType::MessageReceived,
         message_id: wamid.clone(),
         conversation_id: conversation.into(),
         phone_number_id: number.into(),

@@ -4,7 +4,7 @@
 //! finished, released and abandoned; retention. Drawn from a small universe of
 //! wamids, conversations, contacts and texts, so that events collide.
 
-use kapso_core::model::{Direction, MetaError, NewEvent, StatusUpdate};
+use kapso_core::model::{Direction, EventType, MetaError, NewEvent, StatusUpdate};
 use kapso_core::status::MessageStatus;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -314,7 +314,7 @@ impl EventSpec {
                 let (wamid, text) = (WAMIDS[*wamid], TEXTS[*text]);
                 NewEvent {
                     content: None,
-                    event_type: "whatsapp.message.received".into(),
+                    event_type: EventType::MessageReceived,
                     message_id: wamid.into(),
                     conversation_id: CONVERSATIONS[*conversation].into(),
                     phone_number_id: PHONE_NUMBER_ID.into(),
@@ -342,7 +342,7 @@ impl EventSpec {
                 let outbound = wamid % 2 == 1;
                 let wamid = WAMIDS[*wamid];
                 NewEvent {
-                    event_type: "whatsapp.message.edited".into(),
+                    event_type: EventType::parse("whatsapp.message.edited"),
                     message_id: wamid.into(),
                     conversation_id: CONVERSATIONS[*conversation].into(),
                     phone_number_id: PHONE_NUMBER_ID.into(),
@@ -363,7 +363,7 @@ impl EventSpec {
                 let kind = if *ended { "ended" } else { "created" };
                 let conversation = CONVERSATIONS[*conversation];
                 NewEvent {
-                    event_type: format!("whatsapp.conversation.{kind}"),
+                    event_type: EventType::parse(&format!("whatsapp.conversation.{kind}")),
                     conversation_id: conversation.into(),
                     phone_number_id: PHONE_NUMBER_ID.into(),
                     contact_phone: CONTACT.into(),
@@ -394,7 +394,7 @@ impl StatusSpec {
             .collect();
         NewEvent {
             content: None,
-            event_type: format!("whatsapp.message.{name}"),
+            event_type: EventType::parse(&format!("whatsapp.message.{name}")),
             message_id: wamid.into(),
             conversation_id: CONVERSATIONS[self.conversation].into(),
             phone_number_id: if self.phone { PHONE_NUMBER_ID } else { "" }.into(),

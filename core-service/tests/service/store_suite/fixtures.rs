@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use kapso_core::convert::encode_content;
 use kapso_core::model::{
-    Claim, Delivery, Direction, EncodedContent, EventFilter, MetaError, NewEvent, Receipt,
-    SendIntent, StatusUpdate, StoredEvent,
+    Claim, Delivery, Direction, EncodedContent, EventFilter, EventType, MetaError, NewEvent,
+    Receipt, SendIntent, StatusUpdate, StoredEvent,
 };
 use kapso_core::status::MessageStatus;
 use kapso_core::store::{Store, StoreError};
@@ -19,7 +19,7 @@ pub const CONTACT: &str = "15551234567";
 /// `whatsapp.message.received`: a text from the contact.
 pub fn received(wamid: &str, conversation_id: &str, text: &str, timestamp: i64) -> NewEvent {
     NewEvent {
-        event_type: "whatsapp.message.received".into(),
+        event_type: EventType::MessageReceived,
         message_id: wamid.into(),
         conversation_id: conversation_id.into(),
         phone_number_id: PHONE_NUMBER_ID.into(),
@@ -53,7 +53,7 @@ pub fn text_content(body: &str) -> EncodedContent {
 pub fn status(wamid: &str, name: &str, timestamp: i64) -> NewEvent {
     let parsed = MessageStatus::parse(name).expect("a Meta status name");
     NewEvent {
-        event_type: format!("whatsapp.message.{name}"),
+        event_type: EventType::parse(&format!("whatsapp.message.{name}")),
         message_id: wamid.into(),
         conversation_id: "conv-1".into(),
         phone_number_id: PHONE_NUMBER_ID.into(),
@@ -74,7 +74,7 @@ pub fn status(wamid: &str, name: &str, timestamp: i64) -> NewEvent {
 /// `whatsapp.conversation.created`: no message id, de-duplicated by payload.
 pub fn conversation_created(conversation_id: &str) -> NewEvent {
     NewEvent {
-        event_type: "whatsapp.conversation.created".into(),
+        event_type: EventType::ConversationCreated,
         conversation_id: conversation_id.into(),
         phone_number_id: PHONE_NUMBER_ID.into(),
         contact_phone: CONTACT.into(),

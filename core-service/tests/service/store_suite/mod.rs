@@ -14,7 +14,7 @@ mod outbound;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use kapso_core::model::{Claim, EventFilter, Receipt};
+use kapso_core::model::{Claim, EventFilter, EventType, Receipt};
 use kapso_core::status::MessageStatus;
 use kapso_core::store::{MAX_CONSUMERS, Store, StoreError};
 
@@ -256,10 +256,7 @@ pub async fn events_after_filters_by_type_conversation_and_phone(store: Arc<dyn 
         }
     };
     let by_type = EventFilter {
-        event_types: vec![
-            "whatsapp.message.delivered".into(),
-            "whatsapp.conversation.created".into(),
-        ],
+        event_types: vec![EventType::MessageDelivered, EventType::ConversationCreated],
         ..Default::default()
     };
     assert_eq!(matching(by_type).await, ["wamid.1", ""]);
@@ -274,7 +271,7 @@ pub async fn events_after_filters_by_type_conversation_and_phone(store: Arc<dyn 
     };
     assert_eq!(matching(by_phone).await, ["wamid.3"]);
     let combined = EventFilter {
-        event_types: vec!["whatsapp.message.received".into()],
+        event_types: vec![EventType::MessageReceived],
         conversation_id: "conv-2".into(),
         phone_number_id: PHONE_NUMBER_ID.into(),
     };

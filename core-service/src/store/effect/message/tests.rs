@@ -1,12 +1,12 @@
 use super::*;
-use crate::model::StatusUpdate;
+use crate::model::{EventType, StatusUpdate};
 use crate::status::MessageStatus::*;
 
 /// An event about `wamid.1` reporting `statuses` (in its history, each
 /// without a time) and the status of `event_type`'s suffix, if one.
 fn status_event(event_type: &str, statuses: &[MessageStatus]) -> NewEvent {
     NewEvent {
-        event_type: event_type.into(),
+        event_type: EventType::parse(event_type),
         message_id: "wamid.1".into(),
         phone_number_id: "111".into(),
         contact_phone: "15550001111".into(),
@@ -128,7 +128,7 @@ fn a_status_of_an_unknown_message_starts_it_as_a_send() {
 #[test]
 fn a_received_message_changes_no_status() {
     let event = NewEvent {
-        event_type: "whatsapp.message.received".into(),
+        event_type: EventType::MessageReceived,
         message_id: "wamid.1".into(),
         direction: Direction::Inbound,
         ..NewEvent::default()
