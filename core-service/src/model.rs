@@ -3,8 +3,13 @@
 //! (`convert`), these are what the store and the services speak.
 
 mod event_type;
+mod ids;
 
 pub use event_type::EventType;
+pub use ids::{
+    BusinessUserId, ConversationId, GatewayId, IdempotencyKey, InvalidId, PhoneNumber,
+    PhoneNumberId, Recipient,
+};
 
 use crate::status::MessageStatus;
 
