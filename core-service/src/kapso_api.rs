@@ -21,8 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::model::MetaError;
-use crate::outbound::request::Addressee;
+use crate::model::{MetaError, PhoneNumberId, Recipient};
 
 mod classify;
 pub mod content;
@@ -76,9 +75,9 @@ pub trait KapsoApi: Send + Sync + fmt::Debug + 'static {
 /// A message to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboundMessage {
-    pub phone_number_id: String,
+    pub phone_number_id: PhoneNumberId,
     /// The contact: phone digits (`to`) or a business-scoped user id (`recipient`).
-    pub to: Addressee,
+    pub to: Recipient,
     pub content: content::Content,
     /// The wamid this replies to (`context.message_id`).
     pub reply_to: Option<String>,

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::kapso_api::KapsoApi;
 use crate::outbound::RetryPolicy;
-use crate::outbound::request::{check_phone_number_id, non_empty};
+use crate::outbound::request::{non_empty, phone_number_id};
 use crate::store::Store;
 
 pub mod error;
@@ -75,7 +75,7 @@ impl Media {
                 .and_then(non_empty)
         });
         match id {
-            Some(id) => Ok(check_phone_number_id("phone_number_id", id)?),
+            Some(id) => Ok(phone_number_id("phone_number_id", &id)?.to_string()),
             None => Err(MediaError::invalid(
                 "phone_number_id",
                 "not given, and KAPSO_PHONE_NUMBER_ID is not set",

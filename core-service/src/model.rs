@@ -240,13 +240,14 @@ pub struct MessagePage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendIntent {
     /// The gateway's own id for this send.
-    pub gateway_id: String,
-    pub idempotency_key: Option<String>,
+    pub gateway_id: GatewayId,
+    pub idempotency_key: Option<IdempotencyKey>,
     /// Digest of the request, to refuse the same key with a different request.
     pub fingerprint: String,
-    pub phone_number_id: String,
-    pub to: String,
-    pub conversation_id: String,
+    pub phone_number_id: PhoneNumberId,
+    pub to: Recipient,
+    /// `None` for a send outside any known conversation.
+    pub conversation_id: Option<ConversationId>,
     /// WhatsApp's message type: text, template, image, interactive, ...
     pub message_type: String,
     /// The text body, or a readable summary of other kinds.

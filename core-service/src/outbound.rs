@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use crate::kapso_api::{
     ApiStats, CallOutcome, HttpKapsoApi, KapsoApi, ReadReceipt, Rejection, Retry, RetryCause,
 };
-use crate::model::{MetaError, SendFailure};
+use crate::model::{MetaError, PhoneNumberId, SendFailure};
 use crate::store::Store;
 
 pub mod abandoned;
@@ -43,7 +43,7 @@ pub use error::OutboundError;
 pub use request::{MarkRead, SendMessage, SendText};
 pub use retry::RetryPolicy;
 
-use request::{check_phone_number_id, non_empty};
+use request::{non_empty, phone_number_id};
 use retry::Idempotent;
 
 /// How long a call may take when the caller set no deadline.
@@ -127,7 +127,7 @@ impl Outbound {
             return Err(OutboundError::NotConfigured);
         }
         let phone_number_id = match non_empty(&request.phone_number_id) {
-            Some(id) => check_phone_number_id("phone_number_id", id)?,
+            Some(id) => phone_number_id("phone_number_id", &id)?,
             None => {
                 let stored = self.store.message(&message_id).await?;
                 let id = stored.and_then(|m| non_empty(&m.phone_number_id));
@@ -135,7 +135,7 @@ impl Outbound {
             }
         };
         let receipt = ReadReceipt {
-            phone_number_id,
+            phone_number_id: phone_number_id.to_string(),
             message_id,
             typing_indicator: request.typing_indicator,
         };
@@ -157,7 +157,10 @@ impl Outbound {
     }
 
     /// `id` if given, else `KAPSO_PHONE_NUMBER_ID`, else the caller must name one.
-    fn phone_number_id_or_default(&self, id: Option<String>) -> Result<String, OutboundError> {
+    fn phone_number_id_or_default(
+        &self,
+        id: Option<String>,
+    ) -> Result<PhoneNumberId, OutboundError> {
         let id = id.or_else(|| {
             self.config
                 .kapso_phone_number_id
@@ -165,7 +168,7 @@ impl Outbound {
                 .and_then(non_empty)
         });
         match id {
-            Some(id) => check_phone_number_id("phone_number_id", id),
+            Some(id) => phone_number_id("phone_number_id", &id),
             None => Err(OutboundError::invalid(
                 "phone_number_id",
                 "not given, not known from a conversation or message, and KAPSO_PHONE_NUMBER_ID is not set",

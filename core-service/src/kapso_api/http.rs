@@ -298,7 +298,7 @@ impl KapsoApi for HttpKapsoApi {
         let body = wire::send_body(message);
         self.post(
             "send_message",
-            &message.phone_number_id,
+            message.phone_number_id.as_str(),
             &body,
             deadline,
             wire::sent_wamid,

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::{OutboundMessage, ReadReceipt};
 use crate::model::MetaError;
-use crate::outbound::request::Addressee;
+use crate::model::Recipient;
 
 /// The body of a send: the envelope, `type`, the object named after it, and
 /// `context` for a reply (docs/kapso-contract.md, 2). A contact known only by
@@ -14,8 +14,8 @@ use crate::outbound::request::Addressee;
 pub(super) fn send_body(message: &OutboundMessage) -> Value {
     let kind = message.content.kind();
     let (field, contact) = match &message.to {
-        Addressee::Phone(phone) => ("to", phone.as_str()),
-        Addressee::UserId(id) => ("recipient", id.as_str()),
+        Recipient::Phone(phone) => ("to", phone.as_str()),
+        Recipient::UserId(id) => ("recipient", id.as_str()),
     };
     let mut body = json!({
         "messaging_product": "whatsapp",
@@ -129,12 +129,12 @@ pub(super) fn meta_error(body: &[u8]) -> Option<MetaError> {
 mod tests {
     use super::super::content::{Content, Text};
     use super::*;
-    use crate::outbound::request::PhoneNumber;
+    use crate::model::{PhoneNumber, PhoneNumberId};
 
     fn text(reply_to: Option<&str>) -> OutboundMessage {
         OutboundMessage {
-            phone_number_id: "111".into(),
-            to: Addressee::Phone(PhoneNumber::parse("15551234567").unwrap()),
+            phone_number_id: PhoneNumberId::parse("111").unwrap(),
+            to: Recipient::Phone(PhoneNumber::parse("15551234567").unwrap()),
             content: Content::Text(Text {
                 body: "hola".into(),
                 preview_url: false,

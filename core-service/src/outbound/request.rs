@@ -8,12 +8,10 @@ use kapso_gateway_proto::v1 as pb;
 
 use super::OutboundError;
 use crate::kapso_api::content::Content;
-use crate::model::EncodedContent;
+use crate::model::{ConversationId, EncodedContent, IdempotencyKey, PhoneNumber, PhoneNumberId};
 
 /// WhatsApp's limit on a text body, in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
-/// Longest idempotency key accepted.
-const MAX_KEY_LEN: usize = 256;
 
 /// Send a free-form text message (domain form of `SendTextRequest`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,74 +86,16 @@ pub struct MarkRead {
     pub deadline: Option<Instant>,
 }
 
-/// Phone digits as WhatsApp wants them in `to` (E.164 without the `+`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PhoneNumber(String);
-
-impl PhoneNumber {
-    pub fn parse(raw: &str) -> Option<PhoneNumber> {
-        let digits = raw.trim().strip_prefix('+').unwrap_or(raw.trim());
-        let valid = (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
-        valid.then(|| PhoneNumber(digits.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A business-scoped user id (BSUID): how Meta names a contact known by
-/// username only, e.g. `US.13491208655302741918` (docs/kapso-contract.md, 11).
-/// Kept verbatim: Meta refuses an altered one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BusinessUserId(String);
-
-impl BusinessUserId {
-    /// Dot-separated alphanumeric parts (a country prefix, maybe `ENT.`, the
-    /// id), up to 256 characters; phone digits are not one.
-    pub fn parse(raw: &str) -> Option<BusinessUserId> {
-        let raw = raw.trim();
-        let valid = raw.len() <= 256
-            && raw.split('.').count() >= 2
-            && raw
-                .split('.')
-                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()));
-        valid.then(|| BusinessUserId(raw.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Who a send goes to: Meta's `to` for a phone number, `recipient` for a
-/// contact known only by its business-scoped user id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Addressee {
-    Phone(PhoneNumber),
-    UserId(BusinessUserId),
-}
-
-impl Addressee {
-    /// The contact as the store keys it (phone digits or the user id).
-    pub fn as_str(&self) -> &str {
-        match self {
-            Addressee::Phone(phone) => phone.as_str(),
-            Addressee::UserId(id) => id.as_str(),
-        }
-    }
-}
-
 /// A send request that passed every check that needs no lookup.
 #[derive(Debug, Clone)]
 pub(super) struct CheckedSend {
     pub to: Option<PhoneNumber>,
-    pub phone_number_id: Option<String>,
-    pub conversation_id: String,
+    pub phone_number_id: Option<PhoneNumberId>,
+    pub conversation_id: Option<ConversationId>,
     pub content: Content,
     pub stored_content: Option<EncodedContent>,
     pub reply_to: Option<String>,
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
     /// Digest of the request as the caller gave it, to detect a key reused for another request.
     pub fingerprint: String,
 }
@@ -168,31 +108,23 @@ impl SendMessage {
                 OutboundError::invalid("to", "must be 7 to 15 digits, optionally after a +")
             })?),
         };
-        let conversation_id = self.conversation_id.trim().to_owned();
-        if to.is_none() && conversation_id.is_empty() {
+        let conversation_id = ConversationId::parse(&self.conversation_id);
+        if to.is_none() && conversation_id.is_none() {
             return Err(OutboundError::invalid(
                 "to",
                 "no recipient: give `to` or `conversation_id`",
             ));
         }
         let phone_number_id = non_empty(&self.phone_number_id)
-            .map(|id| check_phone_number_id("phone_number_id", id))
+            .map(|id| phone_number_id("phone_number_id", &id))
             .transpose()?;
-        let idempotency_key = non_empty(&self.idempotency_key);
-        if idempotency_key
-            .as_ref()
-            .is_some_and(|k| k.len() > MAX_KEY_LEN)
-        {
-            return Err(OutboundError::invalid(
-                "idempotency_key",
-                format!("longer than {MAX_KEY_LEN} bytes"),
-            ));
-        }
+        let idempotency_key = IdempotencyKey::parse(&self.idempotency_key)
+            .map_err(|e| OutboundError::invalid("idempotency_key", e.to_string()))?;
         let reply_to = non_empty(&self.reply_to_message_id);
         let address = [
             to.as_ref().map_or("", PhoneNumber::as_str),
-            phone_number_id.as_deref().unwrap_or(""),
-            &conversation_id,
+            phone_number_id.as_ref().map_or("", PhoneNumberId::as_str),
+            conversation_id.as_ref().map_or("", ConversationId::as_str),
         ];
         let reply = reply_to.as_deref().unwrap_or("");
         let fingerprint = match &self.content {
@@ -229,23 +161,13 @@ impl SendMessage {
     }
 }
 
-/// A Meta phone number id goes into the URL path: only plain id characters pass.
-pub(crate) fn check_phone_number_id(
+/// A Meta phone number id the caller gave as `field`; it goes into the URL
+/// path, so only plain id characters pass.
+pub(crate) fn phone_number_id(
     field: &'static str,
-    id: String,
-) -> Result<String, OutboundError> {
-    let plain = id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if plain {
-        Ok(id)
-    } else {
-        Err(OutboundError::invalid(
-            field,
-            "must be a Meta phone number id (letters, digits, _ or -)",
-        ))
-    }
+    id: &str,
+) -> Result<PhoneNumberId, OutboundError> {
+    PhoneNumberId::parse(id).map_err(|e| OutboundError::invalid(field, e.to_string()))
 }
 
 pub(crate) fn non_empty(value: &str) -> Option<String> {
@@ -285,28 +207,6 @@ mod tests {
     }
 
     #[test]
-    fn phone_numbers_are_digits_with_an_optional_plus() {
-        assert_eq!(
-            PhoneNumber::parse("+15551234567").unwrap().as_str(),
-            "15551234567"
-        );
-        assert_eq!(
-            PhoneNumber::parse("15551234567").unwrap().as_str(),
-            "15551234567"
-        );
-        for bad in [
-            "",
-            "+",
-            "123",
-            "1555-123-4567",
-            "++15551234567",
-            "1555123456789012",
-        ] {
-            assert!(PhoneNumber::parse(bad).is_none(), "{bad}");
-        }
-    }
-
-    #[test]
     fn text_limit_counts_characters_not_bytes() {
         assert!(request("15551234567", &"ñ".repeat(4096)).check().is_ok());
         let err = request("15551234567", &"a".repeat(4097))
@@ -314,28 +214,6 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("text"), "{err}");
         assert!(request("15551234567", "  ").check().is_err());
-    }
-
-    #[test]
-    fn business_user_ids_are_told_from_phone_numbers() {
-        for id in [
-            "US.13491208655302741918",
-            "US.ENT.506847293015824",
-            "user.9373",
-        ] {
-            assert_eq!(BusinessUserId::parse(id).unwrap().as_str(), id);
-        }
-        for not_id in [
-            "15551234567",
-            "+15551234567",
-            "",
-            "US.",
-            ".42",
-            "US 42",
-            "ana@x.y",
-        ] {
-            assert!(BusinessUserId::parse(not_id).is_none(), "{not_id}");
-        }
     }
 
     #[test]

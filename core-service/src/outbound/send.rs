@@ -7,14 +7,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 use tracing::Instrument as _;
-use uuid::Uuid;
 
 use super::abandoned::{ABANDONED_AFTER, SEND_TIME_LIMIT};
-use super::request::{Addressee, BusinessUserId, CheckedSend, PhoneNumber, non_empty};
+use super::request::{CheckedSend, non_empty};
 use super::retry::{Idempotent, RetryPolicy};
 use super::{DEFAULT_DEADLINE, Outbound, OutboundError, SendMessage, SendText, failure_of};
 use crate::kapso_api::{CallOutcome, KapsoApi, OutboundMessage, Rejection};
-use crate::model::{Conversation, Message, SendClaim, SendFailure, SendIntent, SendResult};
+use crate::model::{
+    Conversation, ConversationId, GatewayId, Message, PhoneNumberId, Recipient, SendClaim,
+    SendFailure, SendIntent, SendResult,
+};
 use crate::status::MessageStatus;
 use crate::store::{Store, StoreError};
 
@@ -26,10 +28,10 @@ const POLL_MAX: Duration = Duration::from_millis(500);
 
 /// Who gets the message, from which business number.
 #[derive(Debug, Clone)]
-struct Recipient {
-    phone_number_id: String,
-    to: Addressee,
-    conversation_id: String,
+struct Resolved {
+    phone_number_id: PhoneNumberId,
+    to: Recipient,
+    conversation_id: Option<ConversationId>,
 }
 
 /// Everything the owner of a claimed send needs, detached from the caller so the
@@ -40,7 +42,7 @@ struct OwnedSend {
     api: Arc<dyn KapsoApi>,
     retry: RetryPolicy,
     window_enforced: bool,
-    gateway_id: String,
+    gateway_id: GatewayId,
     message: OutboundMessage,
     deadline: Instant,
 }
@@ -63,13 +65,13 @@ impl Outbound {
             return Err(OutboundError::NotConfigured);
         }
         let recipient = self.resolve(&checked).await?;
-        let gateway_id = format!("gw_{}", Uuid::now_v7().simple());
+        let gateway_id = GatewayId::mint();
         let intent = SendIntent {
             gateway_id: gateway_id.clone(),
             idempotency_key: checked.idempotency_key.clone(),
             fingerprint: checked.fingerprint.clone(),
             phone_number_id: recipient.phone_number_id.clone(),
-            to: recipient.to.as_str().to_owned(),
+            to: recipient.to.clone(),
             conversation_id: recipient.conversation_id.clone(),
             message_type: checked.content.kind().to_owned(),
             text: checked.content.summary(),
@@ -102,7 +104,7 @@ impl Outbound {
             .unwrap_or_else(|panic| {
                 tracing::error!(%gateway_id, %panic, "send task failed");
                 Claimed::Ran(Err(OutboundError::OutcomeUnknown {
-                    gateway_id,
+                    gateway_id: gateway_id.to_string(),
                     reason: "the send task failed".into(),
                 }))
             });
@@ -110,30 +112,35 @@ impl Outbound {
             Claimed::Ran(result) => result,
             Claimed::Existing(message) => self.replay(message, deadline).await,
             Claimed::KeyReused => Err(OutboundError::KeyReused {
-                key: checked.idempotency_key.unwrap_or_default(),
+                key: checked
+                    .idempotency_key
+                    .map_or_else(String::new, |key| key.to_string()),
             }),
         }
     }
 
     /// The recipient, business number and conversation: from the request, then
     /// the conversation (named, or the contact's only one), then the config.
-    async fn resolve(&self, checked: &CheckedSend) -> Result<Recipient, OutboundError> {
-        let conversation = match (checked.conversation_id.as_str(), &checked.to) {
-            ("", Some(to)) => {
-                self.contact_conversation(to.as_str(), checked.phone_number_id.as_deref())
-                    .await?
+    async fn resolve(&self, checked: &CheckedSend) -> Result<Resolved, OutboundError> {
+        let conversation = match (&checked.conversation_id, &checked.to) {
+            (None, Some(to)) => {
+                self.contact_conversation(
+                    to.as_str(),
+                    checked.phone_number_id.as_ref().map(PhoneNumberId::as_str),
+                )
+                .await?
             }
-            ("", None) => None,
-            (id, _) => Some(
+            (None, None) => None,
+            (Some(id), _) => Some(
                 self.store
-                    .conversation(id)
+                    .conversation(id.as_str())
                     .await?
-                    .ok_or_else(|| OutboundError::ConversationNotFound(id.to_owned()))?,
+                    .ok_or_else(|| OutboundError::ConversationNotFound(id.to_string()))?,
             ),
         };
         let to = match (&checked.to, &conversation) {
-            (Some(to), _) => Addressee::Phone(to.clone()),
-            (None, Some(c)) => contact_address(&c.contact_phone).ok_or_else(|| {
+            (Some(to), _) => Recipient::Phone(to.clone()),
+            (None, Some(c)) => Recipient::parse(&c.contact_phone).ok_or_else(|| {
                 OutboundError::invalid(
                     "conversation_id",
                     "the conversation's contact has no phone number or user id to send to; give `to`",
@@ -141,15 +148,18 @@ impl Outbound {
             })?,
             (None, None) => return Err(OutboundError::invalid("to", "no recipient")),
         };
-        let phone_number_id = checked.phone_number_id.clone().or_else(|| {
-            conversation
-                .as_ref()
-                .and_then(|c| non_empty(&c.phone_number_id))
-        });
-        Ok(Recipient {
-            phone_number_id: self.phone_number_id_or_default(phone_number_id)?,
+        let phone_number_id = match &checked.phone_number_id {
+            Some(given) => given.clone(),
+            None => self.phone_number_id_or_default(
+                conversation
+                    .as_ref()
+                    .and_then(|c| non_empty(&c.phone_number_id)),
+            )?,
+        };
+        Ok(Resolved {
+            phone_number_id,
             to,
-            conversation_id: conversation.map(|c| c.id).unwrap_or_default(),
+            conversation_id: conversation.and_then(|c| ConversationId::parse(&c.id)),
         })
     }
 
@@ -265,7 +275,7 @@ impl OwnedSend {
                 // The claim may have committed although its answer was lost
                 // (PostgreSQL connection dropped mid-commit): nothing was sent,
                 // so take it back; failing that, the abandoned-send sweep settles it.
-                if let Err(release) = self.store.release_send(&self.gateway_id).await {
+                if let Err(release) = self.store.release_send(self.gateway_id.as_str()).await {
                     tracing::warn!(gateway_id = %self.gateway_id, error = %release, "cannot release a send whose claim failed");
                 }
                 Claimed::Ran(Err(error.into()))
@@ -298,18 +308,18 @@ impl OwnedSend {
             CallOutcome::Done(wamid) => {
                 let stored = self
                     .store
-                    .finish_send(&self.gateway_id, SendResult::Sent { wamid })
+                    .finish_send(self.gateway_id.as_str(), SendResult::Sent { wamid })
                     .await?;
                 tracing::info!(gateway_id = %self.gateway_id, wamid = %stored.id, status = %stored.status, "message sent");
                 Ok(stored)
             }
             CallOutcome::Unknown(reason) => {
                 self.store
-                    .finish_send(&self.gateway_id, SendResult::Unknown)
+                    .finish_send(self.gateway_id.as_str(), SendResult::Unknown)
                     .await?;
                 tracing::warn!(gateway_id = %self.gateway_id, %reason, "send outcome unknown");
                 Err(OutboundError::OutcomeUnknown {
-                    gateway_id: self.gateway_id,
+                    gateway_id: self.gateway_id.to_string(),
                     reason,
                 })
             }
@@ -326,7 +336,10 @@ impl OwnedSend {
     async fn window_closed(&self) -> Result<bool, OutboundError> {
         let last = self
             .store
-            .last_inbound_at(&self.message.phone_number_id, self.message.to.as_str())
+            .last_inbound_at(
+                self.message.phone_number_id.as_str(),
+                self.message.to.as_str(),
+            )
             .await?;
         Ok(last.is_some_and(|at| unix_now() - at > CUSTOMER_WINDOW_SECS))
     }
@@ -336,7 +349,7 @@ impl OwnedSend {
     /// caller's retry with the same idempotency key calls Kapso again: the usual
     /// "retry on UNAVAILABLE" policy then works without minting new keys.
     async fn not_taken(self, failure: SendFailure) -> Result<Message, OutboundError> {
-        if !self.store.release_send(&self.gateway_id).await? {
+        if !self.store.release_send(self.gateway_id.as_str()).await? {
             // A webhook reached the row meanwhile; keep the usual record.
             return self.failed(failure).await;
         }
@@ -349,7 +362,7 @@ impl OwnedSend {
     /// The gateway refused the send itself and no request left: the claim is
     /// released, so the key keeps nothing (as for a request that fails validation).
     async fn refused_here(self, error: OutboundError) -> Result<Message, OutboundError> {
-        if !self.store.release_send(&self.gateway_id).await? {
+        if !self.store.release_send(self.gateway_id.as_str()).await? {
             // Only a webhook's guess (same number, contact and text) can have
             // touched a send no request left for; that guess keeps the row.
             tracing::warn!(gateway_id = %self.gateway_id, "refused send was claimed by a webhook; kept");
@@ -359,9 +372,9 @@ impl OwnedSend {
     }
 
     async fn failed(self, failure: SendFailure) -> Result<Message, OutboundError> {
-        let error = OutboundError::from_failure(Some(&self.gateway_id), &failure);
+        let error = OutboundError::from_failure(Some(self.gateway_id.as_str()), &failure);
         self.store
-            .finish_send(&self.gateway_id, SendResult::Failed(failure))
+            .finish_send(self.gateway_id.as_str(), SendResult::Failed(failure))
             .await?;
         tracing::warn!(gateway_id = %self.gateway_id, %error, "send failed");
         Err(error)
@@ -379,12 +392,4 @@ fn unix_now() -> i64 {
 fn only(found: Vec<Conversation>) -> Option<Conversation> {
     let [one] = <[Conversation; 1]>::try_from(found).ok()?;
     Some(one)
-}
-
-/// A conversation's contact as stored: phone digits, or the business-scoped
-/// user id of a contact who shows no number.
-fn contact_address(contact: &str) -> Option<Addressee> {
-    PhoneNumber::parse(contact)
-        .map(Addressee::Phone)
-        .or_else(|| BusinessUserId::parse(contact).map(Addressee::UserId))
 }

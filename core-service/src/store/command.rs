@@ -19,7 +19,8 @@ pub(super) enum Command {
         reply: Reply<Receipt>,
     },
     BeginSend {
-        intent: SendIntent,
+        /// Boxed: by far the largest input, it would size every command.
+        intent: Box<SendIntent>,
         reply: Reply<SendClaim>,
     },
     FinishSend {

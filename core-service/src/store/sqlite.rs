@@ -236,7 +236,10 @@ impl Store for SqliteStore {
 
     async fn begin_send(&self, intent: SendIntent) -> Result<SendClaim, StoreError> {
         self.writer
-            .run(|reply| Command::BeginSend { intent, reply })
+            .run(|reply| Command::BeginSend {
+                intent: Box::new(intent),
+                reply,
+            })
             .await
     }
 

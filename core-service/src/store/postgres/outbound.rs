@@ -8,7 +8,9 @@
 use deadpool_postgres::ClientWrapper;
 
 use super::{rows, unix_ms};
-use crate::model::{EncodedContent, Message, SendClaim, SendIntent, SendResult};
+use crate::model::{
+    ConversationId, EncodedContent, IdempotencyKey, Message, SendClaim, SendIntent, SendResult,
+};
 use crate::status::MessageStatus;
 use crate::store::{Move, StoreError};
 
@@ -30,12 +32,16 @@ pub(super) async fn begin_send(
         .query_opt(
             &stmt,
             &[
-                &intent.gateway_id,
-                &intent.idempotency_key,
+                &intent.gateway_id.as_str(),
+                &intent.idempotency_key.as_ref().map(IdempotencyKey::as_str),
                 &intent.fingerprint,
-                &intent.conversation_id,
-                &intent.phone_number_id,
-                &intent.to,
+                // A send outside any conversation is stored with an empty one.
+                &intent
+                    .conversation_id
+                    .as_ref()
+                    .map_or("", ConversationId::as_str),
+                &intent.phone_number_id.as_str(),
+                &intent.to.as_str(),
                 &intent.text,
                 &intent.reply_to_message_id,
                 &intent.created_at,
@@ -57,7 +63,7 @@ pub(super) async fn begin_send(
     let stmt = conn
         .prepare_cached("SELECT id, fingerprint FROM messages WHERE idempotency_key = $1")
         .await?;
-    let Some(row) = conn.query_opt(&stmt, &[key]).await? else {
+    let Some(row) = conn.query_opt(&stmt, &[&key.as_str()]).await? else {
         return Err(used_twice());
     };
     let (id, fingerprint): (i64, Option<String>) = (row.try_get(0)?, row.try_get(1)?);

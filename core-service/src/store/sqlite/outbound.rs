@@ -9,7 +9,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::messages::record_history;
 use super::{rows, unix_ms};
-use crate::model::{EncodedContent, Message, SendClaim, SendIntent, SendResult};
+use crate::model::{
+    ConversationId, EncodedContent, IdempotencyKey, Message, SendClaim, SendIntent, SendResult,
+};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
 
@@ -27,12 +29,16 @@ pub(super) fn begin_send(conn: &Connection, intent: &SendIntent) -> Result<SendC
         )?
         .query_row(
             params![
-                intent.gateway_id,
-                intent.idempotency_key,
+                intent.gateway_id.as_str(),
+                intent.idempotency_key.as_ref().map(IdempotencyKey::as_str),
                 intent.fingerprint,
-                intent.conversation_id,
-                intent.phone_number_id,
-                intent.to,
+                // A send outside any conversation is stored with an empty one.
+                intent
+                    .conversation_id
+                    .as_ref()
+                    .map_or("", ConversationId::as_str),
+                intent.phone_number_id.as_str(),
+                intent.to.as_str(),
                 intent.text,
                 intent.reply_to_message_id,
                 intent.created_at,
@@ -54,7 +60,7 @@ pub(super) fn begin_send(conn: &Connection, intent: &SendIntent) -> Result<SendC
     };
     let earlier: Option<(i64, Option<String>)> = conn
         .prepare_cached("SELECT id, fingerprint FROM messages WHERE idempotency_key = ?1")?
-        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([key.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     match earlier {
         Some((id, fingerprint)) if fingerprint.as_deref() == Some(intent.fingerprint.as_str()) => {

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kapso_core::model::{
-    Delivery, MetaError, NewEvent, SendClaim, SendFailure, SendIntent, SendResult,
+    ConversationId, Delivery, GatewayId, IdempotencyKey, MetaError, NewEvent, PhoneNumberId,
+    Recipient, SendClaim, SendFailure, SendIntent, SendResult,
 };
 use kapso_core::store::postgres::PostgresStore;
 use kapso_core::store::sqlite::SqliteStore;
@@ -274,12 +275,14 @@ impl Resolver {
                 self.begun.push(gateway_id.clone());
                 Call::BeginSend(SendIntent {
                     content: None,
-                    gateway_id,
-                    idempotency_key: spec.key().map(str::to_owned),
+                    gateway_id: GatewayId::parse(&gateway_id).unwrap(),
+                    idempotency_key: spec
+                        .key()
+                        .map(|key| IdempotencyKey::parse(key).unwrap().unwrap()),
                     fingerprint: spec.fingerprint(),
-                    phone_number_id: PHONE_NUMBER_ID.into(),
-                    to: spec.to().into(),
-                    conversation_id: spec.conversation().into(),
+                    phone_number_id: PhoneNumberId::parse(PHONE_NUMBER_ID).unwrap(),
+                    to: Recipient::parse(spec.to()).unwrap(),
+                    conversation_id: ConversationId::parse(spec.conversation()),
                     message_type: "text".into(),
                     text: spec.text().into(),
                     reply_to_message_id: String::new(),
@@ -318,7 +321,7 @@ impl Resolver {
     fn answered(&mut self, call: &Call, outcome: &Outcome) {
         match (call, outcome) {
             (Call::BeginSend(intent), Outcome::Claim(SendClaim::Started(_))) => {
-                self.in_flight.push(intent.gateway_id.clone());
+                self.in_flight.push(intent.gateway_id.to_string());
             }
             (Call::ReleaseSend(gateway_id), Outcome::Released(true)) => {
                 self.in_flight.retain(|g| g != gateway_id);

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use kapso_core::convert::encode_content;
 use kapso_core::model::{
-    Claim, Delivery, Direction, EncodedContent, EventFilter, EventType, MetaError, NewEvent,
-    Receipt, SendIntent, StatusUpdate, StoredEvent,
+    Claim, ConversationId, Delivery, Direction, EncodedContent, EventFilter, EventType, GatewayId,
+    IdempotencyKey, MetaError, NewEvent, PhoneNumberId, Receipt, Recipient, SendIntent,
+    StatusUpdate, StoredEvent,
 };
 use kapso_core::status::MessageStatus;
 use kapso_core::store::{Store, StoreError};
@@ -113,12 +114,12 @@ pub fn delivery(key: Option<&str>, events: Vec<NewEvent>) -> Delivery {
 /// A text send to [`CONTACT`], created now.
 pub fn intent(gateway_id: &str, key: &str, fingerprint: &str) -> SendIntent {
     SendIntent {
-        gateway_id: gateway_id.into(),
-        idempotency_key: Some(key.into()),
+        gateway_id: GatewayId::parse(gateway_id).unwrap(),
+        idempotency_key: IdempotencyKey::parse(key).unwrap(),
         fingerprint: fingerprint.into(),
-        phone_number_id: PHONE_NUMBER_ID.into(),
-        to: CONTACT.into(),
-        conversation_id: "conv-1".into(),
+        phone_number_id: PhoneNumberId::parse(PHONE_NUMBER_ID).unwrap(),
+        to: Recipient::parse(CONTACT).unwrap(),
+        conversation_id: ConversationId::parse("conv-1"),
         message_type: "text".into(),
         text: "Your order has shipped".into(),
         reply_to_message_id: String::new(),
