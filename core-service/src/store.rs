@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::model::{
-    Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
-    SendResult, StoredEvent,
+    Conversation, Delivery, EventFilter, GatewayId, Message, MessagePage, Receipt, SendClaim,
+    SendIntent, SendResult, StoredEvent,
 };
 
 mod command;
@@ -114,7 +114,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A status webhook that arrived before this (same wamid) is merged, not lost.
     async fn finish_send(
         &self,
-        gateway_id: &str,
+        gateway_id: &GatewayId,
         result: SendResult,
     ) -> Result<Message, StoreError>;
 
@@ -122,7 +122,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// history, so that a retry under the same idempotency key calls Kapso again.
     /// Only a send still `Accepted` and without a wamid is forgotten; returns
     /// whether it was.
-    async fn release_send(&self, gateway_id: &str) -> Result<bool, StoreError>;
+    async fn release_send(&self, gateway_id: &GatewayId) -> Result<bool, StoreError>;
 
     /// Settles every send still `Accepted` that was claimed before `claimed_before`
     /// (Unix seconds) as `OutcomeUnknown`, with its history; returns how many.

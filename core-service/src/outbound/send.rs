@@ -275,7 +275,7 @@ impl OwnedSend {
                 // The claim may have committed although its answer was lost
                 // (PostgreSQL connection dropped mid-commit): nothing was sent,
                 // so take it back; failing that, the abandoned-send sweep settles it.
-                if let Err(release) = self.store.release_send(self.gateway_id.as_str()).await {
+                if let Err(release) = self.store.release_send(&self.gateway_id).await {
                     tracing::warn!(gateway_id = %self.gateway_id, error = %release, "cannot release a send whose claim failed");
                 }
                 Claimed::Ran(Err(error.into()))
@@ -308,14 +308,14 @@ impl OwnedSend {
             CallOutcome::Done(wamid) => {
                 let stored = self
                     .store
-                    .finish_send(self.gateway_id.as_str(), SendResult::Sent { wamid })
+                    .finish_send(&self.gateway_id, SendResult::Sent { wamid })
                     .await?;
                 tracing::info!(gateway_id = %self.gateway_id, wamid = %stored.id, status = %stored.status, "message sent");
                 Ok(stored)
             }
             CallOutcome::Unknown(reason) => {
                 self.store
-                    .finish_send(self.gateway_id.as_str(), SendResult::Unknown)
+                    .finish_send(&self.gateway_id, SendResult::Unknown)
                     .await?;
                 tracing::warn!(gateway_id = %self.gateway_id, %reason, "send outcome unknown");
                 Err(OutboundError::OutcomeUnknown {
@@ -349,7 +349,7 @@ impl OwnedSend {
     /// caller's retry with the same idempotency key calls Kapso again: the usual
     /// "retry on UNAVAILABLE" policy then works without minting new keys.
     async fn not_taken(self, failure: SendFailure) -> Result<Message, OutboundError> {
-        if !self.store.release_send(self.gateway_id.as_str()).await? {
+        if !self.store.release_send(&self.gateway_id).await? {
             // A webhook reached the row meanwhile; keep the usual record.
             return self.failed(failure).await;
         }
@@ -362,7 +362,7 @@ impl OwnedSend {
     /// The gateway refused the send itself and no request left: the claim is
     /// released, so the key keeps nothing (as for a request that fails validation).
     async fn refused_here(self, error: OutboundError) -> Result<Message, OutboundError> {
-        if !self.store.release_send(self.gateway_id.as_str()).await? {
+        if !self.store.release_send(&self.gateway_id).await? {
             // Only a webhook's guess (same number, contact and text) can have
             // touched a send no request left for; that guess keeps the row.
             tracing::warn!(gateway_id = %self.gateway_id, "refused send was claimed by a webhook; kept");
@@ -374,7 +374,7 @@ impl OwnedSend {
     async fn failed(self, failure: SendFailure) -> Result<Message, OutboundError> {
         let error = OutboundError::from_failure(Some(self.gateway_id.as_str()), &failure);
         self.store
-            .finish_send(self.gateway_id.as_str(), SendResult::Failed(failure))
+            .finish_send(&self.gateway_id, SendResult::Failed(failure))
             .await?;
         tracing::warn!(gateway_id = %self.gateway_id, %error, "send failed");
         Err(error)

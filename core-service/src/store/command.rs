@@ -10,7 +10,9 @@
 use tokio::sync::oneshot;
 
 use super::{Move, StoreError};
-use crate::model::{Claim, Delivery, Message, Receipt, SendClaim, SendIntent, SendResult};
+use crate::model::{
+    Claim, Delivery, GatewayId, Message, Receipt, SendClaim, SendIntent, SendResult,
+};
 
 /// A write request and where its answer goes.
 pub(super) enum Command {
@@ -24,12 +26,12 @@ pub(super) enum Command {
         reply: Reply<SendClaim>,
     },
     FinishSend {
-        gateway_id: String,
+        gateway_id: GatewayId,
         result: SendResult,
         reply: Reply<Message>,
     },
     ReleaseSend {
-        gateway_id: String,
+        gateway_id: GatewayId,
         reply: Reply<bool>,
     },
     /// Settles sends claimed before this Unix ms that never learned their wamid.

@@ -47,8 +47,8 @@ use tokio::sync::watch;
 use super::command::Command;
 use super::{CommitObserver, Move, Store, StoreError, message_pages, unix_ms};
 use crate::model::{
-    Conversation, Delivery, EventFilter, Message, MessagePage, Receipt, SendClaim, SendIntent,
-    SendResult, StoredEvent,
+    Conversation, Delivery, EventFilter, GatewayId, Message, MessagePage, Receipt, SendClaim,
+    SendIntent, SendResult, StoredEvent,
 };
 use reads::ReadPool;
 use writer::Writer;
@@ -245,10 +245,10 @@ impl Store for SqliteStore {
 
     async fn finish_send(
         &self,
-        gateway_id: &str,
+        gateway_id: &GatewayId,
         result: SendResult,
     ) -> Result<Message, StoreError> {
-        let gateway_id = gateway_id.to_owned();
+        let gateway_id = gateway_id.clone();
         self.writer
             .run(|reply| Command::FinishSend {
                 gateway_id,
@@ -258,8 +258,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn release_send(&self, gateway_id: &str) -> Result<bool, StoreError> {
-        let gateway_id = gateway_id.to_owned();
+    async fn release_send(&self, gateway_id: &GatewayId) -> Result<bool, StoreError> {
+        let gateway_id = gateway_id.clone();
         self.writer
             .run(|reply| Command::ReleaseSend { gateway_id, reply })
             .await

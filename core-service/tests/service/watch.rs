@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use clap::Parser as _;
 use futures::StreamExt as _;
 use kapso_core::model::{
-    Conversation, Delivery, Direction, EventFilter, EventType, Message, MessagePage, NewEvent,
-    Receipt, SendClaim, SendIntent, SendResult, StoredEvent,
+    Conversation, Delivery, Direction, EventFilter, EventType, GatewayId, Message, MessagePage,
+    NewEvent, Receipt, SendClaim, SendIntent, SendResult, StoredEvent,
 };
 use kapso_core::store::{Store, StoreError};
 use kapso_gateway_proto::v1 as pb;
@@ -457,12 +457,12 @@ impl Store for CountingStore {
     }
     async fn finish_send(
         &self,
-        gateway_id: &str,
+        gateway_id: &GatewayId,
         result: SendResult,
     ) -> Result<Message, StoreError> {
         self.inner.finish_send(gateway_id, result).await
     }
-    async fn release_send(&self, gateway_id: &str) -> Result<bool, StoreError> {
+    async fn release_send(&self, gateway_id: &GatewayId) -> Result<bool, StoreError> {
         self.inner.release_send(gateway_id).await
     }
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {

@@ -9,7 +9,8 @@ use deadpool_postgres::ClientWrapper;
 
 use super::{rows, unix_ms};
 use crate::model::{
-    ConversationId, EncodedContent, IdempotencyKey, Message, SendClaim, SendIntent, SendResult,
+    ConversationId, EncodedContent, GatewayId, IdempotencyKey, Message, SendClaim, SendIntent,
+    SendResult,
 };
 use crate::status::MessageStatus;
 use crate::store::{Move, StoreError};
@@ -77,7 +78,7 @@ pub(super) async fn begin_send(
 /// See [`Store::release_send`](crate::store::Store::release_send).
 pub(super) async fn release_send(
     conn: &ClientWrapper,
-    gateway_id: &str,
+    gateway_id: &GatewayId,
 ) -> Result<bool, StoreError> {
     // A data-modifying WITH runs to completion whether or not the query reads it.
     let stmt = conn
@@ -91,7 +92,7 @@ pub(super) async fn release_send(
              SELECT count(*) FROM unsent",
         )
         .await?;
-    let released: i64 = conn.query_one(&stmt, &[&gateway_id]).await?.get(0);
+    let released: i64 = conn.query_one(&stmt, &[&gateway_id.as_str()]).await?.get(0);
     Ok(released > 0)
 }
 
@@ -127,7 +128,7 @@ pub(super) async fn settle_abandoned_sends(
 /// See [`Store::finish_send`](crate::store::Store::finish_send).
 pub(super) async fn finish_send(
     conn: &ClientWrapper,
-    gateway_id: &str,
+    gateway_id: &GatewayId,
     result: &SendResult,
 ) -> Result<Message, StoreError> {
     let now = unix_ms() / 1000;
@@ -135,7 +136,7 @@ pub(super) async fn finish_send(
         .prepare_cached("SELECT id, status, wamid FROM messages WHERE gateway_id = $1 FOR UPDATE")
         .await?;
     let row = conn
-        .query_opt(&stmt, &[&gateway_id])
+        .query_opt(&stmt, &[&gateway_id.as_str()])
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("unknown gateway id {gateway_id}")))?;
     let (id, current, held): (i64, MessageStatus, Option<String>) = (

@@ -10,7 +10,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::messages::record_history;
 use super::{rows, unix_ms};
 use crate::model::{
-    ConversationId, EncodedContent, IdempotencyKey, Message, SendClaim, SendIntent, SendResult,
+    ConversationId, EncodedContent, GatewayId, IdempotencyKey, Message, SendClaim, SendIntent,
+    SendResult,
 };
 use crate::status::MessageStatus;
 use crate::store::StoreError;
@@ -75,13 +76,13 @@ pub(super) fn begin_send(conn: &Connection, intent: &SendIntent) -> Result<SendC
 }
 
 /// See [`Store::release_send`](crate::store::Store::release_send).
-pub(super) fn release_send(conn: &Connection, gateway_id: &str) -> Result<bool, StoreError> {
+pub(super) fn release_send(conn: &Connection, gateway_id: &GatewayId) -> Result<bool, StoreError> {
     let unsent: Option<i64> = conn
         .prepare_cached(
             "SELECT id FROM messages \
              WHERE gateway_id = ?1 AND wamid IS NULL AND status = 'accepted'",
         )?
-        .query_row([gateway_id], |r| r.get(0))
+        .query_row([gateway_id.as_str()], |r| r.get(0))
         .optional()?;
     let Some(id) = unsent else {
         return Ok(false);
@@ -122,13 +123,13 @@ pub(super) fn settle_abandoned_sends(
 /// See [`Store::finish_send`](crate::store::Store::finish_send).
 pub(super) fn finish_send(
     conn: &Connection,
-    gateway_id: &str,
+    gateway_id: &GatewayId,
     result: &SendResult,
 ) -> Result<Message, StoreError> {
     let now = unix_ms() / 1000;
     let (id, current, held): (i64, MessageStatus, Option<String>) = conn
         .prepare_cached("SELECT id, status, wamid FROM messages WHERE gateway_id = ?1")?
-        .query_row([gateway_id], |r| {
+        .query_row([gateway_id.as_str()], |r| {
             Ok((r.get(0)?, rows::status_column(r, 1)?, r.get(2)?))
         })
         .optional()?

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kapso_core::model::{
-    ConversationId, Delivery, GatewayId, IdempotencyKey, MetaError, NewEvent, PhoneNumberId,
-    Recipient, SendClaim, SendFailure, SendIntent, SendResult,
+    ConversationId, Delivery, IdempotencyKey, MetaError, NewEvent, PhoneNumberId, Recipient,
+    SendClaim, SendFailure, SendIntent, SendResult,
 };
 use kapso_core::store::postgres::PostgresStore;
 use kapso_core::store::sqlite::SqliteStore;
@@ -24,7 +24,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use crate::postgres_db::TestDatabase;
-use crate::store_suite::PHONE_NUMBER_ID;
+use crate::store_suite::{PHONE_NUMBER_ID, gateway};
 use dump::Dump;
 use script::{EventSpec, Key, ResultSpec, Step};
 
@@ -196,10 +196,12 @@ impl Call {
                 Outcome::Claim(dump::claim(store.begin_send(intent.clone()).await?))
             }
             Call::FinishSend(gateway_id, result) => Outcome::Finished(dump::message(
-                store.finish_send(gateway_id, result.clone()).await?,
+                store
+                    .finish_send(&gateway(gateway_id), result.clone())
+                    .await?,
             )),
             Call::ReleaseSend(gateway_id) => {
-                Outcome::Released(store.release_send(gateway_id).await?)
+                Outcome::Released(store.release_send(&gateway(gateway_id)).await?)
             }
             Call::SettleAbandoned => {
                 Outcome::Settled(store.settle_abandoned_sends(i64::MAX).await?)
@@ -275,7 +277,7 @@ impl Resolver {
                 self.begun.push(gateway_id.clone());
                 Call::BeginSend(SendIntent {
                     content: None,
-                    gateway_id: GatewayId::parse(&gateway_id).unwrap(),
+                    gateway_id: gateway(&gateway_id),
                     idempotency_key: spec
                         .key()
                         .map(|key| IdempotencyKey::parse(key).unwrap().unwrap()),

@@ -73,7 +73,7 @@ pub async fn a_send_keeps_the_content_it_began_with(store: Arc<dyn Store>) {
 
     let finished = store
         .finish_send(
-            "gw-img",
+            &gateway("gw-img"),
             SendResult::Sent {
                 wamid: "wamid.out-img".into(),
             },
@@ -94,7 +94,7 @@ pub async fn a_send_keeps_the_content_it_began_with(store: Arc<dyn Store>) {
     ingest_each(&store, [status("wamid.raced", "sent", 160)]).await;
     let merged = store
         .finish_send(
-            "gw-raced",
+            &gateway("gw-raced"),
             SendResult::Sent {
                 wamid: "wamid.raced".into(),
             },

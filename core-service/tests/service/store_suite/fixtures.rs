@@ -112,9 +112,14 @@ pub fn delivery(key: Option<&str>, events: Vec<NewEvent>) -> Delivery {
 }
 
 /// A text send to [`CONTACT`], created now.
+/// A send's gateway id, as the store takes it.
+pub fn gateway(id: &str) -> GatewayId {
+    GatewayId::parse(id).unwrap()
+}
+
 pub fn intent(gateway_id: &str, key: &str, fingerprint: &str) -> SendIntent {
     SendIntent {
-        gateway_id: GatewayId::parse(gateway_id).unwrap(),
+        gateway_id: gateway(gateway_id),
         idempotency_key: IdempotencyKey::parse(key).unwrap(),
         fingerprint: fingerprint.into(),
         phone_number_id: PhoneNumberId::parse(PHONE_NUMBER_ID).unwrap(),

@@ -76,7 +76,7 @@ pub async fn status_before_send_response_is_merged(store: Arc<dyn Store>) {
     let sent = SendResult::Sent {
         wamid: "wamid.OUT".into(),
     };
-    let message = store.finish_send("gw-1", sent).await.unwrap();
+    let message = store.finish_send(&gateway("gw-1"), sent).await.unwrap();
     assert_eq!(message.id, "wamid.OUT");
     assert_eq!(message.gateway_id, "gw-1");
     assert_eq!(
@@ -128,7 +128,7 @@ pub async fn unknown_outcome_is_settled_by_status_webhook(store: Arc<dyn Store>)
         .await
         .unwrap();
     let unknown = store
-        .finish_send("gw-1", SendResult::Unknown)
+        .finish_send(&gateway("gw-1"), SendResult::Unknown)
         .await
         .unwrap();
     assert_eq!(unknown.status, MessageStatus::OutcomeUnknown);
@@ -158,7 +158,7 @@ pub async fn unknown_outcome_is_settled_by_status_webhook(store: Arc<dyn Store>)
 
     // A late second Unknown for the same send never moves it back.
     let again = store
-        .finish_send("gw-1", SendResult::Unknown)
+        .finish_send(&gateway("gw-1"), SendResult::Unknown)
         .await
         .unwrap();
     assert_eq!(again.status, MessageStatus::Sent);
@@ -184,11 +184,17 @@ pub async fn a_wrongly_settled_send_is_corrected_by_the_send_responses(store: Ar
     let b = SendResult::Sent {
         wamid: "wamid.B".into(),
     };
-    assert_eq!(store.finish_send("gw-b", b).await.unwrap().id, "wamid.B");
+    assert_eq!(
+        store.finish_send(&gateway("gw-b"), b).await.unwrap().id,
+        "wamid.B"
+    );
     let a = SendResult::Sent {
         wamid: "wamid.A".into(),
     };
-    assert_eq!(store.finish_send("gw-a", a).await.unwrap().id, "wamid.A");
+    assert_eq!(
+        store.finish_send(&gateway("gw-a"), a).await.unwrap().id,
+        "wamid.A"
+    );
     assert_eq!(
         store.message("wamid.B").await.unwrap().unwrap().gateway_id,
         "gw-b"
@@ -239,7 +245,10 @@ pub async fn a_send_answered_with_another_wamid_than_guessed_leaves_the_guess_kn
     let a = SendResult::Sent {
         wamid: "wamid.A".into(),
     };
-    assert_eq!(store.finish_send("gw-a", a).await.unwrap().id, "wamid.A");
+    assert_eq!(
+        store.finish_send(&gateway("gw-a"), a).await.unwrap().id,
+        "wamid.A"
+    );
     let again = store
         .ingest(delivery(Some("s2"), vec![sent_b()]))
         .await
@@ -249,7 +258,10 @@ pub async fn a_send_answered_with_another_wamid_than_guessed_leaves_the_guess_kn
     let b = SendResult::Sent {
         wamid: "wamid.B".into(),
     };
-    assert_eq!(store.finish_send("gw-b", b).await.unwrap().id, "wamid.B");
+    assert_eq!(
+        store.finish_send(&gateway("gw-b"), b).await.unwrap().id,
+        "wamid.B"
+    );
     assert_eq!(
         store.message("wamid.B").await.unwrap().unwrap().gateway_id,
         "gw-b"
@@ -270,7 +282,7 @@ pub async fn message_lookup_by_wamid_gateway_id_and_key(store: Arc<dyn Store>) {
     let sent = SendResult::Sent {
         wamid: "wamid.OUT".into(),
     };
-    let message = store.finish_send("gw-1", sent).await.unwrap();
+    let message = store.finish_send(&gateway("gw-1"), sent).await.unwrap();
     assert_eq!(message.status, MessageStatus::Sent);
     assert_eq!(message.text, "Your order has shipped");
     assert_eq!(message.contact_phone, CONTACT);
@@ -282,7 +294,9 @@ pub async fn message_lookup_by_wamid_gateway_id_and_key(store: Arc<dyn Store>) {
         );
     }
     assert!(store.message("wamid.NOPE").await.unwrap().is_none());
-    let unknown = store.finish_send("gw-nope", SendResult::Unknown).await;
+    let unknown = store
+        .finish_send(&gateway("gw-nope"), SendResult::Unknown)
+        .await;
     assert!(matches!(unknown, Err(StoreError::NotFound(_))));
 }
 
@@ -292,7 +306,7 @@ pub async fn failed_send_is_terminal_and_keeps_api_errors(store: Arc<dyn Store>)
         .await
         .unwrap();
     let failed = SendResult::Failed(SendFailure::Refused(vec![meta_error()]));
-    let message = store.finish_send("gw-1", failed).await.unwrap();
+    let message = store.finish_send(&gateway("gw-1"), failed).await.unwrap();
     assert_eq!(message.status, MessageStatus::Failed);
     assert_eq!(message.errors, [meta_error()]);
     assert_eq!(
@@ -315,7 +329,7 @@ pub async fn a_send_kapso_never_took_keeps_its_reason_and_no_meta_error(store: A
         reason: "cannot connect to Kapso".into(),
     };
     let message = store
-        .finish_send("gw-1", SendResult::Failed(not_taken.clone()))
+        .finish_send(&gateway("gw-1"), SendResult::Failed(not_taken.clone()))
         .await
         .unwrap();
     assert_eq!(message.status, MessageStatus::Failed);
@@ -333,7 +347,7 @@ pub async fn a_released_send_frees_its_key_and_a_settled_one_stays(store: Arc<dy
         .begin_send(intent("gw-1", "idem-1", "fp"))
         .await
         .unwrap();
-    assert!(store.release_send("gw-1").await.unwrap());
+    assert!(store.release_send(&gateway("gw-1")).await.unwrap());
     assert_eq!(store.message("gw-1").await.unwrap(), None);
     assert_eq!(store.message("idem-1").await.unwrap(), None);
     // The key claims afresh, and its history starts over.
@@ -348,15 +362,15 @@ pub async fn a_released_send_frees_its_key_and_a_settled_one_stays(store: Arc<dy
     // A send Kapso took, or one already settled otherwise, is never forgotten.
     store
         .finish_send(
-            "gw-2",
+            &gateway("gw-2"),
             SendResult::Sent {
                 wamid: "wamid.X".into(),
             },
         )
         .await
         .unwrap();
-    assert!(!store.release_send("gw-2").await.unwrap());
-    assert!(!store.release_send("gw-nope").await.unwrap());
+    assert!(!store.release_send(&gateway("gw-2")).await.unwrap());
+    assert!(!store.release_send(&gateway("gw-nope")).await.unwrap());
     assert!(store.message("idem-1").await.unwrap().is_some());
 }
 
@@ -381,7 +395,7 @@ pub async fn abandoned_sends_are_settled_as_unknown_and_fresh_ones_left_alone(
     let sent = SendResult::Sent {
         wamid: "wamid.SENT".into(),
     };
-    store.finish_send("gw-sent", sent).await.unwrap();
+    store.finish_send(&gateway("gw-sent"), sent).await.unwrap();
 
     let cutoff = intent("gw-x", "idem-x", "fp").created_at - 300;
     assert_eq!(store.settle_abandoned_sends(cutoff).await.unwrap(), 1);
@@ -402,7 +416,7 @@ pub async fn abandoned_sends_are_settled_as_unknown_and_fresh_ones_left_alone(
     let late = SendResult::Sent {
         wamid: "wamid.LATE".into(),
     };
-    let old = store.finish_send("gw-old", late).await.unwrap();
+    let old = store.finish_send(&gateway("gw-old"), late).await.unwrap();
     assert_eq!(old.status, MessageStatus::Sent);
 }
 
