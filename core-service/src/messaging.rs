@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::convert;
 use crate::error::CoreError;
 use crate::media::{DownloadStream, Media};
-use crate::model::{EventFilter, EventType};
+use crate::model::{EventFilter, EventType, MessageLookup};
 use crate::outbound::{MarkRead, Outbound, SendMessage, SendText, content};
 use crate::store::Store;
 use crate::watch::{self, EventStream};
@@ -130,10 +130,10 @@ impl Messaging for MessagingService {
         request: Request<pb::GetMessageRequest>,
     ) -> Result<Response<pb::Message>, Status> {
         let id = request.into_inner().message_id;
-        if id.is_empty() {
+        let Some(lookup) = MessageLookup::any(&id) else {
             return Err(CoreError::InvalidArgument("message_id is required".into()).into());
-        }
-        match self.store.message(&id).await.map_err(CoreError::from)? {
+        };
+        match self.store.message(&lookup).await.map_err(CoreError::from)? {
             Some(message) => Ok(Response::new(convert::message_to_pb(message))),
             None => Err(CoreError::NotFound(format!(
                 "no message with id, wamid or idempotency key {id:?}"

@@ -7,8 +7,8 @@ mod ids;
 
 pub use event_type::EventType;
 pub use ids::{
-    BusinessUserId, ConversationId, GatewayId, IdempotencyKey, InvalidId, PhoneNumber,
-    PhoneNumberId, Recipient,
+    BusinessUserId, ConversationId, GatewayId, IdempotencyKey, InvalidId, MessageKey,
+    MessageLookup, PhoneNumber, PhoneNumberId, Recipient,
 };
 
 use crate::status::MessageStatus;

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use crate::kapso_api::{
     ApiStats, CallOutcome, HttpKapsoApi, KapsoApi, ReadReceipt, Rejection, Retry, RetryCause,
 };
-use crate::model::{MetaError, PhoneNumberId, SendFailure};
+use crate::model::{MessageLookup, MetaError, PhoneNumberId, SendFailure};
 use crate::store::Store;
 
 pub mod abandoned;
@@ -121,7 +121,7 @@ impl Outbound {
         let deadline = request
             .deadline
             .unwrap_or_else(|| Instant::now() + DEFAULT_DEADLINE);
-        let message_id = non_empty(&request.message_id)
+        let message_id = MessageLookup::any(request.message_id.trim())
             .ok_or_else(|| OutboundError::invalid("message_id", "must not be empty"))?;
         if self.config.kapso_api_token.is_none() {
             return Err(OutboundError::NotConfigured);
@@ -136,7 +136,7 @@ impl Outbound {
         };
         let receipt = ReadReceipt {
             phone_number_id: phone_number_id.to_string(),
-            message_id,
+            message_id: message_id.to_string(),
             typing_indicator: request.typing_indicator,
         };
         let api = &self.api;

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::model::{
-    Conversation, Delivery, EventFilter, GatewayId, Message, MessagePage, Receipt, SendClaim,
-    SendIntent, SendResult, StoredEvent,
+    Conversation, Delivery, EventFilter, GatewayId, Message, MessageLookup, MessagePage, Receipt,
+    SendClaim, SendIntent, SendResult, StoredEvent,
 };
 
 mod command;
@@ -56,8 +56,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// updated in the same transaction. Statuses only move forward.
     async fn ingest(&self, delivery: Delivery) -> Result<Receipt, StoreError>;
 
-    /// A message by wamid, gateway id or idempotency key.
-    async fn message(&self, lookup: &str) -> Result<Option<Message>, StoreError>;
+    /// A message by wamid, gateway id or idempotency key, tried in
+    /// [`MessageLookup::ORDER`].
+    async fn message(&self, lookup: &MessageLookup) -> Result<Option<Message>, StoreError>;
 
     /// A conversation's messages, oldest first. `cursor` is a previous page's `next_cursor`.
     async fn conversation_messages(

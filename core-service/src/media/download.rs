@@ -17,6 +17,7 @@ use super::upload::{kind_from_pb, kind_to_pb};
 use super::{Media, MediaError, deadline_or_default};
 use crate::convert;
 use crate::kapso_api::{CallOutcome, MediaBody, MediaMetadata, MediaRef};
+use crate::model::MessageLookup;
 use crate::outbound::request::non_empty;
 use crate::outbound::retry::Idempotent;
 
@@ -92,10 +93,10 @@ impl Media {
         phone_number_id: &str,
     ) -> Result<Known, MediaError> {
         let id = id.trim();
-        if id.is_empty() {
+        let Some(lookup) = MessageLookup::any(id) else {
             return Err(MediaError::invalid("message_id", "must not be empty"));
-        }
-        let message = self.store.message(id).await?.ok_or_else(|| {
+        };
+        let message = self.store.message(&lookup).await?.ok_or_else(|| {
             MediaError::NotFound(format!(
                 "no message with id, wamid or idempotency key {id:?}"
             ))

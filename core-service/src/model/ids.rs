@@ -172,6 +172,49 @@ impl Recipient {
     }
 }
 
+/// One of the keys a message is stored under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKey {
+    /// WhatsApp's id, once Kapso or a webhook named it.
+    Wamid,
+    /// The gateway's own id of a send.
+    GatewayId,
+    /// The client's idempotency key of a send.
+    IdempotencyKey,
+}
+
+/// A message named by an id that may be any of its keys: `GetMessage`'s id
+/// is ambiguous by contract (a wamid, a gateway id or an idempotency key), so
+/// the store tries each key in [`MessageLookup::ORDER`] and the first match wins.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MessageLookup(String);
+
+impl MessageLookup {
+    /// The order the keys are tried in: a wamid is WhatsApp's own and
+    /// outranks the gateway's id, which outranks a client's chosen key.
+    pub const ORDER: [MessageKey; 3] = [
+        MessageKey::Wamid,
+        MessageKey::GatewayId,
+        MessageKey::IdempotencyKey,
+    ];
+
+    /// Any id, verbatim; `None` when empty.
+    pub fn any(id: &str) -> Option<MessageLookup> {
+        (!id.is_empty()).then(|| MessageLookup(id.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A send looked up by its gateway id, under the same precedence as any id.
+impl From<&GatewayId> for MessageLookup {
+    fn from(id: &GatewayId) -> MessageLookup {
+        MessageLookup(id.as_str().to_owned())
+    }
+}
+
 macro_rules! display_as_str {
     ($($ty:ty),*) => {$(
         impl fmt::Display for $ty {
@@ -189,7 +232,8 @@ display_as_str!(
     ConversationId,
     PhoneNumber,
     BusinessUserId,
-    Recipient
+    Recipient,
+    MessageLookup
 );
 
 #[cfg(test)]
@@ -224,6 +268,25 @@ mod tests {
         for bad in ["", "  ", "../../admin", "a/b", "a b", "ñ", &"1".repeat(65)] {
             assert!(PhoneNumberId::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_message_lookup_is_any_non_empty_id_kept_verbatim() {
+        assert_eq!(MessageLookup::any(""), None);
+        assert_eq!(
+            MessageLookup::any(" wamid.X ").unwrap().as_str(),
+            " wamid.X "
+        );
+        let sent = GatewayId::mint();
+        assert_eq!(MessageLookup::from(&sent).as_str(), sent.as_str());
+        assert_eq!(
+            MessageLookup::ORDER,
+            [
+                MessageKey::Wamid,
+                MessageKey::GatewayId,
+                MessageKey::IdempotencyKey
+            ]
+        );
     }
 
     #[test]

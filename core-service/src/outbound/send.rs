@@ -14,8 +14,8 @@ use super::retry::{Idempotent, RetryPolicy};
 use super::{DEFAULT_DEADLINE, Outbound, OutboundError, SendMessage, SendText, failure_of};
 use crate::kapso_api::{CallOutcome, KapsoApi, OutboundMessage, Rejection};
 use crate::model::{
-    Conversation, ConversationId, GatewayId, Message, PhoneNumberId, Recipient, SendClaim,
-    SendFailure, SendIntent, SendResult,
+    Conversation, ConversationId, GatewayId, Message, MessageLookup, PhoneNumberId, Recipient,
+    SendClaim, SendFailure, SendIntent, SendResult,
 };
 use crate::status::MessageStatus;
 use crate::store::{Store, StoreError};
@@ -243,12 +243,13 @@ impl Outbound {
                 pause = (pause * 2).min(POLL_MAX);
             }
             // Gone: Kapso never took the earlier call and its claim was released.
-            message = self.store.message(&gateway_id).await?.ok_or_else(|| {
-                OutboundError::Unavailable {
-                    gateway_id: None,
-                    reason: "an earlier call with this idempotency key was not taken by Kapso"
-                        .into(),
-                }
+            let stored = match MessageLookup::any(&gateway_id) {
+                Some(lookup) => self.store.message(&lookup).await?,
+                None => None,
+            };
+            message = stored.ok_or_else(|| OutboundError::Unavailable {
+                gateway_id: None,
+                reason: "an earlier call with this idempotency key was not taken by Kapso".into(),
             })?;
         }
     }

@@ -42,8 +42,8 @@ use tokio_postgres::error::SqlState;
 use super::command::Command;
 use super::{CommitObserver, Move, Store, StoreError, message_pages, unix_ms};
 use crate::model::{
-    Conversation, Delivery, EventFilter, GatewayId, Message, MessagePage, Receipt, SendClaim,
-    SendIntent, SendResult, StoredEvent,
+    Conversation, Delivery, EventFilter, GatewayId, Message, MessageLookup, MessagePage, Receipt,
+    SendClaim, SendIntent, SendResult, StoredEvent,
 };
 use tls::MakeRustls;
 use writer::Writer;
@@ -282,7 +282,7 @@ impl Store for PostgresStore {
             .await
     }
 
-    async fn message(&self, lookup: &str) -> Result<Option<Message>, StoreError> {
+    async fn message(&self, lookup: &MessageLookup) -> Result<Option<Message>, StoreError> {
         rows::find_message(&*self.reader().await?, lookup).await
     }
 

@@ -47,8 +47,8 @@ use tokio::sync::watch;
 use super::command::Command;
 use super::{CommitObserver, Move, Store, StoreError, message_pages, unix_ms};
 use crate::model::{
-    Conversation, Delivery, EventFilter, GatewayId, Message, MessagePage, Receipt, SendClaim,
-    SendIntent, SendResult, StoredEvent,
+    Conversation, Delivery, EventFilter, GatewayId, Message, MessageLookup, MessagePage, Receipt,
+    SendClaim, SendIntent, SendResult, StoredEvent,
 };
 use reads::ReadPool;
 use writer::Writer;
@@ -160,8 +160,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn message(&self, lookup: &str) -> Result<Option<Message>, StoreError> {
-        let lookup = lookup.to_owned();
+    async fn message(&self, lookup: &MessageLookup) -> Result<Option<Message>, StoreError> {
+        let lookup = lookup.clone();
         self.readers
             .run(move |conn| rows::find_message(conn, &lookup))
             .await

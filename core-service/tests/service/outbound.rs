@@ -2,6 +2,7 @@
 //! the SQLite store on a temporary file.
 
 use crate::fake_kapso;
+use crate::store_suite::any_id;
 mod contact_conversation;
 mod mark_read_kinds;
 mod outbound_kinds;
@@ -226,7 +227,12 @@ async fn send_posts_the_exact_body_with_the_api_key_and_stores_sent() {
     assert_eq!(message.id, "wamid.FAKE1");
     assert!(message.gateway_id.starts_with("gw_"));
     assert_eq!(message.direction, Direction::Outbound);
-    let stored = app.store.message("wamid.FAKE1").await.unwrap().unwrap();
+    let stored = app
+        .store
+        .message(&any_id("wamid.FAKE1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.status, MessageStatus::Sent);
     assert_eq!(stored.gateway_id, message.gateway_id);
 }
@@ -308,7 +314,7 @@ async fn rate_limited_send_waits_for_retry_after_then_sends_once() {
     assert_eq!(message.status, MessageStatus::Sent);
     let page = app
         .store
-        .message(&message.gateway_id)
+        .message(&any_id(&message.gateway_id))
         .await
         .unwrap()
         .unwrap();
@@ -336,7 +342,7 @@ async fn rate_limit_that_outlasts_retries_is_resource_exhausted_and_the_key_stay
     assert_eq!(trailer(&status, "x-meta-error-code"), Some("131056"));
     // Nothing was sent, so nothing is kept under the key or a message id.
     assert_eq!(trailer(&status, "x-message-id"), None);
-    assert_eq!(app.store.message("k-busy").await.unwrap(), None);
+    assert_eq!(app.store.message(&any_id("k-busy")).await.unwrap(), None);
     // Once Kapso takes requests again, the caller's retry with the same key sends, once.
     let sent = app
         .outbound
@@ -389,7 +395,12 @@ async fn server_error_is_an_unknown_outcome_until_a_status_webhook_settles_it() 
     assert_eq!(app.kapso.calls(), 1, "an unknown outcome is never resent");
     let gateway_id = trailer(&status, "x-message-id").unwrap().to_owned();
     assert!(status.message().contains(&gateway_id));
-    let stored = app.store.message(&gateway_id).await.unwrap().unwrap();
+    let stored = app
+        .store
+        .message(&any_id(&gateway_id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.status, MessageStatus::OutcomeUnknown);
 
     // WhatsApp did send it: Kapso's status webhook settles the message.
@@ -401,7 +412,12 @@ async fn server_error_is_an_unknown_outcome_until_a_status_webhook_settles_it() 
         ))
         .await
         .unwrap();
-    let settled = app.store.message(&gateway_id).await.unwrap().unwrap();
+    let settled = app
+        .store
+        .message(&any_id(&gateway_id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(settled.status, MessageStatus::Delivered);
     assert_eq!(settled.id, "wamid.LATE");
 }
@@ -680,7 +696,7 @@ async fn closed_customer_window_is_refused_before_calling_kapso_and_keeps_nothin
     );
     assert!(trailer(&status, "x-message-id").is_none());
     assert!(trailer(&status, "x-meta-error-code").is_none());
-    assert_eq!(app.store.message("k-window").await.unwrap(), None);
+    assert_eq!(app.store.message(&any_id("k-window")).await.unwrap(), None);
     assert_eq!(app.kapso.calls(), 0);
 
     // A fresh message from the customer opens the window again: the same
@@ -787,7 +803,7 @@ async fn a_caller_that_hangs_up_once_its_send_is_claimed_never_blocks_the_key() 
     // contact's conversation up first), the call is then dropped without
     // another poll, as tonic drops a handler whose caller went away.
     let claimed = Instant::now() + Duration::from_secs(10);
-    while app.store.message("k-cut").await.unwrap().is_none() {
+    while app.store.message(&any_id("k-cut")).await.unwrap().is_none() {
         assert!(futures::poll!(&mut first).is_pending());
         assert!(Instant::now() < claimed, "the send was never claimed");
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -849,7 +865,7 @@ async fn an_oversized_answer_is_not_read_and_leaves_the_send_unknown() {
         "{}",
         status.message()
     );
-    let stored = app.store.message("k-big").await.unwrap().unwrap();
+    let stored = app.store.message(&any_id("k-big")).await.unwrap().unwrap();
     assert_eq!(stored.status, MessageStatus::OutcomeUnknown);
     assert_eq!(app.kapso.calls(), 1);
 }
@@ -890,7 +906,12 @@ async fn a_retry_of_a_send_whose_owner_died_gets_an_unknown_outcome_at_once() {
         started.elapsed() < Duration::from_secs(20),
         "waited for the deadline"
     );
-    let stored = app.store.message("k-orphan").await.unwrap().unwrap();
+    let stored = app
+        .store
+        .message(&any_id("k-orphan"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.status, MessageStatus::OutcomeUnknown);
     assert_eq!(app.kapso.calls(), 1);
 }

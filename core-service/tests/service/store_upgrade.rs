@@ -9,7 +9,7 @@ use kapso_core::store::postgres::PostgresStore;
 use tokio_postgres::NoTls;
 
 use crate::postgres_db::TestDatabase;
-use crate::store_suite::{delivery, received, status};
+use crate::store_suite::{any_id, delivery, received, status};
 
 /// The schema before 0006, in order.
 const BEFORE: [&str; 5] = [
@@ -170,7 +170,7 @@ async fn made_up_errors_stored_before_0007_read_back_as_not_taken() {
     }
 
     let store = PostgresStore::open(&db.url).await.unwrap();
-    let not_taken = store.message("gw-old").await.unwrap().unwrap();
+    let not_taken = store.message(&any_id("gw-old")).await.unwrap().unwrap();
     assert_eq!(
         not_taken.send_failure(),
         SendFailure::NotTaken {
@@ -178,7 +178,7 @@ async fn made_up_errors_stored_before_0007_read_back_as_not_taken() {
         }
     );
     assert!(not_taken.errors.is_empty());
-    let refused = store.message("gw-refused").await.unwrap().unwrap();
+    let refused = store.message(&any_id("gw-refused")).await.unwrap().unwrap();
     assert_eq!(
         refused.send_failure(),
         SendFailure::Refused(vec![MetaError {

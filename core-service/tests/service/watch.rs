@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use clap::Parser as _;
 use futures::StreamExt as _;
 use kapso_core::model::{
-    Conversation, Delivery, Direction, EventFilter, EventType, GatewayId, Message, MessagePage,
-    NewEvent, Receipt, SendClaim, SendIntent, SendResult, StoredEvent,
+    Conversation, Delivery, Direction, EventFilter, EventType, GatewayId, Message, MessageLookup,
+    MessagePage, NewEvent, Receipt, SendClaim, SendIntent, SendResult, StoredEvent,
 };
 use kapso_core::store::{Store, StoreError};
 use kapso_gateway_proto::v1 as pb;
@@ -411,7 +411,7 @@ impl Store for CountingStore {
     async fn ingest(&self, delivery: Delivery) -> Result<Receipt, StoreError> {
         self.inner.ingest(delivery).await
     }
-    async fn message(&self, lookup: &str) -> Result<Option<Message>, StoreError> {
+    async fn message(&self, lookup: &MessageLookup) -> Result<Option<Message>, StoreError> {
         self.inner.message(lookup).await
     }
     async fn conversation_messages(

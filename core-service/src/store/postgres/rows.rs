@@ -10,7 +10,8 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::model::{
-    Direction, EncodedContent, EventType, Message, NewEvent, StatusRecord, StoredEvent,
+    Direction, EncodedContent, EventType, Message, MessageLookup, NewEvent, StatusRecord,
+    StoredEvent,
 };
 use crate::status::MessageStatus;
 use crate::store::StoreError;
@@ -153,10 +154,11 @@ pub(super) async fn load_message(conn: &ClientWrapper, id: i64) -> Result<Messag
 /// A message by wamid, gateway id or idempotency key, in that order of precedence.
 pub(super) async fn find_message(
     conn: &ClientWrapper,
-    lookup: &str,
+    lookup: &MessageLookup,
 ) -> Result<Option<Message>, StoreError> {
     // One statement: each condition uses its own unique index (a bitmap OR),
-    // and the ORDER BY applies the precedence when two rows match.
+    // and the ORDER BY applies the precedence (`MessageLookup::ORDER`) when
+    // two rows match.
     let stmt = conn
         .prepare_cached(concat!(
             "SELECT ",
@@ -166,7 +168,7 @@ pub(super) async fn find_message(
             " LIMIT 1"
         ))
         .await?;
-    match conn.query_opt(&stmt, &[&lookup]).await? {
+    match conn.query_opt(&stmt, &[&lookup.as_str()]).await? {
         Some(row) => message_from_row(&row).map(|(_, message)| Some(message)),
         None => Ok(None),
     }

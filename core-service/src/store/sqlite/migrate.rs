@@ -225,6 +225,7 @@ mod tests {
     use super::super::ingest::is_known;
     use super::super::messages::find_by_wamid;
     use super::*;
+    use crate::model::MessageLookup;
 
     /// The writer finishes checkpoints at the measured threshold, not at
     /// SQLite's default of 1,000 pages (docs/design/write-path.md).
@@ -412,7 +413,9 @@ mod tests {
         }
         drop(old);
         let conn = open_writer(&path).unwrap();
-        let not_taken = rows::find_message(&conn, "gw-old").unwrap().unwrap();
+        let not_taken = rows::find_message(&conn, &MessageLookup::any("gw-old").unwrap())
+            .unwrap()
+            .unwrap();
         assert_eq!(
             not_taken.send_failure(),
             SendFailure::NotTaken {
@@ -420,7 +423,9 @@ mod tests {
             }
         );
         assert!(not_taken.errors.is_empty());
-        let refused = rows::find_message(&conn, "gw-refused").unwrap().unwrap();
+        let refused = rows::find_message(&conn, &MessageLookup::any("gw-refused").unwrap())
+            .unwrap()
+            .unwrap();
         assert_eq!(
             refused.send_failure(),
             SendFailure::Refused(vec![MetaError {

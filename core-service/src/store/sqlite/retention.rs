@@ -45,7 +45,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::super::SqliteStore;
-    use crate::model::{Delivery, Direction, EventFilter, EventType, NewEvent};
+    use crate::model::{Delivery, Direction, EventFilter, EventType, MessageLookup, NewEvent};
     use crate::store::Store;
 
     fn received(wamid: &str) -> NewEvent {
@@ -136,7 +136,13 @@ mod tests {
             left.iter()
                 .all(|e| !e.event.message_id.starts_with("wamid.old"))
         );
-        assert!(store.message("wamid.old0").await.unwrap().is_some());
+        assert!(
+            store
+                .message(&MessageLookup::any("wamid.old0").unwrap())
+                .await
+                .unwrap()
+                .is_some()
+        );
         // The pruned key no longer de-duplicates: a re-delivery is stored again.
         ingest(store.as_ref(), "old-0", "wamid.old0").await;
         assert_eq!(

@@ -5,7 +5,8 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use crate::model::{
-    Direction, EncodedContent, EventType, Message, NewEvent, StatusRecord, StoredEvent,
+    Direction, EncodedContent, EventType, Message, MessageKey, MessageLookup, NewEvent,
+    StatusRecord, StoredEvent,
 };
 use crate::status::MessageStatus;
 use crate::store::StoreError;
@@ -109,17 +110,20 @@ pub(super) fn load_message(conn: &Connection, id: i64) -> Result<Message, StoreE
 }
 
 /// A message by wamid, gateway id or idempotency key, in that order of precedence.
-pub(super) fn find_message(conn: &Connection, lookup: &str) -> Result<Option<Message>, StoreError> {
-    // Three indexed lookups rather than one OR: each uses its own unique index.
-    const BY: [&str; 3] = [
-        "SELECT id FROM messages WHERE wamid = ?1",
-        "SELECT id FROM messages WHERE gateway_id = ?1",
-        "SELECT id FROM messages WHERE idempotency_key = ?1",
-    ];
-    for sql in BY {
+pub(super) fn find_message(
+    conn: &Connection,
+    lookup: &MessageLookup,
+) -> Result<Option<Message>, StoreError> {
+    // One indexed lookup per key rather than one OR: each uses its own unique index.
+    for key in MessageLookup::ORDER {
+        let sql = match key {
+            MessageKey::Wamid => "SELECT id FROM messages WHERE wamid = ?1",
+            MessageKey::GatewayId => "SELECT id FROM messages WHERE gateway_id = ?1",
+            MessageKey::IdempotencyKey => "SELECT id FROM messages WHERE idempotency_key = ?1",
+        };
         let id: Option<i64> = conn
             .prepare_cached(sql)?
-            .query_row([lookup], |r| r.get(0))
+            .query_row([lookup.as_str()], |r| r.get(0))
             .optional()?;
         if let Some(id) = id {
             return load_message(conn, id).map(Some);

@@ -10,7 +10,7 @@ use kapso_core::model::{Conversation, EventFilter, Message, SendClaim, StoredEve
 use kapso_core::store::{Store, StoreError};
 
 use super::script::{IDEMPOTENCY_KEYS, contacts, conversations, wamids};
-use crate::store_suite::PHONE_NUMBER_ID;
+use crate::store_suite::{PHONE_NUMBER_ID, any_id};
 
 /// Any time from this on (Unix seconds) came from the clock: scripts give
 /// events times around 100.
@@ -43,7 +43,7 @@ pub async fn dump(store: &Arc<dyn Store>, gateway_ids: &[String]) -> Result<Dump
         .chain(gateway_ids.iter().cloned());
     let mut lookups = Vec::new();
     for name in names {
-        let message = store.message(&name).await?.map(message);
+        let message = store.message(&any_id(&name)).await?.map(message);
         lookups.push((name, message));
     }
     let mut listed = Vec::new();

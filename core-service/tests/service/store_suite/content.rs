@@ -30,9 +30,9 @@ pub async fn a_received_message_keeps_its_content(store: Arc<dyn Store>) {
     let unknown = received("wamid.bare", "conv-1", "", 101);
     ingest_each(&store, [image.clone(), unknown]).await;
 
-    let stored = store.message("wamid.img").await.unwrap().unwrap();
+    let stored = store.message(&any_id("wamid.img")).await.unwrap().unwrap();
     assert_eq!(stored.content, Some(image_content()));
-    let bare = store.message("wamid.bare").await.unwrap().unwrap();
+    let bare = store.message(&any_id("wamid.bare")).await.unwrap().unwrap();
     assert_eq!(bare.content, None, "no content is stored as none");
     let page = store
         .conversation_messages("conv-1", 10, None)
@@ -43,20 +43,29 @@ pub async fn a_received_message_keeps_its_content(store: Arc<dyn Store>) {
 
     // A redelivery and a later read status change nothing of it.
     ingest_each(&store, [image, status("wamid.img", "read", 130)]).await;
-    let again = store.message("wamid.img").await.unwrap().unwrap();
+    let again = store.message(&any_id("wamid.img")).await.unwrap().unwrap();
     assert_eq!(again.content, Some(image_content()));
 }
 
 pub async fn a_received_message_fills_the_content_of_a_row_a_status_created(store: Arc<dyn Store>) {
     ingest_each(&store, [status("wamid.early", "delivered", 120)]).await;
     assert_eq!(
-        store.message("wamid.early").await.unwrap().unwrap().content,
+        store
+            .message(&any_id("wamid.early"))
+            .await
+            .unwrap()
+            .unwrap()
+            .content,
         None
     );
     let mut hola = received("wamid.early", "conv-1", "hola", 100);
     hola.content = Some(text_content("hola"));
     ingest_each(&store, [hola]).await;
-    let message = store.message("wamid.early").await.unwrap().unwrap();
+    let message = store
+        .message(&any_id("wamid.early"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(message.content, Some(text_content("hola")));
 }
 
@@ -83,7 +92,7 @@ pub async fn a_send_keeps_the_content_it_began_with(store: Arc<dyn Store>) {
     assert_eq!(finished.content, Some(image_content()));
     ingest_each(&store, [status("wamid.out-img", "delivered", 150)]).await;
     for lookup in ["wamid.out-img", "gw-img", "idem-img"] {
-        let message = store.message(lookup).await.unwrap().unwrap();
+        let message = store.message(&any_id(lookup)).await.unwrap().unwrap();
         assert_eq!(message.content, Some(image_content()), "{lookup}");
     }
 
@@ -106,6 +115,10 @@ pub async fn a_send_keeps_the_content_it_began_with(store: Arc<dyn Store>) {
 
 pub async fn a_status_of_a_message_never_seen_has_no_content(store: Arc<dyn Store>) {
     ingest_each(&store, [status("wamid.elsewhere", "delivered", 140)]).await;
-    let message = store.message("wamid.elsewhere").await.unwrap().unwrap();
+    let message = store
+        .message(&any_id("wamid.elsewhere"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(message.content, None);
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use kapso_core::convert::encode_content;
 use kapso_core::model::{
     Claim, ConversationId, Delivery, Direction, EncodedContent, EventFilter, EventType, GatewayId,
-    IdempotencyKey, MetaError, NewEvent, PhoneNumberId, Receipt, Recipient, SendIntent,
-    StatusUpdate, StoredEvent,
+    IdempotencyKey, MessageLookup, MetaError, NewEvent, PhoneNumberId, Receipt, Recipient,
+    SendIntent, StatusUpdate, StoredEvent,
 };
 use kapso_core::status::MessageStatus;
 use kapso_core::store::{Store, StoreError};
@@ -112,6 +112,11 @@ pub fn delivery(key: Option<&str>, events: Vec<NewEvent>) -> Delivery {
 }
 
 /// A text send to [`CONTACT`], created now.
+/// A message lookup by any of its ids, as `GetMessage` takes one.
+pub fn any_id(id: &str) -> MessageLookup {
+    MessageLookup::any(id).unwrap()
+}
+
 /// A send's gateway id, as the store takes it.
 pub fn gateway(id: &str) -> GatewayId {
     GatewayId::parse(id).unwrap()

@@ -18,7 +18,7 @@ pub async fn status_never_moves_backwards(store: Arc<dyn Store>) {
     )
     .await;
     ingest_each(&store, [status("wamid.S", "delivered", 210)]).await;
-    let message = store.message("wamid.S").await.unwrap().unwrap();
+    let message = store.message(&any_id("wamid.S")).await.unwrap().unwrap();
     assert_eq!(message.status, MessageStatus::Read);
     assert_eq!(message.id, "wamid.S");
 }
@@ -35,7 +35,7 @@ pub async fn failed_is_terminal_and_keeps_meta_errors(store: Arc<dyn Store>) {
         ],
     )
     .await;
-    let message = store.message("wamid.F").await.unwrap().unwrap();
+    let message = store.message(&any_id("wamid.F")).await.unwrap().unwrap();
     assert_eq!(message.status, MessageStatus::Failed);
     assert_eq!(message.errors, vec![meta_error()]);
 }
@@ -56,7 +56,7 @@ pub async fn status_history_keeps_every_status_once(store: Arc<dyn Store>) {
     read.statuses
         .insert(0, status_update(MessageStatus::Sent, 199));
     ingest_each(&store, [read]).await;
-    let message = store.message("wamid.H").await.unwrap().unwrap();
+    let message = store.message(&any_id("wamid.H")).await.unwrap().unwrap();
     assert_eq!(
         message.status_history,
         [
@@ -87,7 +87,7 @@ pub async fn out_of_order_statuses_converge(store: Arc<dyn Store>) {
             };
             ingest_each(&store, [status(&wamid, name, at)]).await;
         }
-        let message = store.message(&wamid).await.unwrap().unwrap();
+        let message = store.message(&any_id(&wamid)).await.unwrap().unwrap();
         assert_eq!(message.status, MessageStatus::Read, "order {order:?}");
         let history: Vec<_> = message.status_history.iter().map(|h| h.status).collect();
         assert_eq!(
@@ -144,7 +144,7 @@ pub async fn inbound_message_is_received_and_listed_in_conversation(store: Arc<d
             vec!["message 4"],
         ]
     );
-    let message = store.message("wamid.in3").await.unwrap().unwrap();
+    let message = store.message(&any_id("wamid.in3")).await.unwrap().unwrap();
     assert_eq!(message.status, MessageStatus::Received);
     assert_eq!(message.direction, Direction::Inbound);
     assert_eq!(message.contact_phone, CONTACT);
@@ -301,7 +301,7 @@ pub async fn an_inbound_message_completes_a_row_a_status_created(store: Arc<dyn 
     )
     .await;
     ingest_each(&store, [received("wamid.seen", "conv-1", "hola", 400)]).await;
-    let message = store.message("wamid.seen").await.unwrap().unwrap();
+    let message = store.message(&any_id("wamid.seen")).await.unwrap().unwrap();
     assert_eq!(message.text, "hola");
     assert!(
         message
@@ -322,11 +322,11 @@ pub async fn a_later_status_completes_a_row_a_status_created(store: Arc<dyn Stor
         [without_conversation(status("wamid.bare", "sent", 500))],
     )
     .await;
-    let message = store.message("wamid.bare").await.unwrap().unwrap();
+    let message = store.message(&any_id("wamid.bare")).await.unwrap().unwrap();
     assert_eq!(message.conversation_id, "");
 
     ingest_each(&store, [status("wamid.bare", "delivered", 510)]).await;
-    let message = store.message("wamid.bare").await.unwrap().unwrap();
+    let message = store.message(&any_id("wamid.bare")).await.unwrap().unwrap();
     assert_eq!(message.status, MessageStatus::Delivered);
     assert_listed_in_its_conversation(&store, "wamid.bare").await;
 
@@ -334,7 +334,7 @@ pub async fn a_later_status_completes_a_row_a_status_created(store: Arc<dyn Stor
     let mut elsewhere = status("wamid.bare", "read", 520);
     elsewhere.conversation_id = "conv-2".into();
     ingest_each(&store, [elsewhere]).await;
-    let message = store.message("wamid.bare").await.unwrap().unwrap();
+    let message = store.message(&any_id("wamid.bare")).await.unwrap().unwrap();
     assert_eq!(message.status, MessageStatus::Read);
     assert_eq!(message.conversation_id, "conv-1");
 }
@@ -347,7 +347,7 @@ fn without_conversation(mut event: NewEvent) -> NewEvent {
 }
 
 async fn assert_listed_in_its_conversation(store: &Arc<dyn Store>, wamid: &str) {
-    let message = store.message(wamid).await.unwrap().unwrap();
+    let message = store.message(&any_id(wamid)).await.unwrap().unwrap();
     assert_eq!(
         (
             message.conversation_id.as_str(),
@@ -392,7 +392,7 @@ pub async fn concurrent_statuses_of_new_messages_make_one_row_each(store: Arc<dy
     // in the same commit or not, found it.
     for i in 0..MESSAGES {
         let message = store
-            .message(&format!("wamid.c{i}"))
+            .message(&any_id(&format!("wamid.c{i}")))
             .await
             .unwrap()
             .unwrap();

@@ -62,7 +62,7 @@ pub async fn a_status_delivery_under_a_seen_key_changes_nothing(store: Arc<dyn S
         Receipt::DuplicateDelivery
     );
     assert_eq!(all_events(&store).await.len(), 1);
-    let message = store.message("wamid.out").await.unwrap().unwrap();
+    let message = store.message(&any_id("wamid.out")).await.unwrap().unwrap();
     assert_eq!(message.status, MessageStatus::Sent);
     let history: Vec<_> = message.status_history.iter().map(|h| h.status).collect();
     assert!(!history.contains(&MessageStatus::Read), "{history:?}");
@@ -153,7 +153,7 @@ pub async fn a_large_batch_keeps_its_order_and_stores_a_repeat_once(store: Arc<d
     let mut expected = events.clone();
     expected.remove(20);
     assert_eq!(stored, expected, "the log holds the batch in its order");
-    let delivered = store.message("wamid.out").await.unwrap().unwrap();
+    let delivered = store.message(&any_id("wamid.out")).await.unwrap().unwrap();
     assert_eq!(delivered.status, MessageStatus::Delivered);
 
     assert_eq!(
@@ -347,7 +347,7 @@ pub async fn survives_reopen(reopen: &dyn Fn() -> Arc<dyn Store>) {
         store.consumer_position("crm").await.unwrap(),
         Some(sequence)
     );
-    assert!(store.message("wamid.1").await.unwrap().is_some());
+    assert!(store.message(&any_id("wamid.1")).await.unwrap().is_some());
     let next = only_sequence(
         store
             .ingest(delivery(
@@ -394,7 +394,7 @@ pub async fn concurrent_ingests_are_group_committed_and_all_readable(store: Arc<
     for i in (0..N).step_by(37) {
         assert!(
             store
-                .message(&format!("wamid.g{i}"))
+                .message(&any_id(&format!("wamid.g{i}")))
                 .await
                 .unwrap()
                 .is_some()

@@ -54,7 +54,7 @@ pub async fn same_key_different_request_is_refused(store: Arc<dyn Store>) {
         .unwrap();
     assert!(matches!(same, SendClaim::Existing(ref m) if m.gateway_id == "gw-1"));
     assert!(
-        store.message("gw-2").await.unwrap().is_none(),
+        store.message(&any_id("gw-2")).await.unwrap().is_none(),
         "a refused send leaves nothing"
     );
 }
@@ -94,7 +94,7 @@ pub async fn status_before_send_response_is_merged(store: Arc<dyn Store>) {
         ]
     );
     assert_eq!(
-        store.message("wamid.OUT").await.unwrap(),
+        store.message(&any_id("wamid.OUT")).await.unwrap(),
         Some(message.clone())
     );
     let page = store
@@ -108,7 +108,7 @@ pub async fn status_before_send_response_is_merged(store: Arc<dyn Store>) {
         .ingest(delivery(Some("r1"), vec![status("wamid.OUT", "read", 220)]))
         .await
         .unwrap();
-    let read = store.message("idem-1").await.unwrap().unwrap();
+    let read = store.message(&any_id("idem-1")).await.unwrap().unwrap();
     assert_eq!(read.status, MessageStatus::Read);
 
     // Kapso re-sends the early status under a new key: the merged row still knows it.
@@ -141,7 +141,12 @@ pub async fn unknown_outcome_is_settled_by_status_webhook(store: Arc<dyn Store>)
         .await
         .unwrap();
     assert_eq!(
-        store.message("gw-1").await.unwrap().unwrap().status,
+        store
+            .message(&any_id("gw-1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         MessageStatus::OutcomeUnknown
     );
 
@@ -151,10 +156,13 @@ pub async fn unknown_outcome_is_settled_by_status_webhook(store: Arc<dyn Store>)
         .ingest(delivery(Some("s1"), vec![sent]))
         .await
         .unwrap();
-    let settled = store.message("gw-1").await.unwrap().unwrap();
+    let settled = store.message(&any_id("gw-1")).await.unwrap().unwrap();
     assert_eq!(settled.id, "wamid.OUT");
     assert_eq!(settled.status, MessageStatus::Sent);
-    assert_eq!(store.message("wamid.OUT").await.unwrap(), Some(settled));
+    assert_eq!(
+        store.message(&any_id("wamid.OUT")).await.unwrap(),
+        Some(settled)
+    );
 
     // A late second Unknown for the same send never moves it back.
     let again = store
@@ -196,11 +204,21 @@ pub async fn a_wrongly_settled_send_is_corrected_by_the_send_responses(store: Ar
         "wamid.A"
     );
     assert_eq!(
-        store.message("wamid.B").await.unwrap().unwrap().gateway_id,
+        store
+            .message(&any_id("wamid.B"))
+            .await
+            .unwrap()
+            .unwrap()
+            .gateway_id,
         "gw-b"
     );
     assert_eq!(
-        store.message("wamid.A").await.unwrap().unwrap().gateway_id,
+        store
+            .message(&any_id("wamid.A"))
+            .await
+            .unwrap()
+            .unwrap()
+            .gateway_id,
         "gw-a"
     );
 
@@ -239,7 +257,7 @@ pub async fn a_send_answered_with_another_wamid_than_guessed_leaves_the_guess_kn
         .ingest(delivery(Some("s1"), vec![sent_b()]))
         .await
         .unwrap();
-    let guessed = store.message("wamid.B").await.unwrap().unwrap();
+    let guessed = store.message(&any_id("wamid.B")).await.unwrap().unwrap();
     assert_eq!(guessed.gateway_id, "gw-a", "the oldest send is the guess");
 
     let a = SendResult::Sent {
@@ -263,7 +281,12 @@ pub async fn a_send_answered_with_another_wamid_than_guessed_leaves_the_guess_kn
         "wamid.B"
     );
     assert_eq!(
-        store.message("wamid.B").await.unwrap().unwrap().gateway_id,
+        store
+            .message(&any_id("wamid.B"))
+            .await
+            .unwrap()
+            .unwrap()
+            .gateway_id,
         "gw-b"
     );
     let once_more = store
@@ -288,12 +311,18 @@ pub async fn message_lookup_by_wamid_gateway_id_and_key(store: Arc<dyn Store>) {
     assert_eq!(message.contact_phone, CONTACT);
     for lookup in ["wamid.OUT", "gw-1", "idem-1"] {
         assert_eq!(
-            store.message(lookup).await.unwrap().as_ref(),
+            store.message(&any_id(lookup)).await.unwrap().as_ref(),
             Some(&message),
             "{lookup}"
         );
     }
-    assert!(store.message("wamid.NOPE").await.unwrap().is_none());
+    assert!(
+        store
+            .message(&any_id("wamid.NOPE"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let unknown = store
         .finish_send(&gateway("gw-nope"), SendResult::Unknown)
         .await;
@@ -348,8 +377,8 @@ pub async fn a_released_send_frees_its_key_and_a_settled_one_stays(store: Arc<dy
         .await
         .unwrap();
     assert!(store.release_send(&gateway("gw-1")).await.unwrap());
-    assert_eq!(store.message("gw-1").await.unwrap(), None);
-    assert_eq!(store.message("idem-1").await.unwrap(), None);
+    assert_eq!(store.message(&any_id("gw-1")).await.unwrap(), None);
+    assert_eq!(store.message(&any_id("idem-1")).await.unwrap(), None);
     // The key claims afresh, and its history starts over.
     let again = store
         .begin_send(intent("gw-2", "idem-1", "fp"))
@@ -371,7 +400,7 @@ pub async fn a_released_send_frees_its_key_and_a_settled_one_stays(store: Arc<dy
         .unwrap();
     assert!(!store.release_send(&gateway("gw-2")).await.unwrap());
     assert!(!store.release_send(&gateway("gw-nope")).await.unwrap());
-    assert!(store.message("idem-1").await.unwrap().is_some());
+    assert!(store.message(&any_id("idem-1")).await.unwrap().is_some());
 }
 
 pub async fn abandoned_sends_are_settled_as_unknown_and_fresh_ones_left_alone(
@@ -399,16 +428,16 @@ pub async fn abandoned_sends_are_settled_as_unknown_and_fresh_ones_left_alone(
 
     let cutoff = intent("gw-x", "idem-x", "fp").created_at - 300;
     assert_eq!(store.settle_abandoned_sends(cutoff).await.unwrap(), 1);
-    let old = store.message("idem-old").await.unwrap().unwrap();
+    let old = store.message(&any_id("idem-old")).await.unwrap().unwrap();
     assert_eq!(old.status, MessageStatus::OutcomeUnknown);
     let history: Vec<_> = old.status_history.iter().map(|h| h.status).collect();
     assert_eq!(
         history,
         [MessageStatus::Accepted, MessageStatus::OutcomeUnknown]
     );
-    let fresh = store.message("idem-new").await.unwrap().unwrap();
+    let fresh = store.message(&any_id("idem-new")).await.unwrap().unwrap();
     assert_eq!(fresh.status, MessageStatus::Accepted);
-    let done = store.message("idem-sent").await.unwrap().unwrap();
+    let done = store.message(&any_id("idem-sent")).await.unwrap().unwrap();
     assert_eq!(done.status, MessageStatus::Sent);
     assert_eq!(store.settle_abandoned_sends(cutoff).await.unwrap(), 0);
 
@@ -501,7 +530,7 @@ pub async fn a_delivery_of_statuses_ends_as_its_events_would_one_by_one(store: A
     let receipt = store.ingest(delivery(Some("s1"), events)).await.unwrap();
     assert!(matches!(receipt, Receipt::Stored(claims) if claims.len() == 5));
 
-    let x = store.message("wamid.x").await.unwrap().unwrap();
+    let x = store.message(&any_id("wamid.x")).await.unwrap().unwrap();
     assert_eq!(x.gateway_id, "");
     assert_eq!(x.status, MessageStatus::Delivered);
     let history: Vec<_> = x
@@ -513,9 +542,9 @@ pub async fn a_delivery_of_statuses_ends_as_its_events_would_one_by_one(store: A
         history,
         [(MessageStatus::Sent, 99), (MessageStatus::Delivered, 100)]
     );
-    let a = store.message("gw-a").await.unwrap().unwrap();
+    let a = store.message(&any_id("gw-a")).await.unwrap().unwrap();
     assert_eq!((a.id.as_str(), a.status), ("wamid.a", MessageStatus::Read));
-    let b = store.message("gw-b").await.unwrap().unwrap();
+    let b = store.message(&any_id("gw-b")).await.unwrap().unwrap();
     assert_eq!(
         (b.id.as_str(), b.status),
         ("wamid.b", MessageStatus::Delivered)
