@@ -8,7 +8,7 @@ mod ids;
 pub use event_type::EventType;
 pub use ids::{
     BusinessUserId, ConversationId, GatewayId, IdempotencyKey, InvalidId, MessageKey,
-    MessageLookup, PhoneNumber, PhoneNumberId, Recipient,
+    MessageLookup, PhoneNumber, PhoneNumberId, Recipient, Wamid,
 };
 
 use crate::status::MessageStatus;

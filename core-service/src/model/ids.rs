@@ -104,6 +104,22 @@ impl ConversationId {
     }
 }
 
+/// WhatsApp's id of a message (`wamid.…`), as Kapso and the webhooks name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Wamid(String);
+
+impl Wamid {
+    /// The id, trimmed; `None` when blank.
+    pub fn parse(raw: &str) -> Option<Wamid> {
+        let raw = raw.trim();
+        (!raw.is_empty()).then(|| Wamid(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Phone digits as WhatsApp wants them in `to` (E.164 without the `+`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PhoneNumber(String);
@@ -215,6 +231,34 @@ impl From<&GatewayId> for MessageLookup {
     }
 }
 
+/// `from_stored`: an id as a store row holds it, kept verbatim (it was
+/// checked, or is a webhook's own, when it was written); `None` when the
+/// column is empty, so a row never fails to read for a blank.
+macro_rules! from_stored {
+    ($($ty:ident),*) => {$(
+        impl $ty {
+            pub fn from_stored(raw: String) -> Option<$ty> {
+                (!raw.is_empty()).then_some($ty(raw))
+            }
+        }
+    )*};
+}
+
+from_stored!(GatewayId, IdempotencyKey, ConversationId, Wamid);
+
+/// An id spelled out where it leaves the core, without copying it.
+macro_rules! into_string {
+    ($($ty:ident),*) => {$(
+        impl From<$ty> for String {
+            fn from(id: $ty) -> String {
+                id.0
+            }
+        }
+    )*};
+}
+
+into_string!(GatewayId, IdempotencyKey, ConversationId, Wamid);
+
 macro_rules! display_as_str {
     ($($ty:ty),*) => {$(
         impl fmt::Display for $ty {
@@ -230,6 +274,7 @@ display_as_str!(
     IdempotencyKey,
     PhoneNumberId,
     ConversationId,
+    Wamid,
     PhoneNumber,
     BusinessUserId,
     Recipient,
@@ -297,6 +342,37 @@ mod tests {
             ConversationId::parse(" conv-1 ").unwrap().as_str(),
             "conv-1"
         );
+    }
+
+    #[test]
+    fn a_blank_wamid_is_none() {
+        assert_eq!(Wamid::parse(""), None);
+        assert_eq!(Wamid::parse(" \t"), None);
+        let wamid = Wamid::parse(" wamid.HBgL== ").unwrap();
+        assert_eq!(wamid.as_str(), "wamid.HBgL==");
+        assert_eq!(wamid.to_string(), "wamid.HBgL==");
+    }
+
+    #[test]
+    fn a_stored_id_is_kept_verbatim_and_an_empty_column_is_none() {
+        assert_eq!(Wamid::from_stored(String::new()), None);
+        assert_eq!(GatewayId::from_stored(String::new()), None);
+        assert_eq!(IdempotencyKey::from_stored(String::new()), None);
+        assert_eq!(ConversationId::from_stored(String::new()), None);
+        assert_eq!(
+            Wamid::from_stored(" wamid.X ".into()).unwrap().as_str(),
+            " wamid.X "
+        );
+        let long = "k".repeat(IdempotencyKey::MAX_LEN + 1);
+        assert_eq!(
+            IdempotencyKey::from_stored(long.clone()).unwrap().as_str(),
+            long
+        );
+        assert_eq!(
+            ConversationId::from_stored("conv-1".into()),
+            ConversationId::parse("conv-1")
+        );
+        assert_eq!(String::from(Wamid::parse("wamid.X").unwrap()), "wamid.X");
     }
 
     #[test]
