@@ -172,7 +172,7 @@ pub fn message_to_pb(m: Message) -> pb::Message {
     pb::Message {
         id: m.id,
         direction: direction_to_pb(m.direction).into(),
-        conversation_id: m.conversation_id,
+        conversation_id: m.conversation_id.map(String::from).unwrap_or_default(),
         phone_number_id: m.phone_number_id,
         contact_phone: m.contact_phone,
         r#type: m.message_type,
@@ -180,10 +180,10 @@ pub fn message_to_pb(m: Message) -> pb::Message {
         status: status_to_pb(m.status).into(),
         errors: m.errors.iter().map(meta_error_to_pb).collect(),
         status_history: m.status_history.iter().map(status_record_to_pb).collect(),
-        gateway_id: m.gateway_id,
-        idempotency_key: m.idempotency_key,
+        gateway_id: m.gateway_id.map(String::from).unwrap_or_default(),
+        idempotency_key: m.idempotency_key.map(String::from).unwrap_or_default(),
         timestamp: m.timestamp,
-        reply_to_message_id: m.reply_to_message_id,
+        reply_to_message_id: m.reply_to_message_id.map(String::from).unwrap_or_default(),
         content: m.content.as_ref().and_then(decode_content),
         origin: String::new(),
         not_taken_reason,
@@ -280,6 +280,7 @@ pub fn stored_event_to_pb(stored: StoredEvent) -> pb::Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::GatewayId;
 
     #[test]
     fn every_domain_status_round_trips_through_the_wire() {
@@ -307,7 +308,7 @@ mod tests {
         let message = message_to_pb(Message {
             id: "wamid.I".into(),
             direction: Direction::Inbound,
-            conversation_id: String::new(),
+            conversation_id: None,
             phone_number_id: String::new(),
             contact_phone: String::new(),
             message_type: "image".into(),
@@ -316,10 +317,10 @@ mod tests {
             errors: Vec::new(),
             not_taken: None,
             status_history: Vec::new(),
-            gateway_id: String::new(),
-            idempotency_key: String::new(),
+            gateway_id: None,
+            idempotency_key: None,
             timestamp: 0,
-            reply_to_message_id: String::new(),
+            reply_to_message_id: None,
             content: Some(stored),
         });
         assert!(matches!(
@@ -342,7 +343,7 @@ mod tests {
         Message {
             id: "gw-1".into(),
             direction: Direction::Outbound,
-            conversation_id: String::new(),
+            conversation_id: None,
             phone_number_id: "pn".into(),
             contact_phone: "5491100".into(),
             message_type: "text".into(),
@@ -351,10 +352,10 @@ mod tests {
             errors,
             not_taken: not_taken.map(str::to_owned),
             status_history: Vec::new(),
-            gateway_id: "gw-1".into(),
-            idempotency_key: String::new(),
+            gateway_id: GatewayId::parse("gw-1"),
+            idempotency_key: None,
             timestamp: 0,
-            reply_to_message_id: String::new(),
+            reply_to_message_id: None,
             content: None,
         }
     }

@@ -146,7 +146,8 @@ pub struct Message {
     /// wamid when known, else the gateway's own id.
     pub id: String,
     pub direction: Direction,
-    pub conversation_id: String,
+    /// `None` when no event or send named one.
+    pub conversation_id: Option<ConversationId>,
     pub phone_number_id: String,
     pub contact_phone: String,
     pub message_type: String,
@@ -159,12 +160,13 @@ pub struct Message {
     /// Oldest first.
     pub status_history: Vec<StatusRecord>,
     /// Outbound only.
-    pub gateway_id: String,
+    pub gateway_id: Option<GatewayId>,
     /// Outbound only, when the client gave one.
-    pub idempotency_key: String,
+    pub idempotency_key: Option<IdempotencyKey>,
     /// Unix seconds.
     pub timestamp: i64,
-    pub reply_to_message_id: String,
+    /// The message this one replies to, when it is a reply.
+    pub reply_to_message_id: Option<Wamid>,
     /// What the message holds, when known: from the payload of a received
     /// message, from the request of a send.
     pub content: Option<EncodedContent>,

@@ -201,7 +201,11 @@ impl Outbound {
         mut message: Message,
         deadline: Instant,
     ) -> Result<Message, OutboundError> {
-        let gateway_id = message.gateway_id.clone();
+        // A send stored under a key always has its gateway id.
+        let gateway_id = message
+            .gateway_id
+            .as_ref()
+            .map_or_else(String::new, GatewayId::to_string);
         let mut pause = POLL_FIRST;
         loop {
             match message.status {

@@ -96,7 +96,7 @@ mod tests {
         Message {
             id: String::new(),
             direction: Default::default(),
-            conversation_id: String::new(),
+            conversation_id: None,
             phone_number_id: String::new(),
             contact_phone: String::new(),
             message_type: "text".into(),
@@ -105,10 +105,10 @@ mod tests {
             errors: Vec::new(),
             not_taken: None,
             status_history: Vec::new(),
-            gateway_id: String::new(),
-            idempotency_key: String::new(),
+            gateway_id: None,
+            idempotency_key: None,
             timestamp,
-            reply_to_message_id: String::new(),
+            reply_to_message_id: None,
             content: None,
         }
     }

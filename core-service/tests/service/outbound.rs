@@ -15,7 +15,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Parser as _;
 use fake_kapso::{FakeKapso, PROXY, Reply};
 use kapso_core::kapso_api::ApiKey;
-use kapso_core::model::{Delivery, Direction, EventType, Message, NewEvent, StatusUpdate};
+use kapso_core::model::{
+    ConversationId, Delivery, Direction, EventType, Message, MessageLookup, NewEvent, StatusUpdate,
+    Wamid,
+};
 use kapso_core::outbound::{MarkRead, Outbound, OutboundConfig, RetryPolicy, SendText};
 use kapso_core::status::MessageStatus;
 use kapso_core::store::Store;
@@ -225,7 +228,12 @@ async fn send_posts_the_exact_body_with_the_api_key_and_stores_sent() {
     );
     assert_eq!(message.status, MessageStatus::Sent);
     assert_eq!(message.id, "wamid.FAKE1");
-    assert!(message.gateway_id.starts_with("gw_"));
+    assert!(
+        message
+            .gateway_id
+            .as_ref()
+            .is_some_and(|id| id.as_str().starts_with("gw_"))
+    );
     assert_eq!(message.direction, Direction::Outbound);
     let stored = app
         .store
@@ -249,7 +257,7 @@ async fn a_reply_carries_the_context_message_id() {
     let body = &app.kapso.requests()[0].body;
     assert_eq!(body["context"], json!({"message_id": "wamid.ORIGINAL"}));
     assert_eq!(body["text"]["preview_url"], json!(true));
-    assert_eq!(message.reply_to_message_id, "wamid.ORIGINAL");
+    assert_eq!(message.reply_to_message_id, Wamid::parse("wamid.ORIGINAL"));
 }
 
 #[tokio::test]
@@ -314,7 +322,7 @@ async fn rate_limited_send_waits_for_retry_after_then_sends_once() {
     assert_eq!(message.status, MessageStatus::Sent);
     let page = app
         .store
-        .message(&any_id(&message.gateway_id))
+        .message(&MessageLookup::from(message.gateway_id.as_ref().unwrap()))
         .await
         .unwrap()
         .unwrap();
@@ -592,7 +600,7 @@ async fn conversation_id_resolves_number_and_contact() {
     let requests = app.kapso.requests();
     assert_eq!(requests[0].path, format!("{PROXY}/{NUMBER}/messages"));
     assert_eq!(requests[0].body["to"], CONTACT);
-    assert_eq!(message.conversation_id, "conv_1");
+    assert_eq!(message.conversation_id, ConversationId::parse("conv_1"));
 
     let unknown = SendText {
         conversation_id: "conv_nope".into(),

@@ -10,8 +10,8 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::model::{
-    Direction, EncodedContent, EventType, Message, MessageLookup, NewEvent, StatusRecord,
-    StoredEvent,
+    ConversationId, Direction, EncodedContent, EventType, GatewayId, IdempotencyKey, Message,
+    MessageLookup, NewEvent, StatusRecord, StoredEvent, Wamid,
 };
 use crate::status::MessageStatus;
 use crate::store::StoreError;
@@ -115,12 +115,12 @@ pub(super) fn message_from_row(row: &Row) -> Result<(i64, Message), StoreError> 
             .or_else(|| gateway_id.clone())
             .unwrap_or_default(),
         direction: Direction::parse(row.try_get(4)?),
-        conversation_id: row.try_get(5)?,
+        conversation_id: ConversationId::from_stored(row.try_get(5)?),
         phone_number_id: row.try_get(6)?,
         contact_phone: row.try_get(7)?,
         message_type: row.try_get(8)?,
         text: row.try_get(9)?,
-        reply_to_message_id: row.try_get(10)?,
+        reply_to_message_id: Wamid::from_stored(row.try_get(10)?),
         status: parse_status(row.try_get(11)?)?,
         errors: errors
             .map(|json| json_columns::decode_errors(&json).map_err(StoreError::Internal))
@@ -128,8 +128,10 @@ pub(super) fn message_from_row(row: &Row) -> Result<(i64, Message), StoreError> 
             .unwrap_or_default(),
         not_taken: row.try_get(17)?,
         status_history,
-        gateway_id: gateway_id.unwrap_or_default(),
-        idempotency_key: row.try_get::<_, Option<String>>(3)?.unwrap_or_default(),
+        gateway_id: gateway_id.and_then(GatewayId::from_stored),
+        idempotency_key: row
+            .try_get::<_, Option<String>>(3)?
+            .and_then(IdempotencyKey::from_stored),
         timestamp: row.try_get(13)?,
         content: row
             .try_get::<_, Option<Vec<u8>>>(16)?

@@ -5,8 +5,8 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use crate::model::{
-    Direction, EncodedContent, EventType, Message, MessageKey, MessageLookup, NewEvent,
-    StatusRecord, StoredEvent,
+    ConversationId, Direction, EncodedContent, EventType, GatewayId, IdempotencyKey, Message,
+    MessageKey, MessageLookup, NewEvent, StatusRecord, StoredEvent, Wamid,
 };
 use crate::status::MessageStatus;
 use crate::store::StoreError;
@@ -56,12 +56,12 @@ pub(super) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, Message)
             .or_else(|| gateway_id.clone())
             .unwrap_or_default(),
         direction: Direction::parse(&row.get::<_, String>(4)?),
-        conversation_id: row.get(5)?,
+        conversation_id: ConversationId::from_stored(row.get(5)?),
         phone_number_id: row.get(6)?,
         contact_phone: row.get(7)?,
         message_type: row.get(8)?,
         text: row.get(9)?,
-        reply_to_message_id: row.get(10)?,
+        reply_to_message_id: Wamid::from_stored(row.get(10)?),
         status: status_column(row, 11)?,
         errors: errors
             .map(|json| decode_column(json_columns::decode_errors(&json), 12))
@@ -69,8 +69,10 @@ pub(super) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, Message)
             .unwrap_or_default(),
         not_taken: row.get(15)?,
         status_history: Vec::new(),
-        gateway_id: gateway_id.unwrap_or_default(),
-        idempotency_key: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+        gateway_id: gateway_id.and_then(GatewayId::from_stored),
+        idempotency_key: row
+            .get::<_, Option<String>>(3)?
+            .and_then(IdempotencyKey::from_stored),
         timestamp: row.get(13)?,
         content: row
             .get::<_, Option<Vec<u8>>>(14)?

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use kapso_core::model::{Delivery, Direction, EventType, NewEvent};
+use kapso_core::model::{ConversationId, Delivery, Direction, EventType, NewEvent};
 use kapso_core::outbound::SendText;
 use kapso_core::store::Store;
 use tonic::Code;
@@ -49,7 +49,7 @@ async fn a_send_to_a_contact_of_one_conversation_joins_it_from_its_number() {
     let requests = app.kapso.requests();
     assert_eq!(requests[0].path, format!("{PROXY}/{OTHER_NUMBER}/messages"));
     assert_eq!(requests[0].body["to"], CONTACT);
-    assert_eq!(message.conversation_id, "conv_other");
+    assert_eq!(message.conversation_id, ConversationId::parse("conv_other"));
     assert_eq!(message.phone_number_id, OTHER_NUMBER);
     let listed = app
         .store
@@ -70,7 +70,7 @@ async fn a_send_naming_a_number_joins_the_contacts_one_conversation_on_it() {
         ..text("hola")
     };
     let message = app.outbound.send_text(request).await.unwrap();
-    assert_eq!(message.conversation_id, "conv_2");
+    assert_eq!(message.conversation_id, ConversationId::parse("conv_2"));
     assert_eq!(
         app.kapso.requests()[0].path,
         format!("{PROXY}/{OTHER_NUMBER}/messages")
@@ -101,7 +101,7 @@ async fn with_several_conversations_the_configured_number_picks_one() {
     contact_wrote(&app.store, "conv_1", NUMBER).await;
     contact_wrote(&app.store, "conv_2", OTHER_NUMBER).await;
     let message = app.outbound.send_text(text("hola")).await.unwrap();
-    assert_eq!(message.conversation_id, "conv_1");
+    assert_eq!(message.conversation_id, ConversationId::parse("conv_1"));
     assert_eq!(
         app.kapso.requests()[0].path,
         format!("{PROXY}/{NUMBER}/messages")
@@ -112,7 +112,7 @@ async fn with_several_conversations_the_configured_number_picks_one() {
 async fn a_contact_of_no_conversation_keeps_the_configured_number_and_none() {
     let app = spawn_app_with(|c| c.kapso_phone_number_id = Some(NUMBER.into())).await;
     let message = app.outbound.send_text(text("hola")).await.unwrap();
-    assert_eq!(message.conversation_id, "");
+    assert_eq!(message.conversation_id, None);
     assert_eq!(
         app.kapso.requests()[0].path,
         format!("{PROXY}/{NUMBER}/messages")

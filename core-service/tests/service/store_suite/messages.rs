@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use kapso_core::model::{Direction, NewEvent, StatusRecord};
+use kapso_core::model::{ConversationId, Direction, NewEvent, StatusRecord};
 use kapso_core::status::MessageStatus;
 use kapso_core::store::Store;
 
@@ -323,7 +323,7 @@ pub async fn a_later_status_completes_a_row_a_status_created(store: Arc<dyn Stor
     )
     .await;
     let message = store.message(&any_id("wamid.bare")).await.unwrap().unwrap();
-    assert_eq!(message.conversation_id, "");
+    assert_eq!(message.conversation_id, None);
 
     ingest_each(&store, [status("wamid.bare", "delivered", 510)]).await;
     let message = store.message(&any_id("wamid.bare")).await.unwrap().unwrap();
@@ -336,7 +336,7 @@ pub async fn a_later_status_completes_a_row_a_status_created(store: Arc<dyn Stor
     ingest_each(&store, [elsewhere]).await;
     let message = store.message(&any_id("wamid.bare")).await.unwrap().unwrap();
     assert_eq!(message.status, MessageStatus::Read);
-    assert_eq!(message.conversation_id, "conv-1");
+    assert_eq!(message.conversation_id, ConversationId::parse("conv-1"));
 }
 
 fn without_conversation(mut event: NewEvent) -> NewEvent {
@@ -350,10 +350,10 @@ async fn assert_listed_in_its_conversation(store: &Arc<dyn Store>, wamid: &str) 
     let message = store.message(&any_id(wamid)).await.unwrap().unwrap();
     assert_eq!(
         (
-            message.conversation_id.as_str(),
+            message.conversation_id.as_ref().map(ConversationId::as_str),
             message.phone_number_id.as_str()
         ),
-        ("conv-1", PHONE_NUMBER_ID)
+        (Some("conv-1"), PHONE_NUMBER_ID)
     );
     assert_eq!(message.contact_phone, CONTACT);
     let page = store

@@ -14,7 +14,7 @@ mod outbound;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use kapso_core::model::{Claim, EventFilter, EventType, Receipt};
+use kapso_core::model::{Claim, EventFilter, EventType, GatewayId, Receipt};
 use kapso_core::status::MessageStatus;
 use kapso_core::store::{MAX_CONSUMERS, Store, StoreError};
 
@@ -341,7 +341,7 @@ pub async fn survives_reopen(reopen: &dyn Fn() -> Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(
-        matches!(claim, kapso_core::model::SendClaim::Existing(ref m) if m.gateway_id == "gw-1")
+        matches!(claim, kapso_core::model::SendClaim::Existing(ref m) if m.gateway_id == GatewayId::parse("gw-1"))
     );
     assert_eq!(
         store.consumer_position("crm").await.unwrap(),

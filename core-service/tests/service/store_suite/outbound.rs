@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use kapso_core::model::{Claim, Receipt, SendClaim, SendFailure, SendResult};
+use kapso_core::model::{
+    Claim, GatewayId, IdempotencyKey, Receipt, SendClaim, SendFailure, SendResult,
+};
 use kapso_core::status::MessageStatus;
 use kapso_core::store::{Store, StoreError};
 
@@ -32,8 +34,15 @@ pub async fn begin_send_claims_key_once_concurrently(store: Arc<dyn Store>) {
     assert_eq!(existing.len(), 15);
     let owner = &started[0];
     assert_eq!(owner.status, MessageStatus::Accepted);
-    assert_eq!(owner.idempotency_key, "idem-1");
-    assert_eq!(owner.id, owner.gateway_id, "no wamid yet");
+    assert_eq!(
+        owner.idempotency_key,
+        IdempotencyKey::parse("idem-1").unwrap()
+    );
+    assert_eq!(
+        GatewayId::parse(&owner.id),
+        owner.gateway_id,
+        "no wamid yet"
+    );
     assert!(existing.iter().all(|m| m.gateway_id == owner.gateway_id));
 }
 
@@ -52,7 +61,7 @@ pub async fn same_key_different_request_is_refused(store: Arc<dyn Store>) {
         .begin_send(intent("gw-3", "idem-1", "fp-a"))
         .await
         .unwrap();
-    assert!(matches!(same, SendClaim::Existing(ref m) if m.gateway_id == "gw-1"));
+    assert!(matches!(same, SendClaim::Existing(ref m) if m.gateway_id == GatewayId::parse("gw-1")));
     assert!(
         store.message(&any_id("gw-2")).await.unwrap().is_none(),
         "a refused send leaves nothing"
@@ -78,7 +87,7 @@ pub async fn status_before_send_response_is_merged(store: Arc<dyn Store>) {
     };
     let message = store.finish_send(&gateway("gw-1"), sent).await.unwrap();
     assert_eq!(message.id, "wamid.OUT");
-    assert_eq!(message.gateway_id, "gw-1");
+    assert_eq!(message.gateway_id, GatewayId::parse("gw-1"));
     assert_eq!(
         message.status,
         MessageStatus::Delivered,
@@ -210,7 +219,7 @@ pub async fn a_wrongly_settled_send_is_corrected_by_the_send_responses(store: Ar
             .unwrap()
             .unwrap()
             .gateway_id,
-        "gw-b"
+        GatewayId::parse("gw-b")
     );
     assert_eq!(
         store
@@ -219,7 +228,7 @@ pub async fn a_wrongly_settled_send_is_corrected_by_the_send_responses(store: Ar
             .unwrap()
             .unwrap()
             .gateway_id,
-        "gw-a"
+        GatewayId::parse("gw-a")
     );
 
     // The status that was guessed wrong is still known under its wamid.
@@ -258,7 +267,11 @@ pub async fn a_send_answered_with_another_wamid_than_guessed_leaves_the_guess_kn
         .await
         .unwrap();
     let guessed = store.message(&any_id("wamid.B")).await.unwrap().unwrap();
-    assert_eq!(guessed.gateway_id, "gw-a", "the oldest send is the guess");
+    assert_eq!(
+        guessed.gateway_id,
+        GatewayId::parse("gw-a"),
+        "the oldest send is the guess"
+    );
 
     let a = SendResult::Sent {
         wamid: "wamid.A".into(),
@@ -287,7 +300,7 @@ pub async fn a_send_answered_with_another_wamid_than_guessed_leaves_the_guess_kn
             .unwrap()
             .unwrap()
             .gateway_id,
-        "gw-b"
+        GatewayId::parse("gw-b")
     );
     let once_more = store
         .ingest(delivery(Some("s3"), vec![sent_b()]))
@@ -531,7 +544,7 @@ pub async fn a_delivery_of_statuses_ends_as_its_events_would_one_by_one(store: A
     assert!(matches!(receipt, Receipt::Stored(claims) if claims.len() == 5));
 
     let x = store.message(&any_id("wamid.x")).await.unwrap().unwrap();
-    assert_eq!(x.gateway_id, "");
+    assert_eq!(x.gateway_id, None);
     assert_eq!(x.status, MessageStatus::Delivered);
     let history: Vec<_> = x
         .status_history

@@ -2,6 +2,7 @@
 //! (docs/kapso-contract.md section 3), the window rule, and the guarantees
 //! text sends have, held for the other kinds too.
 
+use kapso_core::model::Wamid;
 use kapso_core::outbound::{SendMessage, content};
 use kapso_gateway_proto::v1 as pb;
 use pb::send_message_request::Content as C;
@@ -514,7 +515,7 @@ async fn a_reply_of_any_kind_carries_the_context() {
         app.kapso.requests()[0].body["context"],
         json!({"message_id": "wamid.ORIGINAL"})
     );
-    assert_eq!(message.reply_to_message_id, "wamid.ORIGINAL");
+    assert_eq!(message.reply_to_message_id, Wamid::parse("wamid.ORIGINAL"));
 }
 
 #[tokio::test]
