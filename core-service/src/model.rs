@@ -222,7 +222,7 @@ impl EventFilter {
 /// A conversation the gateway has seen, remembered to address replies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {
-    pub id: String,
+    pub id: ConversationId,
     pub phone_number_id: String,
     /// Phone digits or business-scoped user id.
     pub contact_phone: String,

@@ -159,7 +159,7 @@ impl Outbound {
         Ok(Resolved {
             phone_number_id,
             to,
-            conversation_id: conversation.and_then(|c| ConversationId::parse(&c.id)),
+            conversation_id: conversation.map(|c| c.id),
         })
     }
 

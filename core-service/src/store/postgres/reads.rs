@@ -2,10 +2,13 @@
 //! consistent snapshot without an explicit transaction, one round trip).
 
 use deadpool_postgres::ClientWrapper;
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::rows::{self, event_columns, message_columns};
-use crate::model::{Conversation, EventFilter, EventType, MessagePage, StoredEvent};
+use crate::model::{
+    Conversation, ConversationId, EventFilter, EventType, MessagePage, StoredEvent,
+};
 use crate::store::StoreError;
 use crate::store::message_pages::{Cursor, PageQuery};
 
@@ -112,15 +115,10 @@ pub(super) async fn conversation(
              FROM conversations WHERE id = $1",
         )
         .await?;
-    let Some(row) = conn.query_opt(&stmt, &[&id]).await? else {
-        return Ok(None);
-    };
-    Ok(Some(Conversation {
-        id: row.try_get(0)?,
-        phone_number_id: row.try_get(1)?,
-        contact_phone: row.try_get(2)?,
-        last_inbound_at: row.try_get(3)?,
-    }))
+    match conn.query_opt(&stmt, &[&id]).await? {
+        Some(row) => conversation_from_row(&row),
+        None => Ok(None),
+    }
 }
 
 pub(super) async fn contact_conversations(
@@ -141,15 +139,22 @@ pub(super) async fn contact_conversations(
     conn.query(&stmt, &[&contact, &phone_number_id, &limit])
         .await?
         .iter()
-        .map(|row| -> Result<Conversation, StoreError> {
-            Ok(Conversation {
-                id: row.try_get(0)?,
-                phone_number_id: row.try_get(1)?,
-                contact_phone: row.try_get(2)?,
-                last_inbound_at: row.try_get(3)?,
-            })
-        })
+        .filter_map(|row| conversation_from_row(row).transpose())
         .collect()
+}
+
+/// A conversation row (`id, phone_number_id, contact_phone, last_inbound_at`);
+/// `None` for a blank id, which no conversation is written under.
+fn conversation_from_row(row: &Row) -> Result<Option<Conversation>, StoreError> {
+    let Some(id) = ConversationId::from_stored(row.try_get(0)?) else {
+        return Ok(None);
+    };
+    Ok(Some(Conversation {
+        id,
+        phone_number_id: row.try_get(1)?,
+        contact_phone: row.try_get(2)?,
+        last_inbound_at: row.try_get(3)?,
+    }))
 }
 
 pub(super) async fn last_inbound_at(

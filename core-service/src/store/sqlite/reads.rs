@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::migrate;
 use super::rows::{self, event_columns, message_columns};
-use crate::model::{Conversation, EventFilter, MessagePage, StoredEvent};
+use crate::model::{Conversation, ConversationId, EventFilter, MessagePage, StoredEvent};
 use crate::store::StoreError;
 use crate::store::message_pages::{Cursor, PageQuery};
 
@@ -169,16 +169,9 @@ pub(super) fn conversation(
             "SELECT id, phone_number_id, contact_phone, last_inbound_at \
              FROM conversations WHERE id = ?1",
         )?
-        .query_row([id], |r| {
-            Ok(Conversation {
-                id: r.get(0)?,
-                phone_number_id: r.get(1)?,
-                contact_phone: r.get(2)?,
-                last_inbound_at: r.get(3)?,
-            })
-        })
+        .query_row([id], conversation_from_row)
         .optional()?;
-    Ok(conversation)
+    Ok(conversation.flatten())
 }
 
 pub(super) fn contact_conversations(
@@ -195,16 +188,27 @@ pub(super) fn contact_conversations(
              WHERE contact_phone = ?1 AND (?2 IS NULL OR phone_number_id = ?2) \
              ORDER BY id LIMIT ?3",
         )?
-        .query_map(params![contact, phone_number_id, limit], |r| {
-            Ok(Conversation {
-                id: r.get(0)?,
-                phone_number_id: r.get(1)?,
-                contact_phone: r.get(2)?,
-                last_inbound_at: r.get(3)?,
-            })
-        })?
+        .query_map(
+            params![contact, phone_number_id, limit],
+            conversation_from_row,
+        )?
+        .filter_map(Result::transpose)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(found)
+}
+
+/// A conversation row (`id, phone_number_id, contact_phone, last_inbound_at`);
+/// `None` for a blank id, which no conversation is written under.
+fn conversation_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Conversation>> {
+    let Some(id) = ConversationId::from_stored(r.get(0)?) else {
+        return Ok(None);
+    };
+    Ok(Some(Conversation {
+        id,
+        phone_number_id: r.get(1)?,
+        contact_phone: r.get(2)?,
+        last_inbound_at: r.get(3)?,
+    }))
 }
 
 pub(super) fn last_inbound_at(

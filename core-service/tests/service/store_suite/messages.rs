@@ -193,7 +193,7 @@ pub async fn conversation_is_remembered_with_last_inbound(store: Arc<dyn Store>)
 /// business number; the limit caps how many come back, in id order.
 pub async fn a_contacts_conversations_are_found_on_any_number_or_one(store: Arc<dyn Store>) {
     let ids = |found: Vec<kapso_core::model::Conversation>| -> Vec<String> {
-        found.into_iter().map(|c| c.id).collect()
+        found.into_iter().map(|c| c.id.into()).collect()
     };
     assert!(
         store
