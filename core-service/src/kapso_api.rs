@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::model::{MetaError, PhoneNumberId, Recipient};
+use crate::model::{MetaError, PhoneNumberId, Recipient, Wamid};
 
 mod classify;
 pub mod content;
@@ -80,7 +80,7 @@ pub struct OutboundMessage {
     pub to: Recipient,
     pub content: content::Content,
     /// The wamid this replies to (`context.message_id`).
-    pub reply_to: Option<String>,
+    pub reply_to: Option<Wamid>,
 }
 
 /// A read receipt to send.

@@ -254,7 +254,8 @@ pub struct SendIntent {
     pub message_type: String,
     /// The text body, or a readable summary of other kinds.
     pub text: String,
-    pub reply_to_message_id: String,
+    /// The message this one replies to, when it is a reply.
+    pub reply_to_message_id: Option<Wamid>,
     /// Unix seconds.
     pub created_at: i64,
     /// The request's content, kept on the message.

@@ -25,7 +25,7 @@ pub(super) fn send_body(message: &OutboundMessage) -> Value {
     body[field] = json!(contact);
     body[kind] = message.content.wire_object();
     if let Some(message_id) = &message.reply_to {
-        body["context"] = json!({"message_id": message_id});
+        body["context"] = json!({"message_id": message_id.as_str()});
     }
     body
 }
@@ -129,7 +129,7 @@ pub(super) fn meta_error(body: &[u8]) -> Option<MetaError> {
 mod tests {
     use super::super::content::{Content, Text};
     use super::*;
-    use crate::model::{PhoneNumber, PhoneNumberId};
+    use crate::model::{PhoneNumber, PhoneNumberId, Wamid};
 
     fn text(reply_to: Option<&str>) -> OutboundMessage {
         OutboundMessage {
@@ -139,7 +139,7 @@ mod tests {
                 body: "hola".into(),
                 preview_url: false,
             }),
-            reply_to: reply_to.map(Into::into),
+            reply_to: reply_to.and_then(Wamid::parse),
         }
     }
 

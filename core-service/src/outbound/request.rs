@@ -8,7 +8,9 @@ use kapso_gateway_proto::v1 as pb;
 
 use super::OutboundError;
 use crate::kapso_api::content::Content;
-use crate::model::{ConversationId, EncodedContent, IdempotencyKey, PhoneNumber, PhoneNumberId};
+use crate::model::{
+    ConversationId, EncodedContent, IdempotencyKey, PhoneNumber, PhoneNumberId, Wamid,
+};
 
 /// WhatsApp's limit on a text body, in characters.
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -94,7 +96,7 @@ pub(super) struct CheckedSend {
     pub conversation_id: Option<ConversationId>,
     pub content: Content,
     pub stored_content: Option<EncodedContent>,
-    pub reply_to: Option<String>,
+    pub reply_to: Option<Wamid>,
     pub idempotency_key: Option<IdempotencyKey>,
     /// Digest of the request as the caller gave it, to detect a key reused for another request.
     pub fingerprint: String,
@@ -120,13 +122,13 @@ impl SendMessage {
             .transpose()?;
         let idempotency_key = IdempotencyKey::parse(&self.idempotency_key)
             .map_err(|e| OutboundError::invalid("idempotency_key", e.to_string()))?;
-        let reply_to = non_empty(&self.reply_to_message_id);
+        let reply_to = Wamid::parse(&self.reply_to_message_id);
         let address = [
             to.as_ref().map_or("", PhoneNumber::as_str),
             phone_number_id.as_ref().map_or("", PhoneNumberId::as_str),
             conversation_id.as_ref().map_or("", ConversationId::as_str),
         ];
-        let reply = reply_to.as_deref().unwrap_or("");
+        let reply = reply_to.as_ref().map_or("", Wamid::as_str);
         let fingerprint = match &self.content {
             // The fields text sends have always been fingerprinted with, so a
             // key used before this covers other kinds still replays.

@@ -75,7 +75,7 @@ impl Outbound {
             conversation_id: recipient.conversation_id.clone(),
             message_type: checked.content.kind().to_owned(),
             text: checked.content.summary(),
-            reply_to_message_id: checked.reply_to.clone().unwrap_or_default(),
+            reply_to_message_id: checked.reply_to.clone(),
             created_at: unix_now(),
             content: checked.stored_content.clone(),
         };

@@ -10,7 +10,7 @@ use deadpool_postgres::ClientWrapper;
 use super::{rows, unix_ms};
 use crate::model::{
     ConversationId, EncodedContent, GatewayId, IdempotencyKey, Message, SendClaim, SendIntent,
-    SendResult,
+    SendResult, Wamid,
 };
 use crate::status::MessageStatus;
 use crate::store::{Move, StoreError};
@@ -44,7 +44,10 @@ pub(super) async fn begin_send(
                 &intent.phone_number_id.as_str(),
                 &intent.to.as_str(),
                 &intent.text,
-                &intent.reply_to_message_id,
+                &intent
+                    .reply_to_message_id
+                    .as_ref()
+                    .map_or("", Wamid::as_str),
                 &intent.created_at,
                 &intent.message_type,
                 &intent.content.as_ref().map(EncodedContent::as_bytes),

@@ -11,7 +11,7 @@ use super::messages::record_history;
 use super::{rows, unix_ms};
 use crate::model::{
     ConversationId, EncodedContent, GatewayId, IdempotencyKey, Message, SendClaim, SendIntent,
-    SendResult,
+    SendResult, Wamid,
 };
 use crate::status::MessageStatus;
 use crate::store::StoreError;
@@ -41,7 +41,10 @@ pub(super) fn begin_send(conn: &Connection, intent: &SendIntent) -> Result<SendC
                 intent.phone_number_id.as_str(),
                 intent.to.as_str(),
                 intent.text,
-                intent.reply_to_message_id,
+                intent
+                    .reply_to_message_id
+                    .as_ref()
+                    .map_or("", Wamid::as_str),
                 intent.created_at,
                 intent.message_type,
                 intent.content.as_ref().map(EncodedContent::as_bytes)

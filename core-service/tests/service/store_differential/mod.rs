@@ -287,7 +287,7 @@ impl Resolver {
                     conversation_id: ConversationId::parse(spec.conversation()),
                     message_type: "text".into(),
                     text: spec.text().into(),
-                    reply_to_message_id: String::new(),
+                    reply_to_message_id: None,
                     created_at: self.now,
                 })
             }

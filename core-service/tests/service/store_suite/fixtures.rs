@@ -132,7 +132,7 @@ pub fn intent(gateway_id: &str, key: &str, fingerprint: &str) -> SendIntent {
         conversation_id: ConversationId::parse("conv-1"),
         message_type: "text".into(),
         text: "Your order has shipped".into(),
-        reply_to_message_id: String::new(),
+        reply_to_message_id: None,
         created_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
