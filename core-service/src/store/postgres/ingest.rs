@@ -17,7 +17,6 @@
 
 use deadpool_postgres::ClientWrapper;
 use futures::future::try_join_all;
-use tokio_postgres::Statement;
 
 use super::claim::Stored;
 use super::{apply, unix_ms};
@@ -93,17 +92,17 @@ pub(super) async fn apply_pipelined(
         .collect())
 }
 
-/// The statement every event takes, prepared before any goes out so that no
+/// The statements events take, prepared before any goes out so that no
 /// query waits behind a preparation.
 struct Statements {
-    event: Statement,
+    apply: apply::Statements,
 }
 
 impl Statements {
-    /// Prepared once per connection; later calls find it cached.
+    /// Prepared once per connection; later calls find them cached.
     async fn prepare(conn: &ClientWrapper) -> Result<Self, StoreError> {
         Ok(Self {
-            event: conn.prepare_cached(apply::STORE_EVENT).await?,
+            apply: apply::Statements::prepare(conn).await?,
         })
     }
 
@@ -116,7 +115,7 @@ impl Statements {
         delivery_key: Option<&str>,
         now_ms: i64,
     ) -> Result<Stored, StoreError> {
-        apply::store(conn, &self.event, event, delivery_key, now_ms).await
+        apply::store(conn, &self.apply, event, delivery_key, now_ms).await
     }
 
     /// Stores events, each claiming the delivery key given with it, sending
