@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use kapso_core::model::{Delivery, Direction, EventType, NewEvent};
+use kapso_core::model::{ConversationId, Delivery, Direction, EventType, NewEvent, Wamid};
 use kapso_core::store::Store;
 use kapso_core::store::sqlite::SqliteStore;
 
@@ -94,8 +94,8 @@ fn delivery(caller: usize, batch: usize) -> Delivery {
             let text = "Hola, necesito ayuda con mi pedido numero 12345, no ha llegado todavia";
             NewEvent {
                 event_type: EventType::MessageReceived,
-                message_id: id.clone(),
-                conversation_id: format!("conv-bench-{caller}"),
+                message_id: Wamid::parse(&id),
+                conversation_id: ConversationId::parse(&format!("conv-bench-{caller}")),
                 phone_number_id: "123456789012345".into(),
                 contact_phone: "16505551234".into(),
                 direction: Direction::Inbound,

@@ -10,8 +10,8 @@ use prost::Message as _;
 mod content;
 
 use crate::model::{
-    Claim, Direction, EncodedContent, EventType, Message, MetaError, NewEvent, Receipt,
-    SendFailure, StatusRecord, StatusUpdate, StoredEvent,
+    Claim, ConversationId, Direction, EncodedContent, EventType, Message, MetaError, NewEvent,
+    Receipt, SendFailure, StatusRecord, StatusUpdate, StoredEvent, Wamid,
 };
 use crate::status::MessageStatus;
 
@@ -112,14 +112,14 @@ pub fn event_from_pb(e: pb::InboundEvent) -> NewEvent {
         .collect();
     let mut event = NewEvent {
         event_type: EventType::parse(&e.event_type),
-        message_id: e.message_id,
-        conversation_id: e.conversation_id,
+        message_id: Wamid::from_stored(e.message_id),
+        conversation_id: ConversationId::from_stored(e.conversation_id),
         phone_number_id: e.phone_number_id,
         contact_phone: e.contact_phone,
         direction: direction_from_pb(e.direction),
         message_type: e.message_type,
         text: e.text,
-        reply_to_message_id: e.reply_to_message_id,
+        reply_to_message_id: Wamid::from_stored(e.reply_to_message_id),
         statuses,
         timestamp: e.timestamp,
         payload_json: e.payload_json,
@@ -217,9 +217,12 @@ fn status_record_to_pb(r: &StatusRecord) -> pb::StatusRecord {
 /// message, not the message's current state (that is `GetMessage`).
 pub fn stored_event_to_pb(stored: StoredEvent) -> pb::Event {
     let e = stored.event;
-    let message = if e.message_id.is_empty() {
-        None
-    } else {
+    let conversation_id = e
+        .conversation_id
+        .as_ref()
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_default();
+    let message = if let Some(message_id) = &e.message_id {
         let history: Vec<StatusRecord> = e
             .statuses
             .iter()
@@ -247,9 +250,9 @@ pub fn stored_event_to_pb(stored: StoredEvent) -> pb::Event {
             errors = typed.errors;
         }
         Some(pb::Message {
-            id: e.message_id.clone(),
+            id: message_id.as_str().to_owned(),
             direction: direction_to_pb(e.direction).into(),
-            conversation_id: e.conversation_id.clone(),
+            conversation_id: conversation_id.clone(),
             phone_number_id: e.phone_number_id.clone(),
             contact_phone: e.contact_phone,
             r#type: e.message_type,
@@ -258,17 +261,19 @@ pub fn stored_event_to_pb(stored: StoredEvent) -> pb::Event {
             errors,
             status_history: history.iter().map(status_record_to_pb).collect(),
             timestamp: e.timestamp,
-            reply_to_message_id: e.reply_to_message_id,
+            reply_to_message_id: e.reply_to_message_id.map(String::from).unwrap_or_default(),
             content: typed.content,
             origin: typed.origin,
             ..Default::default()
         })
+    } else {
+        None
     };
     let conversation = content::conversation_facts(&e.event_type, &e.payload_json);
     pb::Event {
         sequence: stored.sequence,
         event_type: e.event_type.to_string(),
-        conversation_id: e.conversation_id,
+        conversation_id,
         message,
         payload_json: e.payload_json,
         phone_number_id: e.phone_number_id,
@@ -406,7 +411,7 @@ mod tests {
     fn status_event_carries_its_reported_status_and_errors() {
         let event = NewEvent {
             event_type: EventType::MessageFailed,
-            message_id: "wamid.1".into(),
+            message_id: Wamid::parse("wamid.1"),
             statuses: vec![
                 StatusUpdate {
                     status: MessageStatus::Sent,
@@ -440,7 +445,7 @@ mod tests {
     fn events_carry_typed_content_and_conversation_facts() {
         let received = NewEvent {
             event_type: EventType::MessageReceived,
-            message_id: "wamid.H".into(),
+            message_id: Wamid::parse("wamid.H"),
             payload_json: r#"{"message":{"id":"wamid.H","type":"text","text":{"body":"hola"},
                 "kapso":{"origin":"history_sync"}}}"#
                 .into(),

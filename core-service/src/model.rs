@@ -59,18 +59,19 @@ pub struct StatusUpdate {
     pub errors: Vec<MetaError>,
 }
 
-/// One webhook event as the adapter parsed it. Every field may be empty.
+/// One webhook event as the adapter parsed it. Every field may be empty (an
+/// id absent is `None`); ids are kept exactly as Kapso sent them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewEvent {
     pub event_type: EventType,
-    pub message_id: String,
-    pub conversation_id: String,
+    pub message_id: Option<Wamid>,
+    pub conversation_id: Option<ConversationId>,
     pub phone_number_id: String,
     pub contact_phone: String,
     pub direction: Direction,
     pub message_type: String,
     pub text: String,
-    pub reply_to_message_id: String,
+    pub reply_to_message_id: Option<Wamid>,
     /// Oldest first. Empty for received messages.
     pub statuses: Vec<StatusUpdate>,
     /// WhatsApp's timestamp, unix seconds; 0 when absent.
@@ -100,7 +101,7 @@ impl NewEvent {
 
     /// Whether this is a message the contact sent to the business.
     pub fn is_inbound_message(&self) -> bool {
-        !self.message_id.is_empty()
+        self.message_id.is_some()
             && self.reported_status().is_none()
             && (self.direction == Direction::Inbound
                 || (self.direction == Direction::Unknown && self.event_type.is_message_received()))
@@ -214,7 +215,11 @@ pub struct EventFilter {
 impl EventFilter {
     pub fn matches(&self, event: &NewEvent) -> bool {
         (self.event_types.is_empty() || self.event_types.contains(&event.event_type))
-            && (self.conversation_id.is_empty() || self.conversation_id == event.conversation_id)
+            && (self.conversation_id.is_empty()
+                || event
+                    .conversation_id
+                    .as_ref()
+                    .is_some_and(|id| id.as_str() == self.conversation_id))
             && (self.phone_number_id.is_empty() || self.phone_number_id == event.phone_number_id)
     }
 }
@@ -316,7 +321,7 @@ mod tests {
     fn event(event_type: EventType, message_id: &str) -> NewEvent {
         NewEvent {
             event_type,
-            message_id: message_id.into(),
+            message_id: Wamid::from_stored(message_id.into()),
             ..Default::default()
         }
     }
@@ -324,7 +329,7 @@ mod tests {
     #[test]
     fn filter_matches_on_every_given_field() {
         let mut e = event(EventType::MessageReceived, "m");
-        e.conversation_id = "c1".into();
+        e.conversation_id = ConversationId::from_stored("c1".into());
         e.phone_number_id = "p1".into();
         assert!(EventFilter::default().matches(&e));
         let f = EventFilter {

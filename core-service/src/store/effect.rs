@@ -53,14 +53,14 @@ mod tests {
     use super::identity::EventKind;
     use super::message::HistoryEntry;
     use super::*;
-    use crate::model::{Direction, EventType};
+    use crate::model::{ConversationId, Direction, EventType, Wamid};
     use crate::status::MessageStatus;
 
     fn received() -> NewEvent {
         NewEvent {
             event_type: EventType::MessageReceived,
-            message_id: "wamid.1".into(),
-            conversation_id: "conv-1".into(),
+            message_id: Wamid::parse("wamid.1"),
+            conversation_id: ConversationId::parse("conv-1"),
             phone_number_id: "111".into(),
             contact_phone: "15550001111".into(),
             direction: Direction::Inbound,
@@ -76,7 +76,7 @@ mod tests {
         assert_eq!(
             effect.identity,
             Identity::OfMessage {
-                wamid: "wamid.1",
+                wamid: &Wamid::parse("wamid.1").unwrap(),
                 kind: EventKind::Type(&EventType::MessageReceived),
             }
         );
@@ -99,7 +99,7 @@ mod tests {
     fn an_event_without_a_message_is_only_logged() {
         let event = NewEvent {
             event_type: EventType::ConversationCreated,
-            conversation_id: "conv-1".into(),
+            conversation_id: ConversationId::parse("conv-1"),
             payload_json: "{}".into(),
             ..NewEvent::default()
         };
@@ -116,7 +116,7 @@ mod tests {
     fn a_message_event_that_moves_nothing_is_known_by_its_type() {
         let event = NewEvent {
             event_type: EventType::parse("whatsapp.message.deleted"),
-            message_id: "wamid.1".into(),
+            message_id: Wamid::parse("wamid.1"),
             // Neither received (its direction unknown) nor a status.
             direction: Direction::Unknown,
             ..NewEvent::default()
@@ -127,7 +127,7 @@ mod tests {
             effect.identity,
             Identity::Named {
                 event_type: &EventType::parse("whatsapp.message.deleted"),
-                wamid: "wamid.1"
+                wamid: &Wamid::parse("wamid.1").unwrap()
             }
         );
     }

@@ -155,8 +155,8 @@ fn unix_now() -> i64 {
 async fn customer_wrote(store: &Arc<dyn Store>, wamid: &str, age_secs: i64) {
     let event = NewEvent {
         event_type: EventType::MessageReceived,
-        message_id: wamid.into(),
-        conversation_id: "conv_1".into(),
+        message_id: Wamid::parse(wamid),
+        conversation_id: ConversationId::parse("conv_1"),
         phone_number_id: NUMBER.into(),
         contact_phone: CONTACT.into(),
         direction: Direction::Inbound,
@@ -181,7 +181,7 @@ fn status_event(wamid: &str, status: MessageStatus, text: &str) -> Delivery {
         key: None,
         events: vec![NewEvent {
             event_type: EventType::parse(&format!("whatsapp.message.{status}")),
-            message_id: wamid.into(),
+            message_id: Wamid::parse(wamid),
             phone_number_id: NUMBER.into(),
             contact_phone: CONTACT.into(),
             direction: Direction::Outbound,
@@ -618,8 +618,8 @@ async fn a_contact_known_only_by_user_id_is_sent_to_as_recipient() {
     let bsuid = "US.13491208655302741918";
     let event = NewEvent {
         event_type: EventType::MessageReceived,
-        message_id: "wamid.BSUID".into(),
-        conversation_id: "conv_bsuid".into(),
+        message_id: Wamid::parse("wamid.BSUID"),
+        conversation_id: ConversationId::parse("conv_bsuid"),
         phone_number_id: NUMBER.into(),
         contact_phone: bsuid.into(),
         direction: Direction::Inbound,

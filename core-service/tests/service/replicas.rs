@@ -44,7 +44,10 @@ impl Pair {
             .events_after(0, &EventFilter::default(), 100_000)
             .await
             .unwrap();
-        events.into_iter().map(|e| e.event.message_id).collect()
+        events
+            .into_iter()
+            .map(|e| e.event.message_id.map(String::from).unwrap_or_default())
+            .collect()
     }
 }
 

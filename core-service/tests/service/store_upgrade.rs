@@ -3,7 +3,9 @@
 //! still a duplicate once the store has upgraded it. One from before sends
 //! recorded how they failed (0007) reads its failed sends back as they failed.
 
-use kapso_core::model::{Claim, EventType, MetaError, NewEvent, Receipt, SendFailure};
+use kapso_core::model::{
+    Claim, ConversationId, EventType, MetaError, NewEvent, Receipt, SendFailure,
+};
 use kapso_core::store::Store;
 use kapso_core::store::postgres::PostgresStore;
 use tokio_postgres::NoTls;
@@ -23,7 +25,7 @@ const BEFORE: [&str; 5] = [
 fn conversation_created() -> NewEvent {
     NewEvent {
         event_type: EventType::ConversationCreated,
-        conversation_id: "conv-1".into(),
+        conversation_id: ConversationId::parse("conv-1"),
         payload_json: r#"{"conversation":{"id":"conv-1"}}"#.into(),
         ..NewEvent::default()
     }

@@ -11,7 +11,7 @@ use clap::Parser as _;
 use futures::StreamExt as _;
 use kapso_core::model::{
     Conversation, Delivery, Direction, EventFilter, EventType, GatewayId, Message, MessageLookup,
-    MessagePage, NewEvent, Receipt, SendClaim, SendIntent, SendResult, StoredEvent,
+    MessagePage, NewEvent, Receipt, SendClaim, SendIntent, SendResult, StoredEvent, Wamid,
 };
 use kapso_core::store::{Store, StoreError};
 use kapso_gateway_proto::v1 as pb;
@@ -492,7 +492,7 @@ async fn slow_consumer_is_fed_from_the_log_not_from_a_growing_buffer() {
         let events = (chunk * 500..(chunk + 1) * 500)
             .map(|n| NewEvent {
                 event_type: EventType::MessageReceived,
-                message_id: format!("wamid.slow-{n}"),
+                message_id: Wamid::parse(&format!("wamid.slow-{n}")),
                 direction: Direction::Inbound,
                 payload_json: "{}".into(),
                 ..Default::default()

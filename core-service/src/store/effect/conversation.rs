@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::NewEvent;
+use crate::model::{ConversationId, NewEvent};
 
 /// How storing an event changes its conversation's row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ConversationChange<'a> {
-    pub(crate) id: &'a str,
+    pub(crate) id: &'a ConversationId,
     /// Filled in where the row has it blank.
     pub(crate) phone_number_id: &'a str,
     /// Filled in where the row has it blank.
@@ -23,8 +23,8 @@ impl<'a> ConversationChange<'a> {
     /// What `event`, about a message at `at`, says of its conversation; `None`
     /// when it names none.
     pub(crate) fn of(event: &'a NewEvent, at: i64) -> Option<ConversationChange<'a>> {
-        (!event.conversation_id.is_empty()).then(|| ConversationChange {
-            id: &event.conversation_id,
+        event.conversation_id.as_ref().map(|id| ConversationChange {
+            id,
             phone_number_id: &event.phone_number_id,
             contact_phone: &event.contact_phone,
             last_inbound_at: event.is_inbound_message().then_some(at),
@@ -53,7 +53,7 @@ impl<'a> Conversations<'a> {
     /// Adds the change of an event that comes after those added before.
     pub(crate) fn add(&mut self, change: ConversationChange<'a>) {
         self.0
-            .entry(change.id)
+            .entry(change.id.as_str())
             .and_modify(|earlier| *earlier = earlier.then(change))
             .or_insert(change);
     }
@@ -67,10 +67,10 @@ impl<'a> Conversations<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::EventType;
+    use crate::model::{EventType, Wamid};
 
     fn change<'a>(
-        id: &'a str,
+        id: &'a ConversationId,
         phone: &'a str,
         contact: &'a str,
         at: Option<i64>,
@@ -85,17 +85,21 @@ mod tests {
 
     #[test]
     fn the_first_identity_given_is_kept_and_the_last_inbound_only_moves_forward() {
+        let (c1, c2) = (
+            ConversationId::parse("c1").unwrap(),
+            ConversationId::parse("c2").unwrap(),
+        );
         let mut seen = Conversations::default();
-        seen.add(change("c1", "", "", Some(5)));
-        seen.add(change("c2", "222", "bob", None));
-        seen.add(change("c1", "111", "", Some(3)));
-        seen.add(change("c1", "999", "alice", None));
+        seen.add(change(&c1, "", "", Some(5)));
+        seen.add(change(&c2, "222", "bob", None));
+        seen.add(change(&c1, "111", "", Some(3)));
+        seen.add(change(&c1, "999", "alice", None));
         let changes: Vec<_> = seen.changes().copied().collect();
         assert_eq!(
             changes,
             [
-                change("c1", "111", "alice", Some(5)),
-                change("c2", "222", "bob", None)
+                change(&c1, "111", "alice", Some(5)),
+                change(&c2, "222", "bob", None)
             ]
         );
     }
@@ -104,8 +108,8 @@ mod tests {
     fn only_a_received_message_says_when_the_contact_wrote() {
         let mut event = NewEvent {
             event_type: EventType::MessageRead,
-            message_id: "wamid.1".into(),
-            conversation_id: "c1".into(),
+            message_id: Wamid::parse("wamid.1"),
+            conversation_id: ConversationId::parse("c1"),
             ..NewEvent::default()
         };
         assert_eq!(
@@ -117,7 +121,7 @@ mod tests {
             ConversationChange::of(&event, 7).unwrap().last_inbound_at,
             Some(7)
         );
-        event.conversation_id.clear();
+        event.conversation_id = None;
         assert!(ConversationChange::of(&event, 7).is_none());
     }
 }

@@ -10,7 +10,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::model::{EventType, NewEvent};
+use crate::model::{EventType, NewEvent, Wamid};
 use crate::status::MessageStatus;
 
 /// An event's identity in the log.
@@ -20,12 +20,15 @@ pub(crate) enum Identity<'a> {
     /// event of that message it is. Stored as the message's row and the kind,
     /// so that the index grows at its end (rows are numbered in arrival
     /// order), where one keyed by the random wamid would take a page per event.
-    OfMessage { wamid: &'a str, kind: EventKind<'a> },
+    OfMessage {
+        wamid: &'a Wamid,
+        kind: EventKind<'a>,
+    },
     /// An event that names a message it does not change (a kind Kapso added,
     /// say): only logged, known by its type and message.
     Named {
         event_type: &'a EventType,
-        wamid: &'a str,
+        wamid: &'a Wamid,
     },
     /// An event without a message id: its type and its payload's digest.
     Payload {
@@ -48,13 +51,12 @@ impl<'a> Identity<'a> {
     /// creates or changes a message row (its [`Effect`](super::Effect) has one).
     pub(crate) fn of(event: &'a NewEvent, changes_a_message: bool) -> Identity<'a> {
         let event_type = &event.event_type;
-        if event.message_id.is_empty() {
+        let Some(wamid) = &event.message_id else {
             return Identity::Payload {
                 event_type,
                 digest: Sha256::digest(event.payload_json.as_bytes()).into(),
             };
-        }
-        let wamid = event.message_id.as_str();
+        };
         if !changes_a_message {
             return Identity::Named { event_type, wamid };
         }
@@ -66,7 +68,7 @@ impl<'a> Identity<'a> {
     }
 
     /// The wamid of the message whose row holds this identity, if it is one.
-    pub(crate) fn message(&self) -> Option<&'a str> {
+    pub(crate) fn message(&self) -> Option<&'a Wamid> {
         match self {
             Identity::OfMessage { wamid, .. } => Some(wamid),
             Identity::Named { .. } | Identity::Payload { .. } => None,
@@ -121,7 +123,7 @@ mod tests {
     fn event(event_type: &str, message_id: &str) -> NewEvent {
         NewEvent {
             event_type: EventType::parse(event_type),
-            message_id: message_id.into(),
+            message_id: Wamid::from_stored(message_id.into()),
             ..NewEvent::default()
         }
     }
@@ -130,10 +132,11 @@ mod tests {
     fn statuses_are_known_by_message_and_status() {
         let read = event("whatsapp.message.read", "wamid.1");
         let identity = Identity::of(&read, true);
+        let wamid = Wamid::parse("wamid.1").unwrap();
         assert_eq!(
             identity,
             Identity::OfMessage {
-                wamid: "wamid.1",
+                wamid: &wamid,
                 kind: EventKind::Status(MessageStatus::Read)
             }
         );
@@ -148,7 +151,7 @@ mod tests {
         let received = event("whatsapp.message.received", "wamid.1");
         let identity = Identity::of(&received, true);
         assert_eq!(identity.key(), "whatsapp.message.received");
-        assert_eq!(identity.message(), Some("wamid.1"));
+        assert_eq!(identity.message().map(Wamid::as_str), Some("wamid.1"));
         assert_eq!(identity.to_string(), "e|whatsapp.message.received|wamid.1");
     }
 

@@ -5,7 +5,7 @@
 //! store does not know by its wamid may settle a recent send still waiting for
 //! its wamid (its response pending or lost: an `OutcomeUnknown` send).
 
-use crate::model::{Direction, EncodedContent, MetaError, NewEvent};
+use crate::model::{ConversationId, Direction, EncodedContent, MetaError, NewEvent, Wamid};
 use crate::status::MessageStatus;
 
 /// How long after its request an unsettled send can still be matched by a
@@ -17,7 +17,7 @@ const SETTLE_WINDOW_SECS: i64 = 15 * 60;
 pub(crate) struct MessageChange<'a> {
     /// The message: the row with this wamid, else the send [`Self::settles`]
     /// finds, else a new row ([`Self::created`]).
-    pub(crate) wamid: &'a str,
+    pub(crate) wamid: &'a Wamid,
     /// What the event tells of the message. A new row starts from it; a stored
     /// row has its blanks filled in from it, never a value overwritten.
     pub(crate) fields: MessageFields<'a>,
@@ -36,15 +36,15 @@ pub(crate) struct MessageChange<'a> {
     pub(crate) now: i64,
 }
 
-/// What an event tells of its message, each possibly blank.
+/// What an event tells of its message, each possibly blank or absent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MessageFields<'a> {
-    pub(crate) conversation_id: &'a str,
+    pub(crate) conversation_id: Option<&'a ConversationId>,
     pub(crate) phone_number_id: &'a str,
     pub(crate) contact_phone: &'a str,
     pub(crate) message_type: &'a str,
     pub(crate) text: &'a str,
-    pub(crate) reply_to: &'a str,
+    pub(crate) reply_to: Option<&'a Wamid>,
     pub(crate) content: Option<&'a EncodedContent>,
 }
 
@@ -83,18 +83,19 @@ impl<'a> MessageChange<'a> {
     /// How `event`, stored at `now` and about a message at `at` (both Unix
     /// seconds), changes its message; `None` when it changes none.
     pub(crate) fn of(event: &'a NewEvent, at: i64, now: i64) -> Option<MessageChange<'a>> {
+        let wamid = event.message_id.as_ref()?;
         let fields = MessageFields {
-            conversation_id: &event.conversation_id,
+            conversation_id: event.conversation_id.as_ref(),
             phone_number_id: &event.phone_number_id,
             contact_phone: &event.contact_phone,
             message_type: &event.message_type,
             text: &event.text,
-            reply_to: &event.reply_to_message_id,
+            reply_to: event.reply_to_message_id.as_ref(),
             content: event.content.as_ref(),
         };
         let change = if event.is_inbound_message() {
             MessageChange {
-                wamid: &event.message_id,
+                wamid,
                 fields,
                 toward: None,
                 errors: None,
@@ -115,7 +116,7 @@ impl<'a> MessageChange<'a> {
             let toward = strongest(&reported);
             let (direction, base) = first_known(event);
             MessageChange {
-                wamid: &event.message_id,
+                wamid,
                 fields,
                 toward,
                 errors: failure_errors(&reported),
@@ -185,7 +186,7 @@ impl PendingSend<'_> {
 /// event); other kinds that name a message are only logged (a new kind of
 /// message event Kapso added, say).
 fn moves_a_status(event: &NewEvent) -> bool {
-    !event.message_id.is_empty()
+    event.message_id.is_some()
         && (event.reported_status().is_some()
             || !event.statuses.is_empty()
             || event.direction == Direction::Outbound)

@@ -21,7 +21,7 @@ use tokio_postgres::types::ToSql;
 
 use super::claim::{self, Stored, append, claim_head};
 use super::rows::encode_errors;
-use crate::model::{EncodedContent, NewEvent};
+use crate::model::{ConversationId, EncodedContent, NewEvent, Wamid};
 use crate::store::StoreError;
 use crate::store::effect::{ConversationChange, Effect, MessageChange, PendingSend};
 
@@ -97,7 +97,7 @@ struct ConversationValues<'a> {
 impl<'a> ConversationValues<'a> {
     fn new(change: Option<&ConversationChange<'a>>) -> Self {
         Self {
-            id: change.map(|c| c.id),
+            id: change.map(|c| c.id.as_str()),
             phone_number_id: change.map(|c| c.phone_number_id),
             contact_phone: change.map(|c| c.contact_phone),
             last_inbound_at: change.and_then(|c| c.last_inbound_at),
@@ -155,7 +155,7 @@ impl<'a> MessageValues<'a> {
         let pending = change.settles.as_ref();
         let fields = &change.fields;
         Ok(Self {
-            wamid: Some(change.wamid),
+            wamid: Some(change.wamid.as_str()),
             pending_phone_number_id: pending.map(|p| p.phone_number_id),
             pending_contact_phone: pending.map_or("", |p| p.contact_phone),
             pending_text: pending.map_or("", |p| p.text),
@@ -167,12 +167,12 @@ impl<'a> MessageValues<'a> {
             toward: change.toward.map(|s| s.as_str()),
             errors: change.errors.map(encode_errors).transpose()?.flatten(),
             now: change.now,
-            conversation_id: fields.conversation_id,
+            conversation_id: fields.conversation_id.map_or("", ConversationId::as_str),
             phone_number_id: fields.phone_number_id,
             contact_phone: fields.contact_phone,
             message_type: fields.message_type,
             text: fields.text,
-            reply_to: fields.reply_to,
+            reply_to: fields.reply_to.map_or("", Wamid::as_str),
             content: fields.content.map(EncodedContent::as_bytes),
             direction: change.created.direction.as_str(),
             status: change.created.status.as_str(),
@@ -340,15 +340,15 @@ impl<'a> FillingValues<'a> {
         };
         let fields = &change.fields;
         Some(Ok(Self {
-            wamid: change.wamid,
+            wamid: change.wamid.as_str(),
             errors,
             now: change.now,
-            conversation_id: fields.conversation_id,
+            conversation_id: fields.conversation_id.map_or("", ConversationId::as_str),
             phone_number_id: fields.phone_number_id,
             contact_phone: fields.contact_phone,
             message_type: fields.message_type,
             text: fields.text,
-            reply_to: fields.reply_to,
+            reply_to: fields.reply_to.map_or("", Wamid::as_str),
             content: fields.content.map(EncodedContent::as_bytes),
             direction: change.created.direction.as_str(),
             status: change.created.status.as_str(),

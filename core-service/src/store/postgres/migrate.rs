@@ -93,7 +93,7 @@ async fn key_stored_events(conn: &ClientWrapper) -> Result<(), StoreError> {
             sequences.push(i64::try_from(stored.sequence).unwrap_or(i64::MAX));
             kinds.push(identity.key());
             wholes.push(identity.to_string());
-            wamids.push(identity.message().map(str::to_owned));
+            wamids.push(identity.message().map(|wamid| wamid.as_str().to_owned()));
         }
         conn.execute(&update, &[&sequences, &kinds, &wholes, &wamids])
             .await?;

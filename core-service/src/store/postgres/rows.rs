@@ -45,9 +45,12 @@ pub(super) use event_columns;
 /// `payload_json`, in [`event_columns!`] order, as statement parameters.
 pub(super) struct LogValues<'a> {
     event: &'a NewEvent,
-    // The three columns the event does not hold as stored.
+    // The columns the event does not hold as stored.
     event_type: &'a str,
+    message_id: &'a str,
+    conversation_id: &'a str,
     direction: &'static str,
+    reply_to_message_id: &'a str,
     statuses: Option<String>,
 }
 
@@ -56,7 +59,13 @@ impl<'a> LogValues<'a> {
         Ok(Self {
             event,
             event_type: event.event_type.as_str(),
+            message_id: event.message_id.as_ref().map_or("", Wamid::as_str),
+            conversation_id: event
+                .conversation_id
+                .as_ref()
+                .map_or("", ConversationId::as_str),
             direction: event.direction.as_str(),
+            reply_to_message_id: event.reply_to_message_id.as_ref().map_or("", Wamid::as_str),
             statuses: encode_statuses(&event.statuses)?,
         })
     }
@@ -65,14 +74,14 @@ impl<'a> LogValues<'a> {
         let event = self.event;
         [
             &self.event_type,
-            &event.message_id,
-            &event.conversation_id,
+            &self.message_id,
+            &self.conversation_id,
             &event.phone_number_id,
             &event.contact_phone,
             &self.direction,
             &event.message_type,
             &event.text,
-            &event.reply_to_message_id,
+            &self.reply_to_message_id,
             &event.timestamp,
             &self.statuses,
             &event.payload_json,
@@ -188,14 +197,14 @@ pub(super) fn event_from_row(row: &Row) -> Result<StoredEvent, StoreError> {
         received_at_ms: row.try_get(1)?,
         event: NewEvent {
             event_type: EventType::parse(row.try_get(2)?),
-            message_id: row.try_get(3)?,
-            conversation_id: row.try_get(4)?,
+            message_id: Wamid::from_stored(row.try_get(3)?),
+            conversation_id: ConversationId::from_stored(row.try_get(4)?),
             phone_number_id: row.try_get(5)?,
             contact_phone: row.try_get(6)?,
             direction: Direction::parse(row.try_get(7)?),
             message_type: row.try_get(8)?,
             text: row.try_get(9)?,
-            reply_to_message_id: row.try_get(10)?,
+            reply_to_message_id: Wamid::from_stored(row.try_get(10)?),
             timestamp: row.try_get(11)?,
             statuses,
             payload_json: row.try_get(13)?,

@@ -25,7 +25,7 @@ pub(super) fn remember(conn: &Connection, seen: &Conversations<'_>) -> Result<()
                      WHERE phone_number_id = '' OR contact_phone = ''",
             )?
             .execute(params![
-                change.id,
+                change.id.as_str(),
                 change.phone_number_id,
                 change.contact_phone,
                 change.last_inbound_at
@@ -44,7 +44,7 @@ pub(super) fn remember(conn: &Connection, seen: &Conversations<'_>) -> Result<()
                 "UPDATE conversations SET last_inbound_at = ?2 \
                      WHERE id = ?1 AND (last_inbound_at IS NULL OR last_inbound_at < ?2)",
             )?
-            .execute(params![change.id, at])?;
+            .execute(params![change.id.as_str(), at])?;
         }
     }
     Ok(())

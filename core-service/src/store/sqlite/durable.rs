@@ -161,7 +161,9 @@ mod tests {
 
     use super::super::{DEFAULT_CHECKPOINT_INTERVAL_MS, SqliteStore, lock, migrate};
     use super::*;
-    use crate::model::{Delivery, Direction, EventFilter, EventType, NewEvent};
+    use crate::model::{
+        ConversationId, Delivery, Direction, EventFilter, EventType, NewEvent, Wamid,
+    };
     use crate::store::Store;
 
     /// A log sync the test drives: each call says so on the first channel and
@@ -196,8 +198,8 @@ mod tests {
             key: Some(wamid.into()),
             events: vec![NewEvent {
                 event_type: EventType::MessageReceived,
-                message_id: wamid.into(),
-                conversation_id: "conv-1".into(),
+                message_id: Wamid::parse(wamid),
+                conversation_id: ConversationId::parse("conv-1"),
                 phone_number_id: "1234567890".into(),
                 contact_phone: "15551234567".into(),
                 direction: Direction::Inbound,

@@ -14,7 +14,7 @@ use rusqlite::{Connection, params};
 use super::conversations;
 use super::messages::{self, KnownMessage, find_by_wamid};
 use super::{rows, unix_ms};
-use crate::model::{Claim, Delivery, NewEvent, Receipt};
+use crate::model::{Claim, ConversationId, Delivery, NewEvent, Receipt, Wamid};
 use crate::store::StoreError;
 use crate::store::effect::{Conversations, Effect, Identity};
 
@@ -50,7 +50,7 @@ fn claim_event<'a>(
     let effect = Effect::of(event, now_ms / 1000);
     // Found once: the identity of a message event and its change both need it.
     let message = match effect.identity.message() {
-        Some(wamid) => find_by_wamid(conn, wamid)?,
+        Some(wamid) => find_by_wamid(conn, wamid.as_str())?,
         None => None,
     };
     // Looked up first rather than left to ON CONFLICT: a conflicting insert
@@ -75,14 +75,17 @@ fn claim_event<'a>(
     .execute(params![
         now_ms,
         event.event_type.as_str(),
-        event.message_id,
-        event.conversation_id,
+        event.message_id.as_ref().map_or("", Wamid::as_str),
+        event
+            .conversation_id
+            .as_ref()
+            .map_or("", ConversationId::as_str),
         event.phone_number_id,
         event.contact_phone,
         event.direction.as_str(),
         event.message_type,
         event.text,
-        event.reply_to_message_id,
+        event.reply_to_message_id.as_ref().map_or("", Wamid::as_str),
         event.timestamp,
         rows::encode_statuses(&event.statuses)?,
         event.payload_json,

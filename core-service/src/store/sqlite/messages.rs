@@ -7,7 +7,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows;
-use crate::model::EncodedContent;
+use crate::model::{ConversationId, EncodedContent, Wamid};
 use crate::status::MessageStatus;
 use crate::store::StoreError;
 use crate::store::effect::{MessageChange, PendingSend};
@@ -117,7 +117,7 @@ fn update_message(
             .flatten(),
         fields.message_type,
         fields.text,
-        fields.reply_to,
+        fields.reply_to.map_or("", Wamid::as_str),
         fields.content.map(EncodedContent::as_bytes),
         change.now
     ])?;
@@ -147,8 +147,8 @@ fn fill_in_identity(
     )?
     .execute(params![
         id,
-        change.wamid,
-        fields.conversation_id,
+        change.wamid.as_str(),
+        fields.conversation_id.map_or("", ConversationId::as_str),
         fields.phone_number_id,
         fields.contact_phone
     ])?;
@@ -164,14 +164,14 @@ fn insert_message(conn: &Connection, change: &MessageChange<'_>) -> Result<i64, 
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
     )?
     .execute(params![
-        change.wamid,
+        change.wamid.as_str(),
         created.direction.as_str(),
-        fields.conversation_id,
+        fields.conversation_id.map_or("", ConversationId::as_str),
         fields.phone_number_id,
         fields.contact_phone,
         fields.message_type,
         fields.text,
-        fields.reply_to,
+        fields.reply_to.map_or("", Wamid::as_str),
         created.status.as_str(),
         change
             .errors

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{self, event_columns};
-use crate::model::{EventType, NewEvent};
+use crate::model::{EventType, NewEvent, Wamid};
 use crate::store::StoreError;
 use crate::store::effect::{Effect, Identity};
 
@@ -176,7 +176,7 @@ fn move_event_keys_into_the_log(conn: &Connection) -> Result<(), StoreError> {
     while let Some(row) = rows.next()? {
         let event = NewEvent {
             event_type: EventType::parse(&row.get::<_, String>(1)?),
-            message_id: row.get(2)?,
+            message_id: Wamid::from_stored(row.get(2)?),
             payload_json: row.get(3)?,
             ..NewEvent::default()
         };
@@ -212,7 +212,9 @@ fn key_message_events_by_their_row(conn: &Connection) -> Result<(), StoreError> 
         let Identity::OfMessage { wamid, kind } = Effect::of(&stored.event, 0).identity else {
             continue;
         };
-        let message_row: Option<i64> = row_of.query_row([wamid], |r| r.get(0)).optional()?;
+        let message_row: Option<i64> = row_of
+            .query_row([wamid.as_str()], |r| r.get(0))
+            .optional()?;
         if let Some(message_row) = message_row {
             update.execute(params![stored.sequence as i64, message_row, kind.as_str()])?;
         }
@@ -280,7 +282,7 @@ mod tests {
         let old = database_at_version(&path, 2);
         let received = NewEvent {
             event_type: EventType::MessageReceived,
-            message_id: "wamid.before-upgrade".into(),
+            message_id: Wamid::parse("wamid.before-upgrade"),
             payload_json: r#"{"message":{"id":"wamid.before-upgrade"}}"#.into(),
             ..NewEvent::default()
         };
@@ -290,7 +292,11 @@ mod tests {
                 "INSERT INTO events (received_at_ms, event_type, message_id, conversation_id, \
                  phone_number_id, contact_phone, direction, message_type, text, reply_to, \
                  timestamp, payload_json) VALUES (1, ?1, ?2, '', '', '', 'inbound', '', '', '', 0, ?3)",
-                params![event.event_type.as_str(), event.message_id, event.payload_json],
+                params![
+                    event.event_type.as_str(),
+                    event.message_id.as_ref().map_or("", Wamid::as_str),
+                    event.payload_json
+                ],
             )
             .unwrap();
         }
@@ -337,7 +343,7 @@ mod tests {
         .unwrap();
         let received = NewEvent {
             event_type: EventType::MessageReceived,
-            message_id: "wamid.before-upgrade".into(),
+            message_id: Wamid::parse("wamid.before-upgrade"),
             direction: crate::model::Direction::Inbound,
             payload_json: "{}".into(),
             ..NewEvent::default()
@@ -351,7 +357,7 @@ mod tests {
                  VALUES (1, ?1, ?2, '', '', '', ?3, '', '', '', 0, ?4, ?5)",
                 params![
                     event.event_type.as_str(),
-                    event.message_id,
+                    event.message_id.as_ref().map_or("", Wamid::as_str),
                     event.direction.as_str(),
                     event.payload_json,
                     identity_before_0004(event)
@@ -380,7 +386,7 @@ mod tests {
             let identity = Effect::of(event, 0).identity;
             let message = identity
                 .message()
-                .and_then(|wamid| find_by_wamid(&conn, wamid).unwrap());
+                .and_then(|wamid| find_by_wamid(&conn, wamid.as_str()).unwrap());
             assert!(
                 is_known(&conn, &identity, message).unwrap(),
                 "{}",

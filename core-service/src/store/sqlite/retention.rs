@@ -45,14 +45,16 @@ mod tests {
     use std::sync::Arc;
 
     use super::super::SqliteStore;
-    use crate::model::{Delivery, Direction, EventFilter, EventType, MessageLookup, NewEvent};
+    use crate::model::{
+        ConversationId, Delivery, Direction, EventFilter, EventType, MessageLookup, NewEvent, Wamid,
+    };
     use crate::store::Store;
 
     fn received(wamid: &str) -> NewEvent {
         NewEvent {
             event_type: EventType::MessageReceived,
-            message_id: wamid.into(),
-            conversation_id: "conv-1".into(),
+            message_id: Wamid::parse(wamid),
+            conversation_id: ConversationId::parse("conv-1"),
             phone_number_id: "1234567890".into(),
             contact_phone: "15551234567".into(),
             direction: Direction::Inbound,
@@ -132,10 +134,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left.len(), 25);
-        assert!(
-            left.iter()
-                .all(|e| !e.event.message_id.starts_with("wamid.old"))
-        );
+        assert!(left.iter().all(|e| {
+            !e.event
+                .message_id
+                .as_ref()
+                .is_some_and(|id| id.as_str().starts_with("wamid.old"))
+        }));
         assert!(
             store
                 .message(&MessageLookup::any("wamid.old0").unwrap())

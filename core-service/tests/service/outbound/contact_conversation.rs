@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use kapso_core::model::{ConversationId, Delivery, Direction, EventType, NewEvent};
+use kapso_core::model::{ConversationId, Delivery, Direction, EventType, NewEvent, Wamid};
 use kapso_core::outbound::SendText;
 use kapso_core::store::Store;
 use tonic::Code;
@@ -19,8 +19,8 @@ async fn contact_wrote(store: &Arc<dyn Store>, conversation: &str, number: &str)
     let wamid = format!("wamid.IN-{conversation}");
     let event = NewEvent {
         event_type: EventType::MessageReceived,
-        message_id: wamid.clone(),
-        conversation_id: conversation.into(),
+        message_id: Wamid::parse(&wamid),
+        conversation_id: ConversationId::parse(conversation),
         phone_number_id: number.into(),
         contact_phone: CONTACT.into(),
         direction: Direction::Inbound,

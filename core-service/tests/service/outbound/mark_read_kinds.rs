@@ -2,7 +2,7 @@
 //! message whatever it held, goes from the number it was received on, and
 //! carries the typing indicator when asked.
 
-use kapso_core::model::{Delivery, Direction, EventType, NewEvent};
+use kapso_core::model::{ConversationId, Delivery, Direction, EventType, NewEvent, Wamid};
 use kapso_core::outbound::MarkRead;
 use serde_json::json;
 
@@ -28,8 +28,8 @@ async fn every_received_kind_is_marked_read_from_its_own_number_with_typing() {
         .iter()
         .map(|(kind, number)| NewEvent {
             event_type: EventType::MessageReceived,
-            message_id: format!("wamid.{kind}"),
-            conversation_id: format!("conv-{kind}"),
+            message_id: Wamid::parse(&format!("wamid.{kind}")),
+            conversation_id: ConversationId::parse(&format!("conv-{kind}")),
             phone_number_id: (*number).into(),
             contact_phone: CONTACT.into(),
             direction: Direction::Inbound,

@@ -4,7 +4,9 @@
 //! finished, released and abandoned; retention. Drawn from a small universe of
 //! wamids, conversations, contacts and texts, so that events collide.
 
-use kapso_core::model::{Direction, EventType, MetaError, NewEvent, StatusUpdate};
+use kapso_core::model::{
+    ConversationId, Direction, EventType, MetaError, NewEvent, StatusUpdate, Wamid,
+};
 use kapso_core::status::MessageStatus;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -315,8 +317,8 @@ impl EventSpec {
                 NewEvent {
                     content: None,
                     event_type: EventType::MessageReceived,
-                    message_id: wamid.into(),
-                    conversation_id: CONVERSATIONS[*conversation].into(),
+                    message_id: Wamid::parse(wamid),
+                    conversation_id: ConversationId::parse(CONVERSATIONS[*conversation]),
                     phone_number_id: PHONE_NUMBER_ID.into(),
                     contact_phone: CONTACTS[*contact].into(),
                     direction: if *direction_unknown {
@@ -326,7 +328,7 @@ impl EventSpec {
                     },
                     message_type: "text".into(),
                     text: text.into(),
-                    reply_to_message_id: reply_to.map_or("", |r| WAMIDS[r]).into(),
+                    reply_to_message_id: reply_to.and_then(|r| Wamid::parse(WAMIDS[r])),
                     statuses: Vec::new(),
                     timestamp: *timestamp,
                     payload_json: format!(
@@ -343,8 +345,8 @@ impl EventSpec {
                 let wamid = WAMIDS[*wamid];
                 NewEvent {
                     event_type: EventType::parse("whatsapp.message.edited"),
-                    message_id: wamid.into(),
-                    conversation_id: CONVERSATIONS[*conversation].into(),
+                    message_id: Wamid::parse(wamid),
+                    conversation_id: ConversationId::parse(CONVERSATIONS[*conversation]),
                     phone_number_id: PHONE_NUMBER_ID.into(),
                     contact_phone: CONTACT.into(),
                     direction: if outbound {
@@ -364,7 +366,7 @@ impl EventSpec {
                 let conversation = CONVERSATIONS[*conversation];
                 NewEvent {
                     event_type: EventType::parse(&format!("whatsapp.conversation.{kind}")),
-                    conversation_id: conversation.into(),
+                    conversation_id: ConversationId::parse(conversation),
                     phone_number_id: PHONE_NUMBER_ID.into(),
                     contact_phone: CONTACT.into(),
                     payload_json: format!(r#"{{"conversation":{{"id":"{conversation}"}}}}"#),
@@ -395,14 +397,14 @@ impl StatusSpec {
         NewEvent {
             content: None,
             event_type: EventType::parse(&format!("whatsapp.message.{name}")),
-            message_id: wamid.into(),
-            conversation_id: CONVERSATIONS[self.conversation].into(),
+            message_id: Wamid::parse(wamid),
+            conversation_id: ConversationId::parse(CONVERSATIONS[self.conversation]),
             phone_number_id: if self.phone { PHONE_NUMBER_ID } else { "" }.into(),
             contact_phone: CONTACTS[self.contact].into(),
             direction: self.direction,
             message_type: "text".into(),
             text: TEXTS[self.text].into(),
-            reply_to_message_id: String::new(),
+            reply_to_message_id: None,
             statuses,
             timestamp: self.timestamp,
             payload_json: format!(

@@ -6,7 +6,7 @@ use kapso_core::convert::encode_content;
 use kapso_core::model::{
     Claim, ConversationId, Delivery, Direction, EncodedContent, EventFilter, EventType, GatewayId,
     IdempotencyKey, MessageLookup, MetaError, NewEvent, PhoneNumberId, Receipt, Recipient,
-    SendIntent, StatusUpdate, StoredEvent,
+    SendIntent, StatusUpdate, StoredEvent, Wamid,
 };
 use kapso_core::status::MessageStatus;
 use kapso_core::store::{Store, StoreError};
@@ -21,14 +21,14 @@ pub const CONTACT: &str = "15551234567";
 pub fn received(wamid: &str, conversation_id: &str, text: &str, timestamp: i64) -> NewEvent {
     NewEvent {
         event_type: EventType::MessageReceived,
-        message_id: wamid.into(),
-        conversation_id: conversation_id.into(),
+        message_id: Wamid::parse(wamid),
+        conversation_id: ConversationId::parse(conversation_id),
         phone_number_id: PHONE_NUMBER_ID.into(),
         contact_phone: CONTACT.into(),
         direction: Direction::Inbound,
         message_type: "text".into(),
         text: text.into(),
-        reply_to_message_id: String::new(),
+        reply_to_message_id: None,
         statuses: Vec::new(),
         timestamp,
         payload_json: format!(
@@ -55,14 +55,14 @@ pub fn status(wamid: &str, name: &str, timestamp: i64) -> NewEvent {
     let parsed = MessageStatus::parse(name).expect("a Meta status name");
     NewEvent {
         event_type: EventType::parse(&format!("whatsapp.message.{name}")),
-        message_id: wamid.into(),
-        conversation_id: "conv-1".into(),
+        message_id: Wamid::parse(wamid),
+        conversation_id: ConversationId::parse("conv-1"),
         phone_number_id: PHONE_NUMBER_ID.into(),
         contact_phone: CONTACT.into(),
         direction: Direction::Outbound,
         message_type: "text".into(),
         text: String::new(),
-        reply_to_message_id: String::new(),
+        reply_to_message_id: None,
         statuses: vec![status_update(parsed, timestamp)],
         timestamp,
         payload_json: format!(
@@ -76,7 +76,7 @@ pub fn status(wamid: &str, name: &str, timestamp: i64) -> NewEvent {
 pub fn conversation_created(conversation_id: &str) -> NewEvent {
     NewEvent {
         event_type: EventType::ConversationCreated,
-        conversation_id: conversation_id.into(),
+        conversation_id: ConversationId::parse(conversation_id),
         phone_number_id: PHONE_NUMBER_ID.into(),
         contact_phone: CONTACT.into(),
         payload_json: format!(

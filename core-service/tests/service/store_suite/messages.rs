@@ -332,7 +332,7 @@ pub async fn a_later_status_completes_a_row_a_status_created(store: Arc<dyn Stor
 
     // What a row has is kept: a later status naming another conversation changes nothing.
     let mut elsewhere = status("wamid.bare", "read", 520);
-    elsewhere.conversation_id = "conv-2".into();
+    elsewhere.conversation_id = ConversationId::parse("conv-2");
     ingest_each(&store, [elsewhere]).await;
     let message = store.message(&any_id("wamid.bare")).await.unwrap().unwrap();
     assert_eq!(message.status, MessageStatus::Read);
@@ -340,7 +340,7 @@ pub async fn a_later_status_completes_a_row_a_status_created(store: Arc<dyn Stor
 }
 
 fn without_conversation(mut event: NewEvent) -> NewEvent {
-    event.conversation_id.clear();
+    event.conversation_id = None;
     event.phone_number_id.clear();
     event.contact_phone.clear();
     event

@@ -251,7 +251,7 @@ pub async fn events_after_filters_by_type_conversation_and_phone(store: Arc<dyn 
             let events = store.events_after(0, &filter, 100).await.unwrap();
             events
                 .into_iter()
-                .map(|e| e.event.message_id)
+                .map(|e| e.event.message_id.map(String::from).unwrap_or_default())
                 .collect::<Vec<_>>()
         }
     };

@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{EventType, StatusUpdate};
+use crate::model::{EventType, StatusUpdate, Wamid};
 use crate::status::MessageStatus::*;
 
 /// An event about `wamid.1` reporting `statuses` (in its history, each
@@ -7,7 +7,7 @@ use crate::status::MessageStatus::*;
 fn status_event(event_type: &str, statuses: &[MessageStatus]) -> NewEvent {
     NewEvent {
         event_type: EventType::parse(event_type),
-        message_id: "wamid.1".into(),
+        message_id: Wamid::parse("wamid.1"),
         phone_number_id: "111".into(),
         contact_phone: "15550001111".into(),
         statuses: statuses
@@ -129,7 +129,7 @@ fn a_status_of_an_unknown_message_starts_it_as_a_send() {
 fn a_received_message_changes_no_status() {
     let event = NewEvent {
         event_type: EventType::MessageReceived,
-        message_id: "wamid.1".into(),
+        message_id: Wamid::parse("wamid.1"),
         direction: Direction::Inbound,
         ..NewEvent::default()
     };
@@ -180,7 +180,7 @@ fn events_that_move_nothing_change_no_message() {
     let logged = status_event("whatsapp.message.deleted", &[]);
     assert!(MessageChange::of(&logged, 1, 1).is_none());
     let without_id = NewEvent {
-        message_id: String::new(),
+        message_id: None,
         ..status_event("whatsapp.message.read", &[])
     };
     assert!(MessageChange::of(&without_id, 1, 1).is_none());
