@@ -35,22 +35,68 @@ pub fn kapso_adapter_beside(sibling: impl AsRef<Path>) -> PathBuf {
         .clone()
 }
 
-/// Built after every file Cargo's dep-info for it lists (all the sources it
-/// was compiled from, path dependencies' included) was last changed.
+/// Built after every source it was compiled from was last changed: the files
+/// Cargo's dep-info lists, or, where there is none (Cargo writes it beside the
+/// binary for `cargo build`, not for the binaries a `cargo test` builds), every
+/// file of the crates it is made of.
 fn is_fresh(binary: &Path, dep_info: &Path) -> bool {
-    let modified = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
-    let (Some(built), Ok(deps)) = (modified(binary), std::fs::read_to_string(dep_info)) else {
+    let Some(built) = modified(binary) else {
         return false;
     };
-    // `target: source source ...`, spaces in paths escaped as `\ `.
-    let Some((_, sources)) = deps.lines().next().and_then(|line| line.split_once(": ")) else {
-        return false;
+    let sources = match std::fs::read_to_string(dep_info) {
+        Ok(deps) => listed_sources(&deps),
+        Err(_) => Some(workspace_sources()),
     };
+    sources.is_some_and(|sources| {
+        sources
+            .iter()
+            .all(|source| modified(source).is_some_and(|changed: SystemTime| changed <= built))
+    })
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    path.metadata().and_then(|m| m.modified()).ok()
+}
+
+/// The sources a dep-info file names: `target: source source ...`, spaces in
+/// paths escaped as `\ `.
+fn listed_sources(deps: &str) -> Option<Vec<PathBuf>> {
+    let (_, sources) = deps.lines().next()?.split_once(": ")?;
     let sources = sources.replace("\\ ", "\u{0}");
-    sources
-        .split_whitespace()
-        .map(|source| PathBuf::from(source.replace('\u{0}', " ")))
-        .all(|source| modified(&source).is_some_and(|changed: SystemTime| changed <= built))
+    Some(
+        sources
+            .split_whitespace()
+            .map(|source| PathBuf::from(source.replace('\u{0}', " ")))
+            .collect(),
+    )
+}
+
+/// Every file of the crates `kapso-adapter` is built from: the adapter, the
+/// wire contract and the shared crates.
+fn workspace_sources() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = Vec::new();
+    for dir in [
+        "adapter/src",
+        "adapter/Cargo.toml",
+        "proto",
+        "shared",
+        "Cargo.lock",
+    ] {
+        collect_files(&root.join(dir), &mut files);
+    }
+    files
+}
+
+fn collect_files(path: &Path, files: &mut Vec<PathBuf>) {
+    match std::fs::read_dir(path) {
+        Ok(entries) => {
+            for entry in entries.flatten() {
+                collect_files(&entry.path(), files);
+            }
+        }
+        Err(_) => files.push(path.to_owned()),
+    }
 }
 
 /// `cargo build --bin kapso-adapter` into the target directory and profile
@@ -74,9 +120,10 @@ fn build(profile_dir: &Path) {
             "kapso-adapter",
         ])
         .args(["--profile", profile]);
-    // Cargo marks the root of every target directory; without the mark, the
-    // level above the profile is a target triple.
-    if !target_dir.join("CACHEDIR.TAG").exists()
+    // Cargo keeps what it learnt of rustc at the root of a target directory
+    // (`CACHEDIR.TAG` is no mark: a directory that existed before Cargo first
+    // ran has none); without it, the level above the profile is a target triple.
+    if !target_dir.join(".rustc_info.json").exists()
         && let (Some(triple), Some(root)) = (target_dir.file_name(), target_dir.parent())
     {
         command.arg("--target").arg(triple);
