@@ -364,9 +364,12 @@ impl Store for PostgresStore {
     }
 
     async fn settle_abandoned_sends(&self, claimed_before: i64) -> Result<u64, StoreError> {
-        // One statement on a pooled connection: rare, and row locks order it
-        // against the writer's `finish_send`.
-        outbound::settle_abandoned_sends(&*self.reader().await?, claimed_before).await
+        self.writer
+            .run(|reply| Command::SettleAbandonedSends {
+                claimed_before,
+                reply,
+            })
+            .await
     }
 
     async fn ack(&self, consumer: &str, sequence: u64) -> Result<u64, StoreError> {

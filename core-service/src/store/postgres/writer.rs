@@ -77,7 +77,6 @@ async fn apply(command: &mut Command, conn: &ClientWrapper) -> Result<(), StoreE
         Command::ReleaseSend { gateway_id, reply } => {
             reply.hold_value(guarded(outbound::release_send(conn, gateway_id)).await)
         }
-        // `PostgresStore` runs this on a pooled connection; taken here all the same.
         Command::SettleAbandonedSends {
             claimed_before,
             reply,
