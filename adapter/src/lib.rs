@@ -30,34 +30,25 @@
 
 pub mod webhook;
 
-#[cfg(feature = "server")]
-mod app;
-#[cfg(feature = "server")]
-pub mod config;
-#[cfg(feature = "server")]
-pub mod core_client;
-#[cfg(feature = "server")]
-pub mod error;
-#[cfg(feature = "server")]
-pub mod metrics;
-#[cfg(feature = "server")]
-pub mod parts;
-#[cfg(feature = "server")]
-pub mod routes;
-#[cfg(feature = "server")]
-mod serve;
-#[cfg(feature = "server")]
-pub mod state;
-#[cfg(feature = "server")]
-pub mod telemetry;
-#[cfg(feature = "server")]
-pub mod trace_context;
+/// Items of the server: compiled only with the `server` feature.
+macro_rules! server {
+    ($($item:item)*) => { $( #[cfg(feature = "server")] $item )* };
+}
 
-#[cfg(feature = "server")]
-pub use app::{router, run, run_with_core};
-#[cfg(feature = "server")]
-pub use config::Config;
-#[cfg(feature = "server")]
-pub use error::WebhookError;
-#[cfg(feature = "server")]
-pub use state::AppState;
+server! {
+    mod app;
+    pub mod config;
+    pub mod core_client;
+    pub mod error;
+    pub mod metrics;
+    pub mod parts;
+    pub mod routes;
+    mod serve;
+    pub mod state;
+    pub mod telemetry;
+    pub mod trace_context;
+    pub use app::{router, run, run_with_core};
+    pub use config::Config;
+    pub use error::WebhookError;
+    pub use state::AppState;
+}
