@@ -1,5 +1,5 @@
-//! Applies a new event's [`Effect`] in ONE statement, whatever the event:
-//! after the claims and the append ([`claim`]), the statement upserts the
+//! Applies a new event's [`Effect`] in one statement per event: after the
+//! claims and the append ([`claim`]), the general statement upserts the
 //! conversation the effect describes, finds the message (by wamid, else the
 //! pending send the effect may settle), changes or creates its row, and
 //! records its history. Every value and every decision comes from the effect;
