@@ -288,3 +288,12 @@ async fn kapso_dev_answers_as_kapsos_api_does() {
         .unwrap();
     assert_eq!(health.status().as_u16(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kapso_dev_stops_cleanly_on_sigterm() {
+    let mut dev = DevKapso::start("http://127.0.0.1:9/unused", "test-key-not-real", &[]);
+    let status = dev
+        .terminate()
+        .expect("kapso dev still running 10 s after SIGTERM");
+    assert!(status.success(), "kapso dev ended with {status}");
+}

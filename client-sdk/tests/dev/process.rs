@@ -4,7 +4,7 @@
 //! stderr is shown when the test failed.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -97,6 +97,23 @@ impl DevKapso {
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
         DevKapso { url, child, stderr }
+    }
+
+    /// Sends SIGTERM, as a container runtime or a process manager stops it,
+    /// and waits at most 10 s for it to end.
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
+        let signalled = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(signalled.success(), "kill -TERM failed");
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().expect("wait for kapso dev") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
     }
 
     /// What it wrote to stderr so far: one line per call and per webhook.

@@ -139,9 +139,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     println!("  point the core at it: KAPSO_API_BASE_URL=http://{addr}");
     println!("  receipts go to {}", args.webhook_url);
     axum::serve(listener, api::router(Arc::new(state)))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(kapso_process::shutdown::signal())
         .await
         .context("serving")?;
     Ok(ExitCode::SUCCESS)
